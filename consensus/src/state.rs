@@ -1,0 +1,495 @@
+//! The replicated cluster state (`ClusterState`) and the commands that change it.
+//!
+//! Every monitor holds the same `ClusterState`, built by applying committed [`Request`]s in log order.
+//! `apply` is deterministic: it reads nothing but the state, the request (whose time was stamped by the
+//! leader that proposed it) and the log id it was committed at. A request that fails validation leaves the
+//! state untouched and its error is returned to the proposer; a `Batch` is applied all-or-nothing.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How many decisions the audit history keeps; older ones are dropped first.
+pub const HISTORY_LIMIT: usize = 1000;
+
+/// The log id of a committed decision (term, index). Agents fence on it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Epoch {
+    /// Raft term of the entry that made the decision.
+    pub term: u64,
+    /// Raft log index of that entry.
+    pub index: u64,
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.term, self.index)
+    }
+}
+
+/// MMM's host states (mmm-reference.md section 3).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostState {
+    Unknown,
+    Online,
+    AdminOffline,
+    HardOffline,
+    AwaitingRecovery,
+    ReplicationDelay,
+    ReplicationFail,
+}
+
+impl HostState {
+    /// MMM's spelling, as `mmm_control show` prints it.
+    pub fn as_mmm_str(self) -> &'static str {
+        match self {
+            HostState::Unknown => "UNKNOWN",
+            HostState::Online => "ONLINE",
+            HostState::AdminOffline => "ADMIN_OFFLINE",
+            HostState::HardOffline => "HARD_OFFLINE",
+            HostState::AwaitingRecovery => "AWAITING_RECOVERY",
+            HostState::ReplicationDelay => "REPLICATION_DELAY",
+            HostState::ReplicationFail => "REPLICATION_FAIL",
+        }
+    }
+}
+
+impl fmt::Display for HostState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_mmm_str())
+    }
+}
+
+/// MMM's monitor modes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    #[default]
+    Active,
+    Manual,
+    Wait,
+    Passive,
+}
+
+impl Mode {
+    /// MMM's spelling, as `mmm_control mode` prints it.
+    pub fn as_mmm_str(self) -> &'static str {
+        match self {
+            Mode::Active => "ACTIVE",
+            Mode::Manual => "MANUAL",
+            Mode::Wait => "WAIT",
+            Mode::Passive => "PASSIVE",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_mmm_str())
+    }
+}
+
+/// What the cluster knows of one database host.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HostRecord {
+    /// The host's MMM state.
+    pub state: HostState,
+    /// When (leader's clock, ms since the Unix epoch) the host entered `state`; drives `auto_set_online`.
+    pub since_ms: u64,
+    /// Epoch of the last decision that changed this host.
+    pub epoch: Epoch,
+    /// Times (ms) the host dropped out of ONLINE, kept within `flap_duration`, for flap detection.
+    pub online_drops_ms: Vec<u64>,
+    /// Set when the host flapped; it then returns to ONLINE only by operator or after `flap_duration` quiet.
+    pub flapping: bool,
+    /// The agent's uptime when last seen, to tell a short outage from a reboot.
+    pub agent_uptime_s: Option<u64>,
+    /// GTIDs this host has that no other host has (an old master returning); kept out of rotation while set.
+    pub errant_gtids: Option<String>,
+}
+
+impl HostRecord {
+    /// A host the cluster has not judged yet.
+    pub fn new() -> Self {
+        HostRecord {
+            state: HostState::Unknown,
+            since_ms: 0,
+            epoch: Epoch::default(),
+            online_drops_ms: Vec::new(),
+            flapping: false,
+            agent_uptime_s: None,
+            errant_gtids: None,
+        }
+    }
+}
+
+impl Default for HostRecord {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One role IP and the host that holds it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RoleIpRecord {
+    /// The role this IP belongs to.
+    pub role: String,
+    /// The host holding the IP, `None` when unassigned.
+    pub owner: Option<String>,
+    /// Epoch of the decision that set `owner`.
+    pub epoch: Epoch,
+}
+
+/// The steps of a writer failover or switchover, each committed before it is carried out, so that a new
+/// leader resumes the sequence where the old one stopped.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailoverStep {
+    /// The old writer must deny writes (acknowledge at this epoch), or its lease must run out, or
+    /// `kill_host_bin` must succeed.
+    DemoteOld,
+    /// The candidate applies everything it received from the old writer.
+    CatchUp,
+    /// Replicas are re-pointed to the candidate.
+    Repoint,
+    /// The candidate allows writes and takes the writer IP.
+    Promote,
+}
+
+impl fmt::Display for FailoverStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            FailoverStep::DemoteOld => "demote-old",
+            FailoverStep::CatchUp => "catch-up",
+            FailoverStep::Repoint => "repoint",
+            FailoverStep::Promote => "promote",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A writer move in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Failover {
+    /// The role being moved (the `active_master_role`).
+    pub role: String,
+    /// The host giving it up, if any.
+    pub from: Option<String>,
+    /// The host receiving it.
+    pub to: String,
+    /// The step reached (committed).
+    pub step: FailoverStep,
+    /// True for an operator's `move_role` (planned), false for a failure.
+    pub planned: bool,
+    /// When it started (ms), for its duration.
+    pub started_ms: u64,
+    /// Epoch of the decision that started it.
+    pub started_epoch: Epoch,
+    /// Why.
+    pub reason: String,
+}
+
+/// One committed decision, for `mmmctl history` and the audit log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Leader's clock when proposed (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// The log id it was committed at.
+    pub epoch: Epoch,
+    /// The host concerned, if one.
+    pub host: Option<String>,
+    /// The role concerned, if one.
+    pub role: Option<String>,
+    /// Value before.
+    pub from: String,
+    /// Value after.
+    pub to: String,
+    /// Why it was decided.
+    pub reason: String,
+}
+
+/// The monitors' shared state.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterState {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, HostRecord>,
+    /// Role IPs (their text form) and their owners.
+    pub role_ips: BTreeMap<String, RoleIpRecord>,
+    /// The host holding the active master role, if any.
+    pub active_master: Option<String>,
+    /// The cluster's mode.
+    pub mode: Mode,
+    /// Why the cluster is passive (MMM's "# Cause: ...").
+    pub passive_cause: Option<String>,
+    /// The writer move in progress, if any.
+    pub failover: Option<Failover>,
+    /// Bounded audit history, oldest first.
+    pub history: VecDeque<Decision>,
+    /// Log id of the last applied request.
+    pub last_epoch: Epoch,
+}
+
+/// A change to the state. Each is validated when applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Registers hosts and role IPs (from the configuration) not yet known. Never removes anything.
+    Register {
+        /// Host names.
+        hosts: Vec<String>,
+        /// (role, ip) pairs.
+        role_ips: Vec<(String, String)>,
+    },
+    /// Changes a host's state.
+    SetHostState {
+        host: String,
+        state: HostState,
+    },
+    /// Gives a role IP to a host, or takes it away (`None`).
+    SetRoleOwner { ip: String, owner: Option<String> },
+    /// Names the active master.
+    SetActiveMaster { host: Option<String> },
+    /// Changes the mode.
+    SetMode { mode: Mode, cause: Option<String> },
+    /// Records the agent's uptime as last seen.
+    SetAgentUptime { host: String, uptime_s: Option<u64> },
+    /// Marks or clears errant transactions on a host.
+    SetErrant { host: String, gtids: Option<String> },
+    /// Starts a writer move.
+    BeginFailover {
+        role: String,
+        from: Option<String>,
+        to: String,
+        planned: bool,
+    },
+    /// Records that a failover step is reached.
+    FailoverStep { step: FailoverStep },
+    /// Ends the writer move (completed or abandoned).
+    EndFailover { completed: bool },
+    /// Clears the flapping mark of a host (operator `set_online`, or `flap_duration` quiet).
+    ClearFlapping { host: String },
+    /// Several commands applied all-or-nothing as one decision.
+    Batch(Vec<Command>),
+}
+
+/// A proposed decision: what to change, why, and the proposing leader's clock.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Leader's clock when proposed (ms since the Unix epoch). The only time `apply` uses.
+    pub time_ms: u64,
+    /// Why (goes to the history and logs).
+    pub reason: String,
+    /// The change.
+    pub command: Command,
+}
+
+/// What applying a request returned.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The epoch it was applied at.
+    pub epoch: Epoch,
+    /// `Some` when the request was refused on apply; the state is then unchanged.
+    pub error: Option<String>,
+}
+
+/// Why a command could not be applied.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("unknown host '{0}'")]
+    UnknownHost(String),
+    #[error("unknown role IP '{0}'")]
+    UnknownIp(String),
+    #[error("no failover in progress")]
+    NoFailover,
+    #[error("a failover of role '{role}' to '{to}' is already in progress")]
+    FailoverInProgress { role: String, to: String },
+    #[error("failover step {to} cannot follow {from}")]
+    StepBackwards { from: FailoverStep, to: FailoverStep },
+}
+
+impl ClusterState {
+    /// Applies a committed request at `epoch`. On error the state is unchanged except `last_epoch`.
+    pub fn apply(&mut self, epoch: Epoch, req: &Request) -> Response {
+        let mut next = self.clone();
+        let result = next.apply_command(epoch, req, &req.command);
+        match result {
+            Ok(()) => {
+                *self = next;
+                self.last_epoch = epoch;
+                Response { epoch, error: None }
+            }
+            Err(e) => {
+                self.last_epoch = epoch;
+                Response {
+                    epoch,
+                    error: Some(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, d: Decision) {
+        tracing::info!(epoch = %d.epoch, host = ?d.host, role = ?d.role, from = %d.from, to = %d.to, reason = %d.reason, "decision committed");
+        self.history.push_back(d);
+        while self.history.len() > HISTORY_LIMIT {
+            self.history.pop_front();
+        }
+    }
+
+    fn host_mut(&mut self, host: &str) -> Result<&mut HostRecord, ApplyError> {
+        self.hosts
+            .get_mut(host)
+            .ok_or_else(|| ApplyError::UnknownHost(host.to_string()))
+    }
+
+    fn apply_command(&mut self, epoch: Epoch, req: &Request, cmd: &Command) -> Result<(), ApplyError> {
+        let now = req.time_ms;
+        let decision = |host: Option<&str>, role: Option<&str>, from: String, to: String| Decision {
+            time_ms: now,
+            epoch,
+            host: host.map(str::to_string),
+            role: role.map(str::to_string),
+            from,
+            to,
+            reason: req.reason.clone(),
+        };
+        match cmd {
+            Command::Register { hosts, role_ips } => {
+                for h in hosts {
+                    self.hosts.entry(h.clone()).or_default();
+                }
+                for (role, ip) in role_ips {
+                    self.role_ips.entry(ip.clone()).or_insert_with(|| RoleIpRecord {
+                        role: role.clone(),
+                        owner: None,
+                        epoch,
+                    });
+                }
+            }
+            Command::SetHostState { host, state } => {
+                let rec = self.host_mut(host)?;
+                let from = rec.state;
+                if from != *state {
+                    if from == HostState::Online {
+                        rec.online_drops_ms.push(now);
+                    }
+                    rec.state = *state;
+                    rec.since_ms = now;
+                    rec.epoch = epoch;
+                    let d = decision(Some(host), None, from.to_string(), state.to_string());
+                    self.record(d);
+                }
+            }
+            Command::SetRoleOwner { ip, owner } => {
+                if let Some(o) = owner {
+                    if !self.hosts.contains_key(o) {
+                        return Err(ApplyError::UnknownHost(o.clone()));
+                    }
+                }
+                let rec = self
+                    .role_ips
+                    .get_mut(ip)
+                    .ok_or_else(|| ApplyError::UnknownIp(ip.clone()))?;
+                if rec.owner != *owner {
+                    let from = rec.owner.clone().unwrap_or_else(|| "-".into());
+                    rec.owner = owner.clone();
+                    rec.epoch = epoch;
+                    let role = format!("{}({})", rec.role, ip);
+                    let to = owner.clone().unwrap_or_else(|| "-".into());
+                    let d = decision(owner.as_deref(), Some(&role), from, to);
+                    self.record(d);
+                }
+            }
+            Command::SetActiveMaster { host } => {
+                if let Some(h) = host {
+                    if !self.hosts.contains_key(h) {
+                        return Err(ApplyError::UnknownHost(h.clone()));
+                    }
+                }
+                if self.active_master != *host {
+                    let from = self.active_master.clone().unwrap_or_else(|| "-".into());
+                    self.active_master = host.clone();
+                    let to = host.clone().unwrap_or_else(|| "-".into());
+                    let d = decision(host.as_deref(), Some("active_master"), from, to);
+                    self.record(d);
+                }
+            }
+            Command::SetMode { mode, cause } => {
+                if self.mode != *mode || self.passive_cause != *cause {
+                    let from = self.mode.to_string();
+                    self.mode = *mode;
+                    self.passive_cause = if *mode == Mode::Passive { cause.clone() } else { None };
+                    let d = decision(None, None, from, mode.to_string());
+                    self.record(d);
+                }
+            }
+            Command::SetAgentUptime { host, uptime_s } => {
+                self.host_mut(host)?.agent_uptime_s = *uptime_s;
+            }
+            Command::SetErrant { host, gtids } => {
+                let rec = self.host_mut(host)?;
+                if rec.errant_gtids != *gtids {
+                    let from = rec.errant_gtids.clone().unwrap_or_else(|| "-".into());
+                    rec.errant_gtids = gtids.clone();
+                    let to = gtids.clone().unwrap_or_else(|| "-".into());
+                    let d = decision(Some(host), Some("errant_gtids"), from, to);
+                    self.record(d);
+                }
+            }
+            Command::BeginFailover { role, from, to, planned } => {
+                if let Some(f) = &self.failover {
+                    return Err(ApplyError::FailoverInProgress {
+                        role: f.role.clone(),
+                        to: f.to.clone(),
+                    });
+                }
+                if !self.hosts.contains_key(to) {
+                    return Err(ApplyError::UnknownHost(to.clone()));
+                }
+                self.failover = Some(Failover {
+                    role: role.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    step: FailoverStep::DemoteOld,
+                    planned: *planned,
+                    started_ms: now,
+                    started_epoch: epoch,
+                    reason: req.reason.clone(),
+                });
+                let d = decision(
+                    Some(to),
+                    Some(role),
+                    from.clone().unwrap_or_else(|| "-".into()),
+                    format!("{to} (failover started)"),
+                );
+                self.record(d);
+            }
+            Command::FailoverStep { step } => {
+                let f = self.failover.as_mut().ok_or(ApplyError::NoFailover)?;
+                if *step < f.step {
+                    return Err(ApplyError::StepBackwards { from: f.step, to: *step });
+                }
+                let from = f.step.to_string();
+                f.step = *step;
+                let (to_host, role) = (f.to.clone(), f.role.clone());
+                let d = decision(Some(&to_host), Some(&role), from, step.to_string());
+                self.record(d);
+            }
+            Command::EndFailover { completed } => {
+                let f = self.failover.take().ok_or(ApplyError::NoFailover)?;
+                let to = if *completed { "completed" } else { "abandoned" };
+                let d = decision(Some(&f.to), Some(&f.role), f.step.to_string(), to.to_string());
+                self.record(d);
+            }
+            Command::ClearFlapping { host } => {
+                let rec = self.host_mut(host)?;
+                rec.flapping = false;
+                rec.online_drops_ms.clear();
+            }
+            Command::Batch(cmds) => {
+                for c in cmds {
+                    self.apply_command(epoch, req, c)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
