@@ -1,0 +1,183 @@
+//! A running mmm-rs cluster on a lab: one `mmm-agent` per DB host and one `mmm-monitor` per monitor
+//! namespace, as real processes, plus helpers to talk to the monitors and wait on what they report.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mmm_proto::monitor_control_client::MonitorControlClient;
+use mmm_proto::{ClusterStatusReply, ClusterStatusRequest, ShowReply, ShowRequest, PROTOCOL_VERSION};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{workspace_bin, Lab, LabConfigs, LabProcess, MONITOR_PORT};
+
+/// The processes of an mmm-rs cluster running on a lab.
+pub struct MmmCluster<'a> {
+    /// The lab it runs on.
+    pub lab: &'a Lab,
+    /// The configuration files the processes were started with.
+    pub configs: LabConfigs,
+    /// Running agents by host name (absent = stopped).
+    agents: BTreeMap<String, LabProcess>,
+    /// Running monitors by name (absent = stopped).
+    monitors: BTreeMap<String, LabProcess>,
+    /// How many times each process was started, so every start gets its own log file.
+    starts: BTreeMap<String, u32>,
+}
+
+impl<'a> MmmCluster<'a> {
+    /// Writes the configs (with `extra_monitor_keys` inside `<monitor>`) and starts every agent, then
+    /// every monitor.
+    pub fn start(lab: &'a Lab, extra_monitor_keys: &str) -> anyhow::Result<Self> {
+        let configs = lab.write_mmm_configs(extra_monitor_keys)?;
+        let mut c = MmmCluster {
+            lab,
+            configs,
+            agents: BTreeMap::new(),
+            monitors: BTreeMap::new(),
+            starts: BTreeMap::new(),
+        };
+        for h in lab.hosts() {
+            c.start_agent(&h.name)?;
+        }
+        for m in lab.monitors() {
+            c.start_monitor(&m.name)?;
+        }
+        Ok(c)
+    }
+
+    fn log_name(&mut self, what: &str, name: &str) -> String {
+        let n = self.starts.entry(format!("{what}-{name}")).or_insert(0);
+        *n += 1;
+        format!("{what}-{name}-{n}")
+    }
+
+    /// Starts (or restarts) the agent of `host` inside its namespace.
+    pub fn start_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        let config = self.configs.agent(host)?.to_string_lossy().into_owned();
+        let log = self.log_name("agent", host);
+        let p = self.lab.spawn_in(host, &workspace_bin("mmm-agent"), &["--config", &config], &log)?;
+        self.agents.insert(host.to_string(), p);
+        Ok(())
+    }
+
+    /// Starts (or restarts) monitor `name` inside its namespace.
+    pub fn start_monitor(&mut self, name: &str) -> anyhow::Result<()> {
+        let config = self.configs.monitor(name)?.to_string_lossy().into_owned();
+        let log = self.log_name("monitor", name);
+        let p = self.lab.spawn_in(name, &workspace_bin("mmm-monitor"), &["--config", &config], &log)?;
+        self.monitors.insert(name.to_string(), p);
+        Ok(())
+    }
+
+    /// kill -9 of the agent of `host`.
+    pub fn kill_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        match self.agents.remove(host) {
+            Some(mut p) => p.kill().map(|_| ()),
+            None => bail!("agent of {host} is not running"),
+        }
+    }
+
+    /// kill -9 of monitor `name`.
+    pub fn kill_monitor(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.monitors.remove(name) {
+            Some(mut p) => p.kill().map(|_| ()),
+            None => bail!("monitor {name} is not running"),
+        }
+    }
+
+    /// Names of the monitors currently running.
+    pub fn running_monitors(&self) -> Vec<String> {
+        self.monitors.keys().cloned().collect()
+    }
+
+    /// `ip:port` of every monitor's gRPC service.
+    pub fn monitor_addrs(&self) -> Vec<String> {
+        self.lab.monitors().iter().map(|m| format!("{}:{MONITOR_PORT}", m.ip)).collect()
+    }
+
+    /// A control client of monitor `name`.
+    pub async fn control_of(&self, name: &str) -> anyhow::Result<MonitorControlClient<Channel>> {
+        let m = self.lab.monitor(name);
+        let ep = Endpoint::from_shared(format!("http://{}:{MONITOR_PORT}", m.ip))?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(5));
+        let ch = tokio::time::timeout(Duration::from_secs(1), ep.connect())
+            .await
+            .with_context(|| format!("monitor {name}: connect timed out"))?
+            .with_context(|| format!("monitor {name}: cannot connect"))?;
+        Ok(MonitorControlClient::new(ch))
+    }
+
+    /// A control client of the first running monitor that answers.
+    pub async fn control(&self) -> anyhow::Result<MonitorControlClient<Channel>> {
+        for name in self.monitors.keys() {
+            if let Ok(c) = self.control_of(name).await {
+                return Ok(c);
+            }
+        }
+        bail!("no monitor answers")
+    }
+
+    /// `show` from any running monitor.
+    pub async fn show(&self) -> anyhow::Result<ShowReply> {
+        let mut c = self.control().await?;
+        Ok(c.show(ShowRequest { protocol_version: PROTOCOL_VERSION }).await?.into_inner())
+    }
+
+    /// Cluster status as monitor `name` sees it.
+    pub async fn cluster_status_of(&self, name: &str) -> anyhow::Result<ClusterStatusReply> {
+        let mut c = self.control_of(name).await?;
+        Ok(c.cluster_status(ClusterStatusRequest { protocol_version: PROTOCOL_VERSION }).await?.into_inner())
+    }
+
+    /// Waits until `show` satisfies `pred`; the error carries the last reply seen.
+    pub async fn wait_show(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&ShowReply) -> bool,
+    ) -> anyhow::Result<ShowReply> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Option<ShowReply> = None;
+        let mut last_err = String::new();
+        while Instant::now() < deadline {
+            match self.show().await {
+                Ok(s) if pred(&s) => return Ok(s),
+                Ok(s) => last = Some(s),
+                Err(e) => last_err = format!("{e:#}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("timed out after {timeout:?} waiting for {what}; last show: {last:?}; last error: {last_err}")
+    }
+
+    /// Waits until every host is ONLINE and the writer role is held by `writer`.
+    pub async fn wait_all_online(&self, writer: &str, timeout: Duration) -> anyhow::Result<ShowReply> {
+        self.wait_show(timeout, &format!("all hosts ONLINE with {writer} as writer"), |s| {
+            s.hosts.len() == self.lab.hosts().len()
+                && s.hosts.iter().all(|h| h.state == mmm_proto::HostState::Online as i32)
+                && owner_of_role(s, "writer").as_deref() == Some(writer)
+        })
+        .await
+    }
+
+    /// Runs the real `mmmctl` with `--monitor` for every monitor, from the root namespace.
+    pub fn mmmctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));
+        for a in self.monitor_addrs() {
+            cmd.arg("--monitor").arg(a);
+        }
+        cmd.args(args);
+        let out = cmd.output().context("running mmmctl")?;
+        Ok(out)
+    }
+}
+
+/// The host holding `role` in a `show` reply, if any.
+pub fn owner_of_role(show: &ShowReply, role: &str) -> Option<String> {
+    show.hosts
+        .iter()
+        .find(|h| h.roles.iter().any(|r| r.role == role))
+        .map(|h| h.name.clone())
+}

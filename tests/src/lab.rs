@@ -1,0 +1,643 @@
+//! The [`Lab`]: bridge, namespaces, MariaDB servers with replication, fault injection, and teardown on drop.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use futures::future::try_join_all;
+use mysql_async::prelude::Queryable;
+
+use crate::cmd::find_tool;
+use crate::firewall::{Blocks, Endpoint};
+use crate::mariadb::{self, ServerCnf};
+use crate::names::{SlotNames, NS_IFACE};
+use crate::process::LabProcess;
+use crate::slot::{self, SlotLock};
+use crate::{net, users, LabConfigs};
+
+/// How long a MariaDB server may take to accept connections after it is started.
+const MYSQLD_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long replication may take to be running on every replica after set-up.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Environment variable that keeps the lab directory (datadirs, logs, configs) after the lab is dropped.
+pub const KEEP_DIR_ENV: &str = "MMM_LAB_KEEP";
+
+/// What lab to build.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// Number of DB hosts (1..=9): db1 and db2 are masters and peers, db3.. replicate from db1.
+    pub db_hosts: usize,
+    /// Number of monitor namespaces (0..=9): mon1.. (the lab starts no monitor process itself).
+    pub monitors: usize,
+    /// Turn on semi-synchronous replication on every server.
+    pub semi_sync: bool,
+    /// Number of reader VIPs (0..=99); there is always exactly one writer VIP.
+    pub vips: usize,
+}
+
+impl Default for LabSpec {
+    fn default() -> Self {
+        Self {
+            db_hosts: 4,
+            monitors: 3,
+            semi_sync: false,
+            vips: 4,
+        }
+    }
+}
+
+/// Role of a DB host in MMM's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostMode {
+    /// May hold the writer role (db1, db2).
+    Master,
+    /// Replica only.
+    Slave,
+}
+
+/// A DB host: a namespace with a MariaDB server.
+#[derive(Debug, Clone)]
+pub struct DbHost {
+    /// MMM host name (`db1`).
+    pub name: String,
+    /// Its network namespace.
+    pub ns: String,
+    /// Its address on the lab bridge.
+    pub ip: Ipv4Addr,
+    /// Its interface inside the namespace (where an agent puts VIPs).
+    pub iface: String,
+    /// MariaDB port.
+    pub port: u16,
+    /// MariaDB server_id (unique in the lab).
+    pub server_id: u32,
+    /// MariaDB datadir.
+    pub datadir: PathBuf,
+    /// MariaDB option file (`mariadbd --defaults-file`).
+    pub cnf: PathBuf,
+    /// MariaDB unix socket (usable from any namespace: it is a file).
+    pub socket: PathBuf,
+    /// Master or slave in the MMM config.
+    pub mode: HostMode,
+    /// The peer master (masters only).
+    pub peer: Option<String>,
+    /// The host it replicates from at lab start (db1 from db2, everyone else from db1).
+    pub replicates_from: Option<String>,
+}
+
+/// A monitor's namespace (the lab starts no monitor process itself; see [`Lab::spawn_in`]).
+#[derive(Debug, Clone)]
+pub struct MonitorNs {
+    /// Monitor node name (`mon1`).
+    pub name: String,
+    /// Its network namespace.
+    pub ns: String,
+    /// Its address on the lab bridge.
+    pub ip: Ipv4Addr,
+    /// Its interface inside the namespace.
+    pub iface: String,
+}
+
+/// A running lab. Dropping it kills every process in its namespaces, deletes the namespaces, the bridge,
+/// the nftables table and the lab directory (kept if `MMM_LAB_KEEP` is set), and frees the slot.
+pub struct Lab {
+    /// What was asked for.
+    spec: LabSpec,
+    /// Names and addresses of the slot.
+    names: SlotNames,
+    /// The DB hosts, in order db1, db2, ...
+    hosts: Vec<DbHost>,
+    /// The monitor namespaces, in order mon1, ...
+    monitors: Vec<MonitorNs>,
+    /// Path of mariadbd.
+    mariadbd: PathBuf,
+    /// Running MariaDB servers by host name.
+    mysqld: std::sync::Mutex<BTreeMap<String, LabProcess>>,
+    /// Current partitions; a tokio mutex so a change and its `nft` run are one step.
+    blocks: tokio::sync::Mutex<Blocks>,
+    /// Lab directory path (also valid after `dir` has been given up in drop).
+    dir_path: PathBuf,
+    /// The lab directory; removed on drop.
+    dir: Option<tempfile::TempDir>,
+    /// The slot lock; declared last so it is released after everything else is gone.
+    _slot: SlotLock,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("slot", &self.names.slot)
+            .field("dir", &self.dir_path)
+            .finish()
+    }
+}
+
+/// Checks what the lab needs from the machine, with a message saying exactly what is missing.
+fn preflight() -> anyhow::Result<(PathBuf, PathBuf)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "the lab needs root (it creates network namespaces, a bridge, veths and nftables rules and runs \
+             MariaDB inside them): run the tests as root"
+        );
+    }
+    let need = |tool: &str, package: &str| {
+        find_tool(tool).ok_or_else(|| {
+            anyhow!("`{tool}` not found in PATH or /usr/sbin: the lab needs it (Debian: apt-get install {package})")
+        })
+    };
+    let mariadbd = need("mariadbd", "mariadb-server")?;
+    let install_db = need("mariadb-install-db", "mariadb-server")?;
+    need("ip", "iproute2")?;
+    need("nft", "nftables")?;
+    Ok((mariadbd, install_db))
+}
+
+impl Lab {
+    /// Builds and starts a lab: network, MariaDB servers, replication running everywhere.
+    pub async fn start(spec: LabSpec) -> anyhow::Result<Lab> {
+        let started = Instant::now();
+        let (mariadbd, install_db) = preflight()?;
+        if !(1..=9).contains(&spec.db_hosts) || spec.monitors > 9 || spec.vips > 99 {
+            bail!("lab size out of range: 1..=9 DB hosts, 0..=9 monitors, 0..=99 reader VIPs ({spec:?})");
+        }
+        let slot = tokio::task::spawn_blocking(slot::acquire)
+            .await
+            .context("slot task")??;
+        let names = SlotNames { slot: slot.slot };
+        let dir = tempfile::Builder::new()
+            .prefix(&names.dir_prefix())
+            .tempdir()
+            .context("creating the lab dir")?;
+        let dir_path = dir.path().to_path_buf();
+        std::fs::create_dir_all(dir_path.join("logs"))?;
+        let hosts = (1..=spec.db_hosts)
+            .map(|i| {
+                let name = format!("db{i}");
+                let home = dir_path.join(&name);
+                let (mode, peer, replicates_from) = match i {
+                    1 => (
+                        HostMode::Master,
+                        (spec.db_hosts > 1).then(|| "db2".to_string()),
+                        None,
+                    ),
+                    2 => (
+                        HostMode::Master,
+                        Some("db1".to_string()),
+                        Some("db1".to_string()),
+                    ),
+                    _ => (HostMode::Slave, None, Some("db1".to_string())),
+                };
+                let replicates_from = if i == 1 {
+                    peer.clone()
+                } else {
+                    replicates_from
+                };
+                DbHost {
+                    ns: names.ns(&name),
+                    ip: names.ip(10 + i as u8),
+                    iface: NS_IFACE.to_string(),
+                    port: mariadb::MYSQL_PORT,
+                    server_id: i as u32,
+                    datadir: home.join("data"),
+                    cnf: home.join("my.cnf"),
+                    socket: home.join("mysqld.sock"),
+                    mode,
+                    peer,
+                    replicates_from,
+                    name,
+                }
+            })
+            .collect();
+        let monitors = (1..=spec.monitors)
+            .map(|i| {
+                let name = format!("mon{i}");
+                MonitorNs {
+                    ns: names.ns(&name),
+                    ip: names.ip(20 + i as u8),
+                    iface: NS_IFACE.to_string(),
+                    name,
+                }
+            })
+            .collect();
+        // From here on, a failure drops `lab`, which removes whatever was made.
+        let lab = Lab {
+            spec,
+            names,
+            hosts,
+            monitors,
+            mariadbd: mariadbd.clone(),
+            mysqld: Default::default(),
+            blocks: Default::default(),
+            dir_path,
+            dir: Some(dir),
+            _slot: slot,
+        };
+        let template =
+            tokio::task::spawn_blocking(move || mariadb::ensure_template(&mariadbd, &install_db))
+                .await
+                .context("template task")??;
+        lab.build_network().await?;
+        lab.start_servers(&template).await?;
+        lab.start_replication().await?;
+        tracing::info!(slot = lab.names.slot, dir = %lab.dir_path.display(), elapsed = ?started.elapsed(), "lab is up");
+        Ok(lab)
+    }
+
+    async fn build_network(&self) -> anyhow::Result<()> {
+        net::create_bridge(self.names).await?;
+        let nodes = self
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.ip))
+            .chain(self.monitors.iter().map(|m| (m.name.clone(), m.ip)));
+        try_join_all(
+            nodes.map(|(name, ip)| async move { net::add_node(self.names, &name, ip).await }),
+        )
+        .await?;
+        let script = self.blocks.lock().await.render(&self.names.nft_table());
+        net::apply_firewall(&script).await
+    }
+
+    async fn start_servers(&self, template: &Path) -> anyhow::Result<()> {
+        try_join_all(self.hosts.iter().map(|h| async move {
+            let home = h.cnf.parent().context("host dir")?;
+            std::fs::create_dir_all(home)?;
+            mariadb::copy_template(template, &h.datadir).await?;
+            let cnf = ServerCnf {
+                datadir: &h.datadir,
+                socket: &h.socket,
+                pid_file: &home.join("mysqld.pid"),
+                server_id: h.server_id,
+                ip: h.ip,
+                read_only: h.name != "db1",
+                semi_sync: self.spec.semi_sync,
+            };
+            std::fs::write(&h.cnf, cnf.render())
+                .with_context(|| format!("writing {}", h.cnf.display()))?;
+            self.start_mysqld(&h.name).await
+        }))
+        .await?;
+        Ok(())
+    }
+
+    async fn start_replication(&self) -> anyhow::Result<()> {
+        for h in &self.hosts {
+            if let Some(src) = &h.replicates_from {
+                let mut c = self.mysql(&h.name).await?;
+                mariadb::start_replication(&mut c, self.host(src).ip)
+                    .await
+                    .with_context(|| format!("setting up replication on {} from {src}", h.name))?;
+                let _ = c.disconnect().await;
+            }
+        }
+        self.wait_replication_running(REPLICATION_TIMEOUT).await
+    }
+
+    /// Waits until every host that replicates has its IO and SQL threads running.
+    pub async fn wait_replication_running(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        for h in self.hosts.iter().filter(|h| h.replicates_from.is_some()) {
+            let mut c = self.mysql(&h.name).await?;
+            loop {
+                match mariadb::replication_problem(&mut c).await? {
+                    None => break,
+                    Some(why) if Instant::now() >= deadline => {
+                        bail!(
+                            "replication on {} is not running after {timeout:?}: {why}",
+                            h.name
+                        )
+                    }
+                    Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            let _ = c.disconnect().await;
+        }
+        Ok(())
+    }
+
+    /// The spec the lab was built from.
+    pub fn spec(&self) -> &LabSpec {
+        &self.spec
+    }
+    /// The lab's slot number (the third octet of its subnet).
+    pub fn slot(&self) -> u8 {
+        self.names.slot
+    }
+    /// Temp dir holding datadirs, configs (`etc/`) and logs (`logs/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+    /// First three octets of the lab's /24, e.g. `10.213.7`.
+    pub fn subnet_prefix(&self) -> String {
+        self.names.subnet_prefix()
+    }
+    /// The bridge's name in the root namespace.
+    pub fn bridge(&self) -> String {
+        self.names.bridge()
+    }
+    /// The DB hosts, db1 first.
+    pub fn hosts(&self) -> &[DbHost] {
+        &self.hosts
+    }
+    /// A DB host by name; panics on a name the lab does not have (a bug in the test).
+    pub fn host(&self, name: &str) -> &DbHost {
+        self.try_host(name)
+            .unwrap_or_else(|| panic!("the lab has no DB host {name}"))
+    }
+    /// A DB host by name.
+    pub fn try_host(&self, name: &str) -> Option<&DbHost> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+    /// The monitor namespaces, mon1 first.
+    pub fn monitors(&self) -> &[MonitorNs] {
+        &self.monitors
+    }
+    /// A monitor namespace by name; panics on a name the lab does not have (a bug in the test).
+    pub fn monitor(&self, name: &str) -> &MonitorNs {
+        self.monitors
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("the lab has no monitor {name}"))
+    }
+    /// The writer VIP (`.100`).
+    pub fn writer_vip(&self) -> Ipv4Addr {
+        self.names.ip(100)
+    }
+    /// The reader VIPs (`.101`..).
+    pub fn reader_vips(&self) -> Vec<Ipv4Addr> {
+        (0..self.spec.vips)
+            .map(|i| self.names.ip(101 + i as u8))
+            .collect()
+    }
+    /// The root namespace's address on the bridge (where tests and clients connect from).
+    pub fn client_ip(&self) -> Ipv4Addr {
+        self.names.ip(1)
+    }
+
+    /// Resolves a node reference: a host or monitor name (`db1`), a namespace name (`mmm3-db1`), or
+    /// `root` / `client` for the root namespace (`None`).
+    fn resolve(&self, node: &str) -> anyhow::Result<Option<String>> {
+        if node == "root" || node == "client" {
+            return Ok(None);
+        }
+        let names = self
+            .hosts
+            .iter()
+            .map(|h| (&h.name, &h.ns))
+            .chain(self.monitors.iter().map(|m| (&m.name, &m.ns)));
+        for (name, ns) in names {
+            if node == name || node == ns {
+                return Ok(Some(name.clone()));
+            }
+        }
+        bail!("the lab has no node or namespace {node:?} (nodes: db1.., mon1.., root)")
+    }
+
+    /// The namespace of a node (`db1` -> `mmm3-db1`); `None` for the root namespace.
+    pub fn ns_of(&self, node: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.resolve(node)?.map(|n| self.names.ns(&n)))
+    }
+
+    fn endpoint(&self, node: &str) -> anyhow::Result<Endpoint> {
+        Ok(match self.resolve(node)? {
+            Some(n) => Endpoint::Port(self.names.host_veth(&n)),
+            None => Endpoint::Root,
+        })
+    }
+
+    /// Writes the MMM config files for this lab (see [`LabConfigs`]).
+    pub fn write_mmm_configs(&self, extra_monitor_keys: &str) -> anyhow::Result<LabConfigs> {
+        crate::configs::write(self, extra_monitor_keys)
+    }
+
+    /// Runs `program args` inside a node's namespace (`db1`, `mon1`, a namespace name, or `root`), with
+    /// stdout/stderr appended to `<dir>/logs/<log_name>.log`. The process is killed when the handle drops
+    /// (and in any case when the lab drops).
+    pub fn spawn_in(
+        &self,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+        log_name: &str,
+    ) -> anyhow::Result<LabProcess> {
+        let ns = self.ns_of(ns)?;
+        let log = self.dir_path.join("logs").join(format!("{log_name}.log"));
+        LabProcess::spawn(ns.as_deref(), program, args, &log)
+    }
+
+    /// True if the host's mariadbd was started by the lab and has not exited.
+    pub fn mysqld_running(&self, host: &str) -> bool {
+        let mut map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+        map.get_mut(host).is_some_and(LabProcess::is_running)
+    }
+
+    /// Kills the host's mariadbd with SIGKILL (and reaps it).
+    pub async fn kill_mysqld(&self, host: &str) -> anyhow::Result<()> {
+        self.try_host(host)
+            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
+        let proc = self
+            .mysqld
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+        let Some(mut proc) = proc else {
+            bail!("mariadbd on {host} is not running")
+        };
+        let status = tokio::task::spawn_blocking(move || proc.kill())
+            .await
+            .context("kill task")??;
+        tracing::info!(host, %status, "mariadbd killed");
+        Ok(())
+    }
+
+    /// Starts the host's mariadbd inside its namespace and waits until it accepts connections.
+    pub async fn start_mysqld(&self, host: &str) -> anyhow::Result<()> {
+        let h = self
+            .try_host(host)
+            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
+        {
+            let mut map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get_mut(host).is_some_and(LabProcess::is_running) {
+                bail!("mariadbd on {host} is already running");
+            }
+            let defaults = format!("--defaults-file={}", h.cnf.display());
+            let log = self
+                .dir_path
+                .join("logs")
+                .join(format!("mysqld-{host}.log"));
+            let proc = LabProcess::spawn(
+                Some(&h.ns),
+                &self.mariadbd,
+                &[&defaults, "--user=root"],
+                &log,
+            )?;
+            map.insert(host.to_string(), proc);
+        }
+        let deadline = Instant::now() + MYSQLD_START_TIMEOUT;
+        loop {
+            if !self.mysqld_running(host) {
+                let log = self
+                    .dir_path
+                    .join("logs")
+                    .join(format!("mysqld-{host}.log"));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                bail!(
+                    "mariadbd on {host} exited during start; end of {}:\n{}",
+                    log.display(),
+                    tail.join("\n")
+                );
+            }
+            match mariadb::connect(
+                h.ip,
+                users::ROOT_USER,
+                users::ROOT_PASSWORD,
+                None,
+                Duration::from_secs(1),
+            )
+            .await
+            {
+                Ok(c) => {
+                    let _ = c.disconnect().await;
+                    tracing::info!(host, "mariadbd accepts connections");
+                    return Ok(());
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(e.context(format!(
+                        "mariadbd on {host} not ready after {MYSQLD_START_TIMEOUT:?}"
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Pulls a node's cable: its bridge-side veth goes down (the namespace sees no carrier).
+    pub async fn link_down(&self, ns: &str) -> anyhow::Result<()> {
+        let node = self
+            .resolve(ns)?
+            .ok_or_else(|| anyhow!("the root namespace has no link to pull"))?;
+        net::set_port(self.names, &node, false).await?;
+        tracing::info!(node, "link down");
+        Ok(())
+    }
+
+    /// Plugs a node's cable back in.
+    pub async fn link_up(&self, ns: &str) -> anyhow::Result<()> {
+        let node = self
+            .resolve(ns)?
+            .ok_or_else(|| anyhow!("the root namespace has no link to plug"))?;
+        net::set_port(self.names, &node, true).await?;
+        tracing::info!(node, "link up");
+        Ok(())
+    }
+
+    /// Drops all traffic (both directions, every protocol including ARP and VIPs) between two nodes
+    /// (`db1`, `mon2`, namespace names, or `root` for the clients' namespace).
+    pub async fn block(&self, from_ns: &str, to_ns: &str) -> anyhow::Result<()> {
+        let (a, b) = (self.endpoint(from_ns)?, self.endpoint(to_ns)?);
+        if a == b {
+            bail!("cannot block {from_ns} from itself");
+        }
+        let mut blocks = self.blocks.lock().await;
+        blocks.add(a, b);
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(from = from_ns, to = to_ns, "traffic blocked");
+        Ok(())
+    }
+
+    /// Removes a block made by [`Lab::block`] (either order of the two nodes).
+    pub async fn unblock(&self, from_ns: &str, to_ns: &str) -> anyhow::Result<()> {
+        let (a, b) = (self.endpoint(from_ns)?, self.endpoint(to_ns)?);
+        let mut blocks = self.blocks.lock().await;
+        blocks.remove(a, b);
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(from = from_ns, to = to_ns, "traffic unblocked");
+        Ok(())
+    }
+
+    /// Removes every block.
+    pub async fn unblock_all(&self) -> anyhow::Result<()> {
+        let mut blocks = self.blocks.lock().await;
+        *blocks = Blocks::default();
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await
+    }
+
+    /// An administrative (root) connection to the host's own IP, from the root namespace (5 s timeout).
+    pub async fn mysql(&self, host: &str) -> anyhow::Result<mysql_async::Conn> {
+        self.mysql_timeout(host, Duration::from_secs(5)).await
+    }
+
+    /// Like [`Lab::mysql`] with a given connect timeout (short ones for checks that expect failure).
+    pub async fn mysql_timeout(
+        &self,
+        host: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<mysql_async::Conn> {
+        let h = self
+            .try_host(host)
+            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
+        mariadb::connect(h.ip, users::ROOT_USER, users::ROOT_PASSWORD, None, timeout).await
+    }
+
+    /// A connection as the application user (database `app`) to any address, e.g. a VIP.
+    pub async fn connect_ip(
+        &self,
+        ip: Ipv4Addr,
+        timeout: Duration,
+    ) -> anyhow::Result<mysql_async::Conn> {
+        mariadb::connect(
+            ip,
+            users::APP_USER,
+            users::APP_PASSWORD,
+            Some(users::APP_DB),
+            timeout,
+        )
+        .await
+    }
+
+    /// Runs a statement as root on a host (convenience for tests).
+    pub async fn exec(&self, host: &str, sql: &str) -> anyhow::Result<()> {
+        let mut c = self.mysql(host).await?;
+        mariadb::exec(&mut c, sql).await?;
+        let _ = c.disconnect().await;
+        Ok(())
+    }
+
+    /// `SELECT @@gtid_current_pos` on a host.
+    pub async fn gtid_current_pos(&self, host: &str) -> anyhow::Result<String> {
+        let mut c = self.mysql(host).await?;
+        let pos: Option<String> = tokio::time::timeout(
+            Duration::from_secs(5),
+            c.query_first("SELECT @@gtid_current_pos"),
+        )
+        .await
+        .context("SELECT @@gtid_current_pos timed out")??;
+        let _ = c.disconnect().await;
+        Ok(pos.unwrap_or_default())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let procs = std::mem::take(&mut *self.mysqld.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(procs);
+        slot::cleanup_network(self.names);
+        if std::env::var_os(KEEP_DIR_ENV).is_some() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                tracing::info!(dir = %kept.display(), "lab dir kept ({KEEP_DIR_ENV} is set)");
+            }
+        }
+        tracing::info!(slot = self.names.slot, "lab torn down");
+    }
+}
