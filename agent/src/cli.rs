@@ -1,0 +1,75 @@
+//! Command line of `mmm-agent`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `mmm-agent [@CLUSTER] [--config FILE] [--check-config]`
+#[derive(Debug, Parser)]
+#[command(
+    name = "mmm-agent",
+    version,
+    about = "mmm-rs agent: VIPs, read_only, replication and fencing on one DB host"
+)]
+pub struct Args {
+    /// `@CLUSTER` selects `mmm_agent_CLUSTER.conf` (several clusters on one machine).
+    #[arg(value_name = "@CLUSTER", value_parser = parse_cluster)]
+    pub cluster: Option<String>,
+    /// Read this file instead of searching /etc, /etc/mmm, /etc/mysql-mmm.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print it (passwords masked) and exit: 0 when valid, 1 otherwise.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Log format on stderr (filter with RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+fn parse_cluster(s: &str) -> Result<String, String> {
+    match s.strip_prefix('@') {
+        Some(name)
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Ok(name.to_string())
+        }
+        _ => Err(format!(
+            "expected @CLUSTER (letters, digits, '_' or '-'), got {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cluster_and_flags() {
+        let a = Args::try_parse_from([
+            "mmm-agent",
+            "@prod",
+            "--config",
+            "/x.conf",
+            "--check-config",
+        ])
+        .unwrap();
+        assert_eq!(a.cluster.as_deref(), Some("prod"));
+        assert_eq!(a.config, Some(PathBuf::from("/x.conf")));
+        assert!(a.check_config);
+        assert!(Args::try_parse_from(["mmm-agent", "prod"]).is_err());
+        let a = Args::try_parse_from(["mmm-agent", "--log-format", "json"]).unwrap();
+        assert_eq!(a.log_format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,460 @@
+//! The agent's MySQL/MariaDB actions, as `agent_user` on the host's ip:mysql_port: read/deny writes, kill
+//! client sessions, read replica state, wait for catch-up, re-point replication, report status. Every
+//! connect and every statement runs under a timeout, so a hung server never hangs the agent.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use mysql_async::prelude::{FromRow, Queryable};
+use mysql_async::{Conn, OptsBuilder, Row};
+
+use crate::sql::{self, Flavor, Session};
+
+/// Where and how the agent connects to its own server.
+#[derive(Clone)]
+pub struct DbTarget {
+    /// The host's address.
+    pub ip: IpAddr,
+    /// The server port.
+    pub port: u16,
+    /// `agent_user`.
+    pub user: String,
+    /// `agent_password`.
+    pub password: String,
+    /// Longest a connect may take.
+    pub connect_timeout: Duration,
+    /// Longest one ordinary statement may take.
+    pub stmt_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbTarget")
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// Why a connect failed, as health reporting needs it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No answer within the timeout (ambiguous).
+    #[error("connect to {0} timed out after {1:?}")]
+    Timeout(String, Duration),
+    /// The driver or server said no.
+    #[error("connect to {0}: {1}")]
+    Failed(String, mysql_async::Error),
+}
+
+impl ConnectError {
+    /// True when the failure proves mysqld is not serving: connection refused or reset, socket absent.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            ConnectError::Timeout(..) => false,
+            ConnectError::Failed(_, mysql_async::Error::Io(mysql_async::IoError::Io(e))) => {
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::UnexpectedEof
+                )
+            }
+            ConnectError::Failed(
+                _,
+                mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed),
+            ) => true,
+            ConnectError::Failed(..) => false,
+        }
+    }
+}
+
+impl DbTarget {
+    /// Opens a connection and detects the flavour.
+    pub async fn connect(&self) -> Result<Db, ConnectError> {
+        let addr = format!("{}:{}", self.ip, self.port);
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(self.ip.to_string())
+            .tcp_port(self.port)
+            .user(Some(&self.user))
+            .pass(Some(&self.password))
+            .prefer_socket(false)
+            .wait_timeout(Some(600));
+        let mut conn = match tokio::time::timeout(self.connect_timeout, Conn::new(opts)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(ConnectError::Failed(addr, e)),
+            Err(_) => return Err(ConnectError::Timeout(addr, self.connect_timeout)),
+        };
+        let version: Option<String> =
+            match tokio::time::timeout(self.stmt_timeout, conn.query_first("SELECT VERSION()"))
+                .await
+            {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(ConnectError::Failed(addr, e)),
+                Err(_) => return Err(ConnectError::Timeout(addr, self.stmt_timeout)),
+            };
+        let version = version.unwrap_or_default();
+        Ok(Db {
+            flavor: Flavor::from_version(&version),
+            version,
+            conn,
+            stmt_timeout: self.stmt_timeout,
+        })
+    }
+}
+
+/// The replica side of the server (one `SHOW SLAVE STATUS` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    /// Source host as configured (`Master_Host`).
+    pub source_host: String,
+    /// Source port.
+    pub source_port: u32,
+    /// IO thread running.
+    pub io_running: bool,
+    /// SQL thread running.
+    pub sql_running: bool,
+    /// Lag in seconds; -1 when NULL.
+    pub seconds_behind: i64,
+    /// Last IO error text.
+    pub last_io_error: String,
+    /// Last SQL error text.
+    pub last_sql_error: String,
+    /// GTID auto-positioning in use.
+    pub using_gtid: bool,
+    /// GTIDs received from the source (`Gtid_IO_Pos` / `Retrieved_Gtid_Set`).
+    pub received_gtid: String,
+}
+
+/// GTID positions of the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GtidPositions {
+    /// MariaDB `gtid_binlog_pos` (MySQL `gtid_executed`).
+    pub binlog: String,
+    /// MariaDB `gtid_slave_pos` (MySQL `gtid_executed`).
+    pub slave: String,
+    /// MariaDB `gtid_current_pos` (MySQL `gtid_executed`).
+    pub current: String,
+}
+
+/// Everything `GetSystemStatus` reports about the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerState {
+    /// Flavour of the server.
+    pub flavor: Option<Flavor>,
+    /// `VERSION()`.
+    pub version: String,
+    /// `@@server_id`.
+    pub server_id: u32,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// The replica side; `None` when not a replica.
+    pub replica: Option<ReplicaInfo>,
+    /// GTID positions.
+    pub gtid: GtidPositions,
+    /// `Uptime` status variable.
+    pub uptime: u64,
+}
+
+/// An open connection to the local server.
+pub struct Db {
+    /// The connection.
+    conn: Conn,
+    /// Flavour, from `VERSION()`.
+    pub flavor: Flavor,
+    /// `VERSION()` text.
+    pub version: String,
+    /// Timeout of one ordinary statement.
+    stmt_timeout: Duration,
+}
+
+fn col_str(row: &Row, name: &str) -> String {
+    row.get_opt::<Option<String>, _>(name)
+        .and_then(Result::ok)
+        .flatten()
+        .unwrap_or_default()
+}
+
+impl Db {
+    /// Runs one statement under the statement timeout.
+    pub async fn exec(&mut self, sql: &str) -> anyhow::Result<()> {
+        self.exec_timeout(sql, self.stmt_timeout).await
+    }
+
+    async fn exec_timeout(&mut self, sql: &str, timeout: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(timeout, self.conn.query_drop(sql))
+            .await
+            .map_err(|_| anyhow!("`{}` timed out after {timeout:?}", redact(sql)))?
+            .with_context(|| format!("`{}` failed", redact(sql)))
+    }
+
+    async fn query<T: FromRow + Send + 'static>(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<T>> {
+        tokio::time::timeout(timeout, self.conn.query(sql))
+            .await
+            .map_err(|_| anyhow!("`{sql}` timed out after {timeout:?}"))?
+            .with_context(|| format!("`{sql}` failed"))
+    }
+
+    async fn query_first<T: FromRow + Send + 'static>(
+        &mut self,
+        sql: &str,
+    ) -> anyhow::Result<Option<T>> {
+        Ok(self.query(sql, self.stmt_timeout).await?.into_iter().next())
+    }
+
+    /// `SELECT 1` (the health probe).
+    pub async fn ping(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let v: Vec<u8> = self.query("SELECT 1", timeout).await?;
+        if v.first() == Some(&1) {
+            Ok(())
+        } else {
+            bail!("SELECT 1 returned {v:?}")
+        }
+    }
+
+    /// `@@read_only`.
+    pub async fn read_only(&mut self) -> anyhow::Result<bool> {
+        let v: Option<u8> = self.query_first("SELECT @@global.read_only").await?;
+        Ok(v.unwrap_or(1) != 0)
+    }
+
+    /// Allows or denies writes.
+    pub async fn set_writable(&mut self, writable: bool) -> anyhow::Result<()> {
+        let stmts = if writable {
+            sql::allow_writes(self.flavor)
+        } else {
+            sql::deny_writes(self.flavor)
+        };
+        for s in stmts {
+            self.exec(&s).await?;
+        }
+        Ok(())
+    }
+
+    /// Kills client sessions (not ours, not agent sessions, not system or replication threads), listing
+    /// again after each round, up to `max_rounds` rounds. Returns how many kills were issued.
+    pub async fn kill_sessions(
+        &mut self,
+        agent_user: &str,
+        max_rounds: u32,
+    ) -> anyhow::Result<usize> {
+        let own = u64::from(self.conn.id());
+        let mut killed = 0;
+        for _round in 0..max_rounds.max(1) {
+            let rows: Vec<(u64, Option<String>, Option<String>)> = self
+                .query(
+                    "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
+                    self.stmt_timeout,
+                )
+                .await?;
+            let victims: Vec<Session> = rows
+                .into_iter()
+                .map(|(id, user, command)| Session {
+                    id,
+                    user: user.unwrap_or_default(),
+                    command: command.unwrap_or_default(),
+                })
+                .filter(|s| sql::should_kill(s, own, agent_user))
+                .collect();
+            if victims.is_empty() {
+                return Ok(killed);
+            }
+            for v in &victims {
+                match self.exec(&sql::kill(v.id)).await {
+                    Ok(()) => killed += 1,
+                    // 1094: unknown thread id: it ended by itself.
+                    Err(e) if format!("{e:#}").contains("1094") => {}
+                    Err(e) => return Err(e),
+                }
+                tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<(u64, Option<String>, Option<String>)> = self
+            .query(
+                "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
+                self.stmt_timeout,
+            )
+            .await?;
+        let left = left
+            .into_iter()
+            .filter(|(id, u, c)| {
+                sql::should_kill(
+                    &Session {
+                        id: *id,
+                        user: u.clone().unwrap_or_default(),
+                        command: c.clone().unwrap_or_default(),
+                    },
+                    own,
+                    agent_user,
+                )
+            })
+            .count();
+        if left > 0 {
+            bail!("{left} client sessions still alive after {max_rounds} kill rounds");
+        }
+        Ok(killed)
+    }
+
+    /// The replica state; `None` when the server is not a replica.
+    pub async fn replica_status(&mut self) -> anyhow::Result<Option<ReplicaInfo>> {
+        let Some(row) = self
+            .query_first::<Row>(sql::show_replica_status(self.flavor))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let c = sql::replica_columns(self.flavor);
+        let using_gtid = match self.flavor {
+            Flavor::MariaDb => !matches!(col_str(&row, "Using_Gtid").as_str(), "" | "No"),
+            Flavor::MySql => col_str(&row, "Auto_Position") == "1",
+        };
+        Ok(Some(ReplicaInfo {
+            source_host: col_str(&row, c.host),
+            source_port: col_str(&row, c.port).parse().unwrap_or(0),
+            io_running: col_str(&row, c.io_running) == "Yes",
+            sql_running: col_str(&row, c.sql_running) == "Yes",
+            seconds_behind: col_str(&row, c.seconds_behind).parse().unwrap_or(-1),
+            last_io_error: col_str(&row, "Last_IO_Error"),
+            last_sql_error: col_str(&row, "Last_SQL_Error"),
+            using_gtid,
+            received_gtid: col_str(&row, sql::received_gtid_column(self.flavor)),
+        }))
+    }
+
+    /// Waits until everything received from the current source is applied (no-op when not a replica or
+    /// nothing was received). Fails on timeout.
+    pub async fn wait_received_applied(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let Some(rep) = self.replica_status().await? else {
+            return Ok(());
+        };
+        let gtid = rep.received_gtid.trim().replace('\n', "");
+        if gtid.is_empty() {
+            return Ok(());
+        }
+        let q = sql::wait_for_gtid(self.flavor, &gtid, timeout);
+        let started = std::time::Instant::now();
+        let v: Vec<Option<i64>> = self.query(&q, timeout + self.stmt_timeout).await?;
+        // Both functions return 0 once the set is applied (MariaDB -1 / MySQL 1 on timeout).
+        if v.first() != Some(&Some(0)) {
+            bail!("received transactions {gtid} not applied within {timeout:?} (result {v:?})");
+        }
+        tracing::info!(gtid = %gtid, elapsed = ?started.elapsed(), "received transactions applied");
+        Ok(())
+    }
+
+    /// Stops replication.
+    pub async fn stop_replica(&mut self) -> anyhow::Result<()> {
+        self.exec(sql::stop_replica(self.flavor)).await
+    }
+
+    /// Starts replication.
+    pub async fn start_replica(&mut self) -> anyhow::Result<()> {
+        self.exec(sql::start_replica(self.flavor)).await
+    }
+
+    /// Stops replication, points it at a new source with GTID auto-positioning, starts it.
+    pub async fn repoint(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<()> {
+        self.stop_replica().await?;
+        self.exec(&sql::change_source(self.flavor, ip, port, user, password))
+            .await?;
+        self.start_replica().await
+    }
+
+    /// GTID positions.
+    pub async fn gtid_positions(&mut self) -> anyhow::Result<GtidPositions> {
+        let row: Option<(Option<String>, Option<String>, Option<String>)> = self
+            .query_first(sql::gtid_positions_query(self.flavor))
+            .await?;
+        let (b, s, c) = row.unwrap_or_default();
+        Ok(GtidPositions {
+            binlog: b.unwrap_or_default(),
+            slave: s.unwrap_or_default(),
+            current: c.unwrap_or_default(),
+        })
+    }
+
+    /// Everything `GetSystemStatus` reports.
+    pub async fn server_state(&mut self) -> anyhow::Result<ServerState> {
+        let server_id: Option<u32> = self.query_first("SELECT @@server_id").await?;
+        let read_only = self.read_only().await?;
+        let uptime: Option<(String, u64)> =
+            self.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await?;
+        Ok(ServerState {
+            flavor: Some(self.flavor),
+            version: self.version.clone(),
+            server_id: server_id.unwrap_or(0),
+            read_only,
+            replica: self.replica_status().await?,
+            gtid: self.gtid_positions().await?,
+            uptime: uptime.map(|(_, v)| v).unwrap_or(0),
+        })
+    }
+
+    /// Application accounts holding a privilege that writes through `read_only`: (user, privilege).
+    pub async fn privileged_app_accounts(
+        &mut self,
+        mmm_users: &[&str],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = self
+            .query(sql::privileged_accounts_query(), self.stmt_timeout)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(g, _)| !sql::is_operational_account(sql::grantee_user(g), mmm_users))
+            .collect())
+    }
+
+    /// Closes the connection politely (bounded).
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.disconnect()).await;
+    }
+}
+
+/// Hides the password of a CHANGE MASTER statement in logs and errors.
+fn redact(sql: &str) -> String {
+    for key in ["MASTER_PASSWORD=", "SOURCE_PASSWORD="] {
+        if let Some(start) = sql.find(key) {
+            let rest = &sql[start + key.len()..];
+            let end = rest
+                .find(", ")
+                .map(|e| start + key.len() + e)
+                .unwrap_or(sql.len());
+            return format!("{}{key}'********'{}", &sql[..start], &sql[end..]);
+        }
+    }
+    sql.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        let s = sql::change_source(
+            Flavor::MariaDb,
+            "10.0.0.1".parse().unwrap(),
+            3306,
+            "r",
+            "secret",
+        );
+        let r = redact(&s);
+        assert!(!r.contains("secret"), "{r}");
+        assert!(r.contains("MASTER_USE_GTID=slave_pos"), "{r}");
+        assert_eq!(redact("STOP SLAVE"), "STOP SLAVE");
+    }
+}

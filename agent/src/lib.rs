@@ -1,0 +1,235 @@
+//! mmm-agent: the mmm-rs agent on one database host. It takes SetStatus from the monitor cluster over gRPC,
+//! fences on the decision's epoch (persisted), and makes the host match: read_only, killing client sessions
+//! on demotion, VIPs through netlink with gratuitous ARP, replication re-pointing with GTIDs, and a writer
+//! lease that demotes the host when it is not renewed. It also watches its own mysqld and streams the
+//! verdict to the monitors, and serves Prometheus metrics.
+//!
+//! [`run`] is the whole daemon; `main` only parses arguments, loads the config and binds the listeners.
+
+pub mod agent;
+pub mod cli;
+pub mod db;
+pub mod epoch;
+pub mod garp;
+pub mod health;
+pub mod lease;
+pub mod metrics;
+pub mod service;
+pub mod sql;
+pub mod topology;
+pub mod validate;
+pub mod vip;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use mmm_config::Config;
+use tokio::net::TcpListener;
+
+use crate::agent::{Agent, LocalHost};
+use crate::db::DbTarget;
+use crate::epoch::EpochStore;
+use crate::service::AgentService;
+use crate::topology::Topology;
+use crate::vip::VipManager;
+
+/// Interval of the agent's housekeeping tick (lease expiry checks, metrics).
+const TICK: Duration = Duration::from_millis(100);
+/// Re-assertion of writes and VIPs, in ticks (~1 s).
+const REASSERT_TICKS: u64 = 10;
+/// Gratuitous ARP refresh for held VIPs, in ticks (~10 s).
+const GARP_REFRESH_TICKS: u64 = 100;
+/// Connect timeout for the agent's own actions.
+const DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one ordinary statement.
+const DB_STMT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The sockets the agent serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC (`<host> ip`:`agent_port`).
+    pub grpc: TcpListener,
+    /// HTTP metrics (`<host> ip`:`<agent> metrics_port`); `None` to serve no metrics.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the configured addresses of the local host.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let host = this_host(config)?;
+        let grpc_addr = SocketAddr::new(host.ip, host.agent_port);
+        let grpc = TcpListener::bind(grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {grpc_addr} (gRPC)"))?;
+        let metrics_addr = SocketAddr::new(host.ip, config.agent.metrics_port);
+        let metrics = TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} (metrics)"))?;
+        Ok(Listeners {
+            grpc,
+            metrics: Some(metrics),
+        })
+    }
+}
+
+fn this_host(config: &Config) -> anyhow::Result<&mmm_config::HostConfig> {
+    config.this_host().ok_or_else(|| {
+        anyhow!(
+            "`this` ({}) does not name a <host> section of {}",
+            config.this.as_deref().unwrap_or("unset"),
+            config.source.display()
+        )
+    })
+}
+
+/// Builds the agent from the configuration (opens the epoch store and the netlink socket).
+pub fn build_agent(
+    config: &Config,
+    health: tokio::sync::watch::Receiver<health::HealthSnapshot>,
+) -> anyhow::Result<Agent> {
+    let host = this_host(config)?;
+    let topo = Topology::from_config(config);
+    let epochs = EpochStore::open(&config.agent_state_dir())?;
+    if let Some(e) = epochs.current() {
+        tracing::info!(epoch = %e, file = %epochs.path().display(), "highest accepted epoch loaded");
+    }
+    let vips = VipManager::new(&host.cluster_interface, topo.all_role_ips())?;
+    let db = DbTarget {
+        ip: host.ip,
+        port: host.mysql_port,
+        user: host.agent_user.clone(),
+        password: host.agent_password.expose().to_string(),
+        connect_timeout: DB_CONNECT_TIMEOUT,
+        stmt_timeout: DB_STMT_TIMEOUT,
+    };
+    let mut mmm_users = vec![
+        host.agent_user.clone(),
+        host.monitor_user.clone(),
+        host.replication_user.clone(),
+    ];
+    mmm_users.extend(config.hosts.values().flat_map(|h| {
+        [
+            h.agent_user.clone(),
+            h.monitor_user.clone(),
+            h.replication_user.clone(),
+        ]
+    }));
+    mmm_users.sort();
+    mmm_users.dedup();
+    let local = LocalHost {
+        name: host.name.clone(),
+        agent_user: host.agent_user.clone(),
+        replication_user: host.replication_user.clone(),
+        replication_password: host.replication_password.expose().to_string(),
+        max_kill_retries: config.max_kill_retries,
+        mysql_ports: config
+            .hosts
+            .iter()
+            .map(|(n, h)| (n.clone(), h.mysql_port))
+            .collect(),
+        mmm_users,
+    };
+    Ok(Agent::new(topo, local, db, vips, epochs, health))
+}
+
+/// Runs the agent until `shutdown` completes: gRPC service, metrics, health probe, lease and re-assertion.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health_tx, health_rx) = tokio::sync::watch::channel(health::HealthSnapshot::default());
+    let agent = Arc::new(build_agent(&config, health_rx)?);
+    let grpc_addr = listeners.grpc.local_addr()?;
+    tracing::info!(
+        host = %agent.local.name,
+        grpc = %grpc_addr,
+        metrics = ?listeners.metrics.as_ref().and_then(|l| l.local_addr().ok()),
+        iface = agent.vips.iface(),
+        version = env!("CARGO_PKG_VERSION"),
+        "mmm-agent starting"
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
+    tasks.spawn(housekeeping(agent.clone()));
+    if let Some(l) = listeners.metrics {
+        let router = metrics::router(agent.clone());
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(l, router).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+    }
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+    let result = tonic::transport::Server::builder()
+        .add_service(mmm_proto::agent_server::AgentServer::new(
+            AgentService::new(agent.clone()),
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .context("gRPC server failed");
+    tasks.shutdown().await;
+    tracing::info!(host = %agent.local.name, "mmm-agent stopped");
+    result
+}
+
+/// The agent's periodic work: lease expiry, re-assertion, ARP refresh, metrics, the privilege warning.
+async fn housekeeping(agent: Arc<Agent>) {
+    // No status is known yet: a restarted agent holds no lease, so the host must not stay writable.
+    tracing::info!("no status received yet: writes stay denied and the writer VIP absent until a monitor grants the lease");
+    agent.reassert().await;
+    let mut privileges_checked = false;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 1u64.. {
+        tick.tick().await;
+        agent.check_lease().await;
+        agent.refresh_metrics();
+        if n % REASSERT_TICKS == 0 {
+            agent.reassert().await;
+            if !privileges_checked {
+                privileges_checked = warn_privileged_accounts(&agent).await;
+            }
+        }
+        if n % GARP_REFRESH_TICKS == 0 {
+            if let Ok(held) = agent.vips.present().await {
+                if let Err(e) = agent.vips.announce_once(&held).await {
+                    tracing::warn!(error = %format!("{e:#}"), "gratuitous ARP refresh failed");
+                }
+            }
+        }
+    }
+}
+
+/// Warns once about application accounts that write through read_only. Returns true once checked.
+async fn warn_privileged_accounts(agent: &Agent) -> bool {
+    let Ok(mut db) = agent.db.connect().await else {
+        return false;
+    };
+    let users: Vec<&str> = agent.local.mmm_users.iter().map(String::as_str).collect();
+    let result = db.privileged_app_accounts(&users).await;
+    db.close().await;
+    match result {
+        Ok(list) if list.is_empty() => true,
+        Ok(list) => {
+            let text = list
+                .iter()
+                .map(|(g, p)| format!("{g} has {p}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                accounts = %text,
+                "APPLICATION ACCOUNTS CAN WRITE THROUGH read_only: a demoted master still accepts their writes \
+                 until their sessions are killed; revoke SUPER / READ_ONLY ADMIN from application accounts"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot check account privileges");
+            true
+        }
+    }
+}

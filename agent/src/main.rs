@@ -1,0 +1,83 @@
+//! `mmm-agent`: parses arguments, sets up logging, loads the configuration and runs the agent until
+//! SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mmm_agent::cli::{Args, LogFormat};
+use mmm_config::Program;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let config = match mmm_config::load(
+        Program::Agent,
+        args.cluster.as_deref(),
+        args.config.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.this_host().is_none() {
+        eprintln!(
+            "{}: `this` ({}) does not name a <host> section",
+            config.source.display(),
+            config.this.as_deref().unwrap_or("unset")
+        );
+        return ExitCode::FAILURE;
+    }
+    if args.check_config {
+        print!("{}", config.render_effective());
+        return ExitCode::SUCCESS;
+    }
+    let listeners = match mmm_agent::Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    match mmm_agent::run(config, listeners, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "mmm-agent failed");
+            ExitCode::FAILURE
+        }
+    }
+}

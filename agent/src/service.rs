@@ -1,0 +1,181 @@
+//! The gRPC `Agent` service: Ping, SetStatus, GetStatus, GetSystemStatus, WatchHealth.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use mmm_proto::agent_server::Agent as AgentRpc;
+use mmm_proto::{
+    AgentStatus, GetStatusRequest, GetSystemStatusRequest, HealthEvent, PingReply, PingRequest,
+    ReplicationStatus, SetStatusReply, SetStatusRequest, SystemStatus, WatchHealthRequest,
+    PROTOCOL_VERSION,
+};
+use tonic::{Request, Response, Status};
+
+use crate::agent::Agent;
+use crate::health::{now_millis, HealthSnapshot};
+use crate::validate::{check_protocol_version, validate_set_status};
+
+/// Interval of WatchHealth heartbeats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest GetSystemStatus spends on the server.
+const SYSTEM_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The tonic service wrapping the agent.
+#[derive(Debug, Clone)]
+pub struct AgentService {
+    /// The agent.
+    agent: Arc<Agent>,
+}
+
+impl AgentService {
+    /// Wraps an agent.
+    pub fn new(agent: Arc<Agent>) -> Self {
+        AgentService { agent }
+    }
+}
+
+fn health_event(agent: &Agent, h: &HealthSnapshot) -> HealthEvent {
+    HealthEvent {
+        host: agent.local.name.clone(),
+        mysql: h.mysql as i32,
+        detail: h.detail.clone(),
+        agent_uptime_seconds: agent.uptime().as_secs(),
+        observed_at_millis: now_millis(),
+        writable: agent.writable_now(),
+    }
+}
+
+#[tonic::async_trait]
+impl AgentRpc for AgentService {
+    async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        check_protocol_version(request.get_ref().protocol_version)?;
+        Ok(Response::new(PingReply {
+            protocol_version: PROTOCOL_VERSION,
+            host: self.agent.local.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: self.agent.uptime().as_secs(),
+        }))
+    }
+
+    async fn set_status(
+        &self,
+        request: Request<SetStatusRequest>,
+    ) -> Result<Response<SetStatusReply>, Status> {
+        let received_at = Instant::now();
+        let req = request.into_inner();
+        let desired = validate_set_status(&self.agent.topo, &req).inspect_err(|e| {
+            tracing::warn!(monitor = %req.monitor, host = %req.host, error = %e.message(), "SetStatus refused");
+        })?;
+        let status = self.agent.set_status(desired, received_at).await?;
+        Ok(Response::new(SetStatusReply {
+            protocol_version: PROTOCOL_VERSION,
+            status: Some(status),
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        check_protocol_version(request.get_ref().protocol_version)?;
+        Ok(Response::new(self.agent.status()))
+    }
+
+    async fn get_system_status(
+        &self,
+        request: Request<GetSystemStatusRequest>,
+    ) -> Result<Response<SystemStatus>, Status> {
+        check_protocol_version(request.get_ref().protocol_version)?;
+        let agent = &self.agent;
+        let mut out = SystemStatus {
+            host: agent.local.name.clone(),
+            agent_uptime_seconds: agent.uptime().as_secs(),
+            ..Default::default()
+        };
+        match agent.vips.present().await {
+            Ok(v) => out.vips = v.iter().map(ToString::to_string).collect(),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot list VIPs"),
+        }
+        let server = tokio::time::timeout(SYSTEM_STATUS_TIMEOUT, async {
+            let mut db = agent.db.connect().await.map_err(anyhow::Error::new)?;
+            let s = db.server_state().await;
+            db.close().await;
+            s
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "no answer within {SYSTEM_STATUS_TIMEOUT:?}"
+            ))
+        });
+        match server {
+            Ok(s) => {
+                out.mysql_reachable = true;
+                out.flavor = s.flavor.map(|f| f.as_str().to_string()).unwrap_or_default();
+                out.server_version = s.version;
+                out.server_id = s.server_id;
+                out.read_only = s.read_only;
+                out.gtid_binlog_pos = s.gtid.binlog;
+                out.gtid_slave_pos = s.gtid.slave;
+                out.gtid_current_pos = s.gtid.current;
+                out.mysql_uptime_seconds = s.uptime;
+                out.replication = Some(match s.replica {
+                    None => ReplicationStatus::default(),
+                    Some(r) => ReplicationStatus {
+                        configured: true,
+                        source_host: r.source_host,
+                        source_port: r.source_port,
+                        io_running: r.io_running,
+                        sql_running: r.sql_running,
+                        seconds_behind: r.seconds_behind,
+                        last_io_error: r.last_io_error,
+                        last_sql_error: r.last_sql_error,
+                        using_gtid: r.using_gtid,
+                    },
+                });
+            }
+            Err(e) => out.mysql_error = format!("{e:#}"),
+        }
+        Ok(Response::new(out))
+    }
+
+    type WatchHealthStream =
+        Pin<Box<dyn Stream<Item = Result<HealthEvent, Status>> + Send + 'static>>;
+
+    async fn watch_health(
+        &self,
+        request: Request<WatchHealthRequest>,
+    ) -> Result<Response<Self::WatchHealthStream>, Status> {
+        check_protocol_version(request.get_ref().protocol_version)?;
+        let monitor = request.into_inner().monitor;
+        tracing::info!(monitor = %monitor, "health watcher connected");
+        let agent = self.agent.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut health = agent.health();
+            let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let event = {
+                    let h = health.borrow_and_update().clone();
+                    health_event(&agent, &h)
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    break;
+                }
+                beat.reset();
+                tokio::select! {
+                    changed = health.changed() => if changed.is_err() { break },
+                    _ = beat.tick() => {},
+                    _ = tx.closed() => break,
+                }
+            }
+            tracing::info!(monitor = %monitor, "health watcher gone");
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}

@@ -1,0 +1,572 @@
+//! mmm-agent in the lab: real MariaDB servers in network namespaces, the real agent binary inside each
+//! host's namespace, clients in the root namespace connecting through the VIPs.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mmm_lab::{Lab, LabProcess, LabSpec, AGENT_PORT};
+use mmm_proto::agent_client::AgentClient;
+use mmm_proto::{
+    Epoch, GetStatusRequest, GetSystemStatusRequest, HostState, MysqlHealth, PingRequest, RoleIp,
+    SetStatusRequest, WatchHealthRequest, PROTOCOL_VERSION,
+};
+use mysql_async::prelude::Queryable;
+use tonic::transport::Channel;
+
+type Client = AgentClient<Channel>;
+
+fn agent_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_mmm-agent"))
+}
+
+fn spawn_agent(lab: &Lab, host: &str, configs: &mmm_lab::LabConfigs, log: &str) -> LabProcess {
+    let cfg = configs.agent(host).unwrap().to_string_lossy().into_owned();
+    lab.spawn_in(host, agent_bin(), &["--config", &cfg], log)
+        .unwrap()
+}
+
+/// Connects to an agent's gRPC port, waiting until it answers Ping.
+async fn connect(ip: Ipv4Addr) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let mut c = AgentClient::connect(format!("http://{ip}:{AGENT_PORT}"))
+                .await
+                .ok()?;
+            c.ping(PingRequest {
+                protocol_version: PROTOCOL_VERSION,
+            })
+            .await
+            .ok()?;
+            Some(c)
+        };
+        if let Ok(Some(c)) = tokio::time::timeout(Duration::from_secs(1), attempt).await {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent on {ip} did not answer within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn req(
+    host: &str,
+    epoch: (u64, u64),
+    roles: &[(&str, Ipv4Addr)],
+    active: &str,
+    lease_ms: u64,
+) -> SetStatusRequest {
+    SetStatusRequest {
+        protocol_version: PROTOCOL_VERSION,
+        host: host.into(),
+        epoch: Some(Epoch {
+            term: epoch.0,
+            index: epoch.1,
+        }),
+        state: HostState::Online as i32,
+        roles: roles
+            .iter()
+            .map(|(r, ip)| RoleIp {
+                role: r.to_string(),
+                ip: ip.to_string(),
+            })
+            .collect(),
+        active_master: active.into(),
+        lease_millis: lease_ms,
+        monitor: "test".into(),
+        catchup_timeout_millis: 10_000,
+    }
+}
+
+/// `@@server_id` of whatever server answers on `ip` (app user), or None.
+async fn server_id_via(lab: &Lab, ip: Ipv4Addr) -> Option<u32> {
+    let mut c = lab.connect_ip(ip, Duration::from_millis(300)).await.ok()?;
+    let id = tokio::time::timeout(
+        Duration::from_secs(1),
+        c.query_first::<u32, _>("SELECT @@server_id"),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let _ = c.disconnect().await;
+    id
+}
+
+/// Waits until a client reaches server `want` through `ip`; returns how long it took.
+async fn wait_server_via(lab: &Lab, ip: Ipv4Addr, want: u32, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if server_id_via(lab, ip).await == Some(want) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no client reached server_id {want} through {ip} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn read_only(lab: &Lab, host: &str) -> bool {
+    let mut c = lab.mysql(host).await.unwrap();
+    let v: Option<u8> = c.query_first("SELECT @@global.read_only").await.unwrap();
+    let _ = c.disconnect().await;
+    v == Some(1)
+}
+
+async fn vips_on(c: &mut Client) -> Vec<String> {
+    c.get_system_status(GetSystemStatusRequest {
+        protocol_version: PROTOCOL_VERSION,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .vips
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if f().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ip_in_ns(ns: &str, args: &[&str]) {
+    let st = tokio::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ip"])
+        .args(args)
+        .status()
+        .await
+        .unwrap();
+    assert!(st.success(), "ip {args:?} in {ns} failed");
+}
+
+/// Rows of app.agent_moves on a host, as (id, origin) ordered by id.
+async fn rows(lab: &Lab, host: &str) -> Vec<(u32, u32)> {
+    let mut c = lab.mysql(host).await.unwrap();
+    let r = c
+        .query("SELECT id, origin FROM app.agent_moves ORDER BY id")
+        .await
+        .unwrap();
+    let _ = c.disconnect().await;
+    r
+}
+
+async fn insert_rows(lab: &Lab, vip: Ipv4Addr, ids: std::ops::RangeInclusive<u32>) {
+    let mut c = lab.connect_ip(vip, Duration::from_secs(2)).await.unwrap();
+    for id in ids {
+        c.exec_drop(
+            "INSERT INTO agent_moves (id, origin) VALUES (?, @@server_id)",
+            (id,),
+        )
+        .await
+        .unwrap();
+    }
+    let _ = c.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_writer_move_repoint_and_fencing() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec {
+        db_hosts: 3,
+        monitors: 0,
+        semi_sync: false,
+        vips: 2,
+    })
+    .await
+    .unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let mut agents: Vec<LabProcess> = ["db1", "db2", "db3"]
+        .iter()
+        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
+        .collect();
+    let (ip1, ip2, ip3) = (lab.host("db1").ip, lab.host("db2").ip, lab.host("db3").ip);
+    let (mut a1, mut a2, mut a3) = (connect(ip1).await, connect(ip2).await, connect(ip3).await);
+    let wvip = lab.writer_vip();
+    let rvips = lab.reader_vips();
+
+    // db1 becomes the writer; db3 gets a reader VIP.
+    a2.set_status(req("db2", (1, 1), &[], "db1", 0))
+        .await
+        .unwrap();
+    a3.set_status(req("db3", (1, 1), &[("reader", rvips[0])], "db1", 0))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let reply = a1
+        .set_status(req(
+            "db1",
+            (1, 1),
+            &[("writer", wvip), ("reader", rvips[1])],
+            "db1",
+            30_000,
+        ))
+        .await
+        .unwrap();
+    let acquired = t0.elapsed();
+    let st = reply.into_inner().status.unwrap();
+    assert_eq!(st.last_error, "", "{st:?}");
+    let first_client = wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await + acquired;
+    println!("VIP acquisition (SetStatus call, db1): {acquired:?}; call -> first client through the VIP: {first_client:?}");
+    assert!(first_client < Duration::from_secs(1), "{first_client:?}");
+    assert!(!read_only(&lab, "db1").await);
+    assert_eq!(server_id_via(&lab, rvips[0]).await, Some(3));
+    assert_eq!(server_id_via(&lab, rvips[1]).await, Some(1));
+
+    // Writes through the writer VIP land on db1.
+    {
+        let mut c = lab.connect_ip(wvip, Duration::from_secs(2)).await.unwrap();
+        c.query_drop("CREATE TABLE agent_moves (id INT PRIMARY KEY, origin INT NOT NULL)")
+            .await
+            .unwrap();
+        let _ = c.disconnect().await;
+    }
+    insert_rows(&lab, wvip, 1..=50).await;
+
+    // An application session is open on db1 while it is demoted.
+    let mut held = lab.connect_ip(wvip, Duration::from_secs(2)).await.unwrap();
+    held.query_drop("SELECT 1").await.unwrap();
+
+    // Move the writer: old owner first, then the replica, then the new owner.
+    let t_move = Instant::now();
+    let st = a1
+        .set_status(req("db1", (1, 2), &[("reader", rvips[1])], "db2", 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.last_error, "", "{st:?}");
+    let app_sessions: Vec<u64> = {
+        let mut c = lab.mysql("db1").await.unwrap();
+        let v = c
+            .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app'")
+            .await
+            .unwrap();
+        let _ = c.disconnect().await;
+        v
+    };
+    assert!(
+        app_sessions.is_empty(),
+        "demotion kills application sessions: {app_sessions:?} left"
+    );
+    drop(held);
+    assert!(read_only(&lab, "db1").await, "the old master denies writes");
+    assert!(
+        !vips_on(&mut a1).await.contains(&wvip.to_string()),
+        "the old master dropped the writer VIP"
+    );
+    let st = a3
+        .set_status(req("db3", (1, 2), &[("reader", rvips[0])], "db2", 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.last_error, "", "{st:?}");
+    let t_new = Instant::now();
+    let st = a2
+        .set_status(req("db2", (1, 2), &[("writer", wvip)], "db2", 30_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    let acquired2 = t_new.elapsed();
+    assert_eq!(st.last_error, "", "{st:?}");
+    let first_client2 = wait_server_via(&lab, wvip, 2, Duration::from_secs(1)).await + acquired2;
+    println!(
+        "writer move db1 -> db2: SetStatus on db2 took {acquired2:?}; call -> first client on db2: {first_client2:?}; \
+         whole move (3 calls) -> client on db2: {:?}",
+        t_move.elapsed()
+    );
+    assert!(first_client2 < Duration::from_secs(1), "{first_client2:?}");
+
+    // db3 now replicates from db2 with GTID.
+    let sys3 = a3
+        .get_system_status(GetSystemStatusRequest {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rep = sys3.replication.unwrap();
+    assert_eq!(rep.source_host, ip2.to_string());
+    assert!(rep.using_gtid, "{rep:?}");
+    assert_eq!(sys3.flavor, "mariadb");
+    assert_eq!(sys3.vips, vec![rvips[0].to_string()]);
+
+    // Writes continue on db2; no row is lost or duplicated anywhere.
+    insert_rows(&lab, wvip, 51..=100).await;
+    let expected: Vec<u32> = (1..=100).collect();
+    for h in ["db1", "db2", "db3"] {
+        wait_until(
+            &format!("{h} to have all 100 rows"),
+            Duration::from_secs(15),
+            || async { rows(&lab, h).await.len() == 100 },
+        )
+        .await;
+        let r = rows(&lab, h).await;
+        assert_eq!(
+            r.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            expected,
+            "{h}"
+        );
+        assert!(
+            r.iter()
+                .all(|(id, origin)| *origin == if *id <= 50 { 1 } else { 2 }),
+            "{h}: {r:?}"
+        );
+    }
+    lab.wait_replication_running(Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Re-assertion: a VIP someone removed comes back; a role VIP not assigned goes away.
+    let ns2 = lab.host("db2").ns.clone();
+    let iface = lab.host("db2").iface.clone();
+    ip_in_ns(&ns2, &["addr", "del", &format!("{wvip}/32"), "dev", &iface]).await;
+    ip_in_ns(
+        &ns2,
+        &["addr", "add", &format!("{}/32", rvips[1]), "dev", &iface],
+    )
+    .await;
+    let back = wait_until(
+        "the writer VIP back and the stray reader VIP gone on db2",
+        Duration::from_secs(3),
+        || async { vips_on(&mut a2.clone()).await == vec![wvip.to_string()] },
+    )
+    .await;
+    println!("re-assertion restored db2's VIPs in {back:?}");
+
+    // A stale epoch is refused, also after the agent restarts.
+    let err = a1
+        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(err.message(), "epoch 1-1 is older than accepted 1-2");
+    drop(agents.remove(0));
+    let _agent1 = spawn_agent(&lab, "db1", &configs, "agent-db1-restarted");
+    let mut a1 = connect(ip1).await;
+    let err = a1
+        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(err.message(), "epoch 1-1 is older than accepted 1-2");
+    let st = a1
+        .get_status(GetStatusRequest {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.epoch, Some(Epoch { term: 1, index: 2 }));
+    assert!(read_only(&lab, "db1").await);
+    assert_eq!(
+        server_id_via(&lab, wvip).await,
+        Some(2),
+        "the stale request moved nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_lease_expiry_and_health_watch() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec {
+        db_hosts: 2,
+        monitors: 0,
+        semi_sync: false,
+        vips: 0,
+    })
+    .await
+    .unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    lab.exec("db1", "CREATE USER 'superapp'@'%' IDENTIFIED BY 'x'")
+        .await
+        .unwrap();
+    lab.exec("db1", "GRANT ALL ON *.* TO 'superapp'@'%'")
+        .await
+        .unwrap();
+    let _agent = spawn_agent(&lab, "db1", &configs, "agent-db1");
+    let ip1 = lab.host("db1").ip;
+    let mut a1 = connect(ip1).await;
+    let wvip = lab.writer_vip();
+
+    // A short lease, not renewed.
+    let t0 = Instant::now();
+    a1.set_status(req("db1", (2, 1), &[("writer", wvip)], "db1", 1500))
+        .await
+        .unwrap();
+    let reached = wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await + t0.elapsed();
+    println!("lease test: call -> first client through the VIP: {reached:?}");
+    let metrics = http_get(ip1, 9991, "/metrics").await;
+    assert!(metrics.contains("mmm_agent_writable 1"), "{metrics}");
+    assert!(
+        metrics.contains("mmm_agent_lease_remaining_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mmm_agent_epoch_accepted_term 2"),
+        "{metrics}"
+    );
+    assert!(http_get(ip1, 9991, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    assert!(http_get(ip1, 9991, "/readyz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let log = lab.dir().join("logs/agent-db1.log");
+    wait_until("the privilege warning", Duration::from_secs(5), || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("WRITE THROUGH read_only")
+            && text.contains("superapp")
+            && text.contains("READ_ONLY ADMIN")
+    })
+    .await;
+
+    wait_until("lease_expired", Duration::from_secs(5), || async {
+        a1.clone()
+            .get_status(GetStatusRequest {
+                protocol_version: PROTOCOL_VERSION,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .lease_expired
+    })
+    .await;
+    let noticed = t0.elapsed();
+    println!("lease of 1.5 s expired and was reported {noticed:?} after the call");
+    assert!(
+        noticed >= Duration::from_millis(1500),
+        "lease expired early: {noticed:?}"
+    );
+    assert!(
+        read_only(&lab, "db1").await,
+        "expired lease leaves the host read-only"
+    );
+    assert!(
+        vips_on(&mut a1).await.is_empty(),
+        "expired lease drops the writer VIP"
+    );
+    assert_eq!(server_id_via(&lab, wvip).await, None);
+    let st = a1
+        .get_status(GetStatusRequest {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.lease_remaining_millis, 0);
+
+    // A renewal restores it.
+    let st = a1
+        .set_status(req("db1", (2, 1), &[("writer", wvip)], "db1", 30_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(
+        !st.lease_expired && st.lease_remaining_millis > 20_000,
+        "{st:?}"
+    );
+    wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await;
+    assert!(!read_only(&lab, "db1").await);
+
+    // WatchHealth: UP at once, DOWN within a second of kill -9, heartbeats in between.
+    let mut stream = a1
+        .watch_health(WatchHealthRequest {
+            protocol_version: PROTOCOL_VERSION,
+            monitor: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.mysql, MysqlHealth::Up as i32, "{first:?}");
+    assert!(first.writable);
+    let beat = tokio::time::timeout(Duration::from_secs(2), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(beat.mysql, MysqlHealth::Up as i32, "heartbeat {beat:?}");
+    let killed = Instant::now();
+    lab.kill_mysqld("db1").await.unwrap();
+    let down = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if ev.mysql == MysqlHealth::Down as i32 {
+            break ev;
+        }
+    };
+    let elapsed = killed.elapsed();
+    println!(
+        "WatchHealth reported DOWN {elapsed:?} after kill -9 ({})",
+        down.detail
+    );
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert!(http_get(ip1, 9991, "/readyz")
+        .await
+        .starts_with("HTTP/1.1 503"));
+    lab.start_mysqld("db1").await.unwrap();
+    let restarted = Instant::now();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if ev.mysql == MysqlHealth::Up as i32 {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "health not UP again"
+        );
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the response as text, status line first).
+async fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect((ip, port)).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {ip}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("HTTP GET timed out")
+}
