@@ -13,8 +13,13 @@ use serde::{Deserialize, Serialize};
 /// How many decisions the audit history keeps; older ones are dropped first.
 pub const HISTORY_LIMIT: usize = 1000;
 
+/// How many drops from ONLINE a host record keeps for flap detection (far above any sane `flap_count`).
+pub const DROPS_LIMIT: usize = 64;
+
 /// The log id of a committed decision (term, index). Agents fence on it.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct Epoch {
     /// Raft term of the entry that made the decision.
     pub term: u64,
@@ -182,6 +187,9 @@ pub struct Failover {
     pub planned: bool,
     /// When it started (ms), for its duration.
     pub started_ms: u64,
+    /// When (ms) the current `step` was reached; step timeouts (catch-up, re-pointing) count from here.
+    #[serde(default)]
+    pub step_since_ms: u64,
     /// Epoch of the decision that started it.
     pub started_epoch: Epoch,
     /// Why.
@@ -239,10 +247,7 @@ pub enum Command {
         role_ips: Vec<(String, String)>,
     },
     /// Changes a host's state.
-    SetHostState {
-        host: String,
-        state: HostState,
-    },
+    SetHostState { host: String, state: HostState },
     /// Gives a role IP to a host, or takes it away (`None`).
     SetRoleOwner { ip: String, owner: Option<String> },
     /// Names the active master.
@@ -266,6 +271,8 @@ pub enum Command {
     EndFailover { completed: bool },
     /// Clears the flapping mark of a host (operator `set_online`, or `flap_duration` quiet).
     ClearFlapping { host: String },
+    /// Marks a host as flapping (more than `flap_count` drops from ONLINE within `flap_duration`).
+    MarkFlapping { host: String },
     /// Several commands applied all-or-nothing as one decision.
     Batch(Vec<Command>),
 }
@@ -302,10 +309,27 @@ pub enum ApplyError {
     #[error("a failover of role '{role}' to '{to}' is already in progress")]
     FailoverInProgress { role: String, to: String },
     #[error("failover step {to} cannot follow {from}")]
-    StepBackwards { from: FailoverStep, to: FailoverStep },
+    StepBackwards {
+        from: FailoverStep,
+        to: FailoverStep,
+    },
+}
+
+thread_local! {
+    /// Set while [`ClusterState::simulate`] runs, so that trial applications are not logged as committed.
+    static SIMULATING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl ClusterState {
+    /// Applies a request that is not committed (the leader's decision engine predicting the state its
+    /// proposals lead to). Same result as [`ClusterState::apply`], but nothing is logged.
+    pub fn simulate(&mut self, epoch: Epoch, req: &Request) -> Response {
+        SIMULATING.with(|s| s.set(true));
+        let r = self.apply(epoch, req);
+        SIMULATING.with(|s| s.set(false));
+        r
+    }
+
     /// Applies a committed request at `epoch`. On error the state is unchanged except `last_epoch`.
     pub fn apply(&mut self, epoch: Epoch, req: &Request) -> Response {
         let mut next = self.clone();
@@ -327,7 +351,9 @@ impl ClusterState {
     }
 
     fn record(&mut self, d: Decision) {
-        tracing::info!(epoch = %d.epoch, host = ?d.host, role = ?d.role, from = %d.from, to = %d.to, reason = %d.reason, "decision committed");
+        if !SIMULATING.with(|s| s.get()) {
+            tracing::info!(epoch = %d.epoch, host = ?d.host, role = ?d.role, from = %d.from, to = %d.to, reason = %d.reason, "decision committed");
+        }
         self.history.push_back(d);
         while self.history.len() > HISTORY_LIMIT {
             self.history.pop_front();
@@ -340,28 +366,36 @@ impl ClusterState {
             .ok_or_else(|| ApplyError::UnknownHost(host.to_string()))
     }
 
-    fn apply_command(&mut self, epoch: Epoch, req: &Request, cmd: &Command) -> Result<(), ApplyError> {
+    fn apply_command(
+        &mut self,
+        epoch: Epoch,
+        req: &Request,
+        cmd: &Command,
+    ) -> Result<(), ApplyError> {
         let now = req.time_ms;
-        let decision = |host: Option<&str>, role: Option<&str>, from: String, to: String| Decision {
-            time_ms: now,
-            epoch,
-            host: host.map(str::to_string),
-            role: role.map(str::to_string),
-            from,
-            to,
-            reason: req.reason.clone(),
-        };
+        let decision =
+            |host: Option<&str>, role: Option<&str>, from: String, to: String| Decision {
+                time_ms: now,
+                epoch,
+                host: host.map(str::to_string),
+                role: role.map(str::to_string),
+                from,
+                to,
+                reason: req.reason.clone(),
+            };
         match cmd {
             Command::Register { hosts, role_ips } => {
                 for h in hosts {
                     self.hosts.entry(h.clone()).or_default();
                 }
                 for (role, ip) in role_ips {
-                    self.role_ips.entry(ip.clone()).or_insert_with(|| RoleIpRecord {
-                        role: role.clone(),
-                        owner: None,
-                        epoch,
-                    });
+                    self.role_ips
+                        .entry(ip.clone())
+                        .or_insert_with(|| RoleIpRecord {
+                            role: role.clone(),
+                            owner: None,
+                            epoch,
+                        });
                 }
             }
             Command::SetHostState { host, state } => {
@@ -370,6 +404,8 @@ impl ClusterState {
                 if from != *state {
                     if from == HostState::Online {
                         rec.online_drops_ms.push(now);
+                        let excess = rec.online_drops_ms.len().saturating_sub(DROPS_LIMIT);
+                        rec.online_drops_ms.drain(..excess);
                     }
                     rec.state = *state;
                     rec.since_ms = now;
@@ -416,7 +452,11 @@ impl ClusterState {
                 if self.mode != *mode || self.passive_cause != *cause {
                     let from = self.mode.to_string();
                     self.mode = *mode;
-                    self.passive_cause = if *mode == Mode::Passive { cause.clone() } else { None };
+                    self.passive_cause = if *mode == Mode::Passive {
+                        cause.clone()
+                    } else {
+                        None
+                    };
                     let d = decision(None, None, from, mode.to_string());
                     self.record(d);
                 }
@@ -434,15 +474,22 @@ impl ClusterState {
                     self.record(d);
                 }
             }
-            Command::BeginFailover { role, from, to, planned } => {
+            Command::BeginFailover {
+                role,
+                from,
+                to,
+                planned,
+            } => {
                 if let Some(f) = &self.failover {
                     return Err(ApplyError::FailoverInProgress {
                         role: f.role.clone(),
                         to: f.to.clone(),
                     });
                 }
-                if !self.hosts.contains_key(to) {
-                    return Err(ApplyError::UnknownHost(to.clone()));
+                for h in from.iter().chain(std::iter::once(to)) {
+                    if !self.hosts.contains_key(h) {
+                        return Err(ApplyError::UnknownHost(h.clone()));
+                    }
                 }
                 self.failover = Some(Failover {
                     role: role.clone(),
@@ -451,6 +498,7 @@ impl ClusterState {
                     step: FailoverStep::DemoteOld,
                     planned: *planned,
                     started_ms: now,
+                    step_since_ms: now,
                     started_epoch: epoch,
                     reason: req.reason.clone(),
                 });
@@ -465,9 +513,15 @@ impl ClusterState {
             Command::FailoverStep { step } => {
                 let f = self.failover.as_mut().ok_or(ApplyError::NoFailover)?;
                 if *step < f.step {
-                    return Err(ApplyError::StepBackwards { from: f.step, to: *step });
+                    return Err(ApplyError::StepBackwards {
+                        from: f.step,
+                        to: *step,
+                    });
                 }
                 let from = f.step.to_string();
+                if f.step != *step {
+                    f.step_since_ms = now;
+                }
                 f.step = *step;
                 let (to_host, role) = (f.to.clone(), f.role.clone());
                 let d = decision(Some(&to_host), Some(&role), from, step.to_string());
@@ -476,13 +530,31 @@ impl ClusterState {
             Command::EndFailover { completed } => {
                 let f = self.failover.take().ok_or(ApplyError::NoFailover)?;
                 let to = if *completed { "completed" } else { "abandoned" };
-                let d = decision(Some(&f.to), Some(&f.role), f.step.to_string(), to.to_string());
+                let d = decision(
+                    Some(&f.to),
+                    Some(&f.role),
+                    f.step.to_string(),
+                    to.to_string(),
+                );
                 self.record(d);
             }
             Command::ClearFlapping { host } => {
                 let rec = self.host_mut(host)?;
+                if rec.flapping {
+                    let d = decision(Some(host), Some("flapping"), "yes".into(), "no".into());
+                    self.record(d);
+                }
+                let rec = self.host_mut(host)?;
                 rec.flapping = false;
                 rec.online_drops_ms.clear();
+            }
+            Command::MarkFlapping { host } => {
+                let rec = self.host_mut(host)?;
+                if !rec.flapping {
+                    rec.flapping = true;
+                    let d = decision(Some(host), Some("flapping"), "no".into(), "yes".into());
+                    self.record(d);
+                }
             }
             Command::Batch(cmds) => {
                 for c in cmds {
@@ -491,5 +563,407 @@ impl ClusterState {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(time_ms: u64, command: Command) -> Request {
+        Request {
+            time_ms,
+            reason: "test".into(),
+            command,
+        }
+    }
+
+    fn ep(index: u64) -> Epoch {
+        Epoch { term: 1, index }
+    }
+
+    fn registered() -> ClusterState {
+        let mut s = ClusterState::default();
+        let r = s.apply(
+            ep(1),
+            &req(
+                0,
+                Command::Register {
+                    hosts: vec!["db1".into(), "db2".into()],
+                    role_ips: vec![("writer".into(), "10.0.0.100".into())],
+                },
+            ),
+        );
+        assert_eq!(r.error, None);
+        s
+    }
+
+    #[test]
+    fn register_adds_unknown_hosts_and_unassigned_ips_and_never_removes() {
+        let mut s = registered();
+        assert_eq!(s.hosts["db1"].state, HostState::Unknown);
+        assert_eq!(s.role_ips["10.0.0.100"].owner, None);
+        s.apply(
+            ep(2),
+            &req(
+                5,
+                Command::SetRoleOwner {
+                    ip: "10.0.0.100".into(),
+                    owner: Some("db1".into()),
+                },
+            ),
+        );
+        s.apply(
+            ep(3),
+            &req(
+                6,
+                Command::Register {
+                    hosts: vec!["db3".into()],
+                    role_ips: vec![],
+                },
+            ),
+        );
+        assert_eq!(s.hosts.len(), 3);
+        assert_eq!(s.role_ips["10.0.0.100"].owner.as_deref(), Some("db1"));
+        assert_eq!(s.last_epoch, ep(3));
+    }
+
+    #[test]
+    fn set_host_state_records_since_epoch_drops_and_history() {
+        let mut s = registered();
+        s.apply(
+            ep(2),
+            &req(
+                1000,
+                Command::SetHostState {
+                    host: "db1".into(),
+                    state: HostState::Online,
+                },
+            ),
+        );
+        let h = &s.hosts["db1"];
+        assert_eq!(
+            (h.state, h.since_ms, h.epoch),
+            (HostState::Online, 1000, ep(2))
+        );
+        assert!(h.online_drops_ms.is_empty());
+        s.apply(
+            ep(3),
+            &req(
+                2000,
+                Command::SetHostState {
+                    host: "db1".into(),
+                    state: HostState::HardOffline,
+                },
+            ),
+        );
+        assert_eq!(s.hosts["db1"].online_drops_ms, vec![2000]);
+        let last = s.history.back().expect("history entry");
+        assert_eq!(
+            (last.from.as_str(), last.to.as_str()),
+            ("ONLINE", "HARD_OFFLINE")
+        );
+        // Same state again: no change, no history entry.
+        let n = s.history.len();
+        s.apply(
+            ep(4),
+            &req(
+                3000,
+                Command::SetHostState {
+                    host: "db1".into(),
+                    state: HostState::HardOffline,
+                },
+            ),
+        );
+        assert_eq!(s.history.len(), n);
+        assert_eq!(s.hosts["db1"].since_ms, 2000);
+    }
+
+    #[test]
+    fn online_drops_are_bounded() {
+        let mut s = registered();
+        for i in 0..(DROPS_LIMIT as u64 + 10) {
+            s.apply(
+                ep(2 * i + 2),
+                &req(
+                    i * 10,
+                    Command::SetHostState {
+                        host: "db1".into(),
+                        state: HostState::Online,
+                    },
+                ),
+            );
+            s.apply(
+                ep(2 * i + 3),
+                &req(
+                    i * 10 + 5,
+                    Command::SetHostState {
+                        host: "db1".into(),
+                        state: HostState::HardOffline,
+                    },
+                ),
+            );
+        }
+        let drops = &s.hosts["db1"].online_drops_ms;
+        assert_eq!(drops.len(), DROPS_LIMIT);
+        assert_eq!(
+            drops.last().copied(),
+            Some((DROPS_LIMIT as u64 + 9) * 10 + 5)
+        );
+    }
+
+    #[test]
+    fn unknown_host_or_ip_is_refused_and_state_unchanged() {
+        let mut s = registered();
+        let before = s.clone();
+        let cases = vec![
+            Command::SetHostState {
+                host: "nope".into(),
+                state: HostState::Online,
+            },
+            Command::SetRoleOwner {
+                ip: "10.9.9.9".into(),
+                owner: Some("db1".into()),
+            },
+            Command::SetRoleOwner {
+                ip: "10.0.0.100".into(),
+                owner: Some("nope".into()),
+            },
+            Command::SetActiveMaster {
+                host: Some("nope".into()),
+            },
+            Command::SetErrant {
+                host: "nope".into(),
+                gtids: None,
+            },
+            Command::MarkFlapping {
+                host: "nope".into(),
+            },
+            Command::FailoverStep {
+                step: FailoverStep::CatchUp,
+            },
+            Command::EndFailover { completed: true },
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            let r = s.apply(ep(10 + i as u64), &req(1, c.clone()));
+            assert!(r.error.is_some(), "{c:?} should be refused");
+            let mut expect = before.clone();
+            expect.last_epoch = ep(10 + i as u64);
+            assert_eq!(s, expect, "{c:?} changed the state");
+        }
+    }
+
+    #[test]
+    fn batch_is_all_or_nothing() {
+        let mut s = registered();
+        let r = s.apply(
+            ep(2),
+            &req(
+                1,
+                Command::Batch(vec![
+                    Command::SetHostState {
+                        host: "db1".into(),
+                        state: HostState::Online,
+                    },
+                    Command::SetHostState {
+                        host: "nope".into(),
+                        state: HostState::Online,
+                    },
+                ]),
+            ),
+        );
+        assert_eq!(r.error.as_deref(), Some("unknown host 'nope'"));
+        assert_eq!(s.hosts["db1"].state, HostState::Unknown);
+        let r = s.apply(
+            ep(3),
+            &req(
+                1,
+                Command::Batch(vec![
+                    Command::SetActiveMaster {
+                        host: Some("db1".into()),
+                    },
+                    Command::SetRoleOwner {
+                        ip: "10.0.0.100".into(),
+                        owner: Some("db1".into()),
+                    },
+                ]),
+            ),
+        );
+        assert_eq!(r.error, None);
+        assert_eq!(s.active_master.as_deref(), Some("db1"));
+        assert_eq!(s.role_ips["10.0.0.100"].epoch, ep(3));
+    }
+
+    #[test]
+    fn failover_steps_move_forward_only_and_track_step_time() {
+        let mut s = registered();
+        let begin = Command::BeginFailover {
+            role: "writer".into(),
+            from: Some("db1".into()),
+            to: "db2".into(),
+            planned: false,
+        };
+        assert_eq!(s.apply(ep(2), &req(100, begin.clone())).error, None);
+        let f = s.failover.clone().expect("failover");
+        assert_eq!(
+            (f.step, f.started_epoch, f.started_ms, f.step_since_ms),
+            (FailoverStep::DemoteOld, ep(2), 100, 100)
+        );
+        // A second begin is refused.
+        assert!(s.apply(ep(3), &req(110, begin)).error.is_some());
+        assert_eq!(
+            s.apply(
+                ep(4),
+                &req(
+                    200,
+                    Command::FailoverStep {
+                        step: FailoverStep::CatchUp
+                    }
+                )
+            )
+            .error,
+            None
+        );
+        assert_eq!(
+            s.failover.as_ref().map(|f| (f.step, f.step_since_ms)),
+            Some((FailoverStep::CatchUp, 200))
+        );
+        let r = s.apply(
+            ep(5),
+            &req(
+                300,
+                Command::FailoverStep {
+                    step: FailoverStep::DemoteOld,
+                },
+            ),
+        );
+        assert!(r.error.unwrap_or_default().contains("cannot follow"));
+        // Re-committing the same step (a resumed leader) is harmless and keeps the step time.
+        assert_eq!(
+            s.apply(
+                ep(6),
+                &req(
+                    400,
+                    Command::FailoverStep {
+                        step: FailoverStep::CatchUp
+                    }
+                )
+            )
+            .error,
+            None
+        );
+        assert_eq!(s.failover.as_ref().map(|f| f.step_since_ms), Some(200));
+        assert_eq!(
+            s.apply(ep(7), &req(500, Command::EndFailover { completed: true }))
+                .error,
+            None
+        );
+        assert!(s.failover.is_none());
+        assert_eq!(s.history.back().map(|d| d.to.as_str()), Some("completed"));
+    }
+
+    #[test]
+    fn flapping_mark_and_clear() {
+        let mut s = registered();
+        s.apply(
+            ep(2),
+            &req(
+                1,
+                Command::SetHostState {
+                    host: "db1".into(),
+                    state: HostState::Online,
+                },
+            ),
+        );
+        s.apply(
+            ep(3),
+            &req(
+                2,
+                Command::SetHostState {
+                    host: "db1".into(),
+                    state: HostState::HardOffline,
+                },
+            ),
+        );
+        s.apply(ep(4), &req(3, Command::MarkFlapping { host: "db1".into() }));
+        assert!(s.hosts["db1"].flapping);
+        s.apply(
+            ep(5),
+            &req(4, Command::ClearFlapping { host: "db1".into() }),
+        );
+        assert!(!s.hosts["db1"].flapping);
+        assert!(s.hosts["db1"].online_drops_ms.is_empty());
+    }
+
+    #[test]
+    fn mode_errant_uptime() {
+        let mut s = registered();
+        s.apply(
+            ep(2),
+            &req(
+                1,
+                Command::SetMode {
+                    mode: Mode::Passive,
+                    cause: Some("two writers".into()),
+                },
+            ),
+        );
+        assert_eq!(
+            (s.mode, s.passive_cause.as_deref()),
+            (Mode::Passive, Some("two writers"))
+        );
+        s.apply(
+            ep(3),
+            &req(
+                1,
+                Command::SetMode {
+                    mode: Mode::Active,
+                    cause: Some("ignored".into()),
+                },
+            ),
+        );
+        assert_eq!((s.mode, s.passive_cause.as_deref()), (Mode::Active, None));
+        s.apply(
+            ep(4),
+            &req(
+                1,
+                Command::SetErrant {
+                    host: "db1".into(),
+                    gtids: Some("0-1-5".into()),
+                },
+            ),
+        );
+        assert_eq!(s.hosts["db1"].errant_gtids.as_deref(), Some("0-1-5"));
+        s.apply(
+            ep(5),
+            &req(
+                1,
+                Command::SetAgentUptime {
+                    host: "db1".into(),
+                    uptime_s: Some(77),
+                },
+            ),
+        );
+        assert_eq!(s.hosts["db1"].agent_uptime_s, Some(77));
+    }
+
+    #[test]
+    fn state_round_trips_through_serde() {
+        let mut s = registered();
+        s.apply(
+            ep(2),
+            &req(
+                100,
+                Command::BeginFailover {
+                    role: "writer".into(),
+                    from: None,
+                    to: "db2".into(),
+                    planned: true,
+                },
+            ),
+        );
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: ClusterState = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, s);
     }
 }

@@ -1,0 +1,142 @@
+//! Durable storage of the Raft log, vote and state machine on sled, behind openraft's storage-v2
+//! traits ([`LogStore`] implements `RaftLogStorage`, [`StateMachineStore`] implements
+//! `RaftStateMachine`), so sled can be replaced without touching the rest of the crate.
+//!
+//! On-disk layout, one sled tree per key space:
+//! - `meta`: `format_version` (u32, big-endian). A data dir of another version is refused.
+//! - `logs`: log entries (JSON), keyed by their index as a big-endian u64 so key order is log order.
+//! - `raft`: `vote` (fsync'd before `save_vote` returns), `committed`, `last_purged` (JSON log ids).
+//! - `snapshot`: `meta` (JSON `SnapshotMeta`) and `data` (the snapshot bytes), written in one batch.
+//!
+//! The state machine itself lives in memory and is persisted through snapshots: on start it is
+//! loaded from the last snapshot and openraft re-applies the committed entries after it.
+
+mod log_store;
+mod state_machine;
+
+use std::path::{Path, PathBuf};
+
+pub use log_store::LogStore;
+pub use state_machine::{SmData, SnapshotBuilder, StateMachineStore};
+
+/// Version of the on-disk format. Bump on any change of the layout or encodings above.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a data dir could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// sled refused to open the directory (permissions, another process holds it, corruption).
+    #[error("cannot open data dir {path}: {source}")]
+    Sled {
+        /// The data dir.
+        path: PathBuf,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// The directory was written by a build with another on-disk format.
+    #[error(
+        "data dir {path} holds on-disk format version {found}, but this build reads format version {expected}"
+    )]
+    FormatVersion {
+        /// The data dir.
+        path: PathBuf,
+        /// The version found on disk (0: no header although the dir holds data).
+        found: u32,
+        /// The version this build reads and writes.
+        expected: u32,
+    },
+    /// A stored record could not be decoded.
+    #[error("data dir {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The data dir.
+        path: PathBuf,
+        /// What could not be read.
+        reason: String,
+    },
+}
+
+/// Opens (or creates) the sled database in `path` and returns its log store and state machine.
+pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
+    let sled_err = |source| OpenError::Sled {
+        path: path.to_path_buf(),
+        source,
+    };
+    let db = sled::Config::new().path(path).open().map_err(sled_err)?;
+    let meta = db.open_tree("meta").map_err(sled_err)?;
+    let logs = db.open_tree("logs").map_err(sled_err)?;
+    let raft = db.open_tree("raft").map_err(sled_err)?;
+    let snapshot = db.open_tree("snapshot").map_err(sled_err)?;
+
+    match meta.get("format_version").map_err(sled_err)? {
+        Some(v) => {
+            let found = <[u8; 4]>::try_from(v.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| OpenError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("format_version has {} bytes, expected 4", v.len()),
+                })?;
+            if found != FORMAT_VERSION {
+                return Err(OpenError::FormatVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: FORMAT_VERSION,
+                });
+            }
+        }
+        None => {
+            if !logs.is_empty() || !raft.is_empty() || !snapshot.is_empty() {
+                return Err(OpenError::FormatVersion {
+                    path: path.to_path_buf(),
+                    found: 0,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())
+                .map_err(sled_err)?;
+            db.flush().map_err(sled_err)?;
+            tracing::info!(path = %path.display(), format_version = FORMAT_VERSION, "created consensus data dir");
+        }
+    }
+
+    let log_store = LogStore::new(db.clone(), logs, raft);
+    let sm = StateMachineStore::load(db, snapshot).map_err(|reason| OpenError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok((log_store, sm))
+}
+
+/// Converts any error into openraft's error payload.
+pub(crate) fn any_err<E: std::error::Error + 'static>(e: &E) -> openraft::AnyError {
+    openraft::AnyError::new(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_another_format_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(open(dir.path()).expect("fresh dir opens"));
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            let meta = db.open_tree("meta").expect("meta");
+            meta.insert("format_version", &7u32.to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = open(dir.path()).err().expect("must refuse version 7");
+        let msg = err.to_string();
+        assert!(msg.contains("version 7"), "{msg}");
+        assert!(msg.contains(&format!("version {FORMAT_VERSION}")), "{msg}");
+    }
+
+    #[test]
+    fn reopens_same_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(open(dir.path()).expect("fresh dir opens"));
+        open(dir.path()).expect("same version reopens");
+    }
+}
