@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mmm_proto::monitor_control_client::MonitorControlClient;
-use mmm_proto::{ClusterStatusReply, ClusterStatusRequest, ShowReply, ShowRequest, PROTOCOL_VERSION};
+use mmm_proto::{
+    ClusterStatusReply, ClusterStatusRequest, ShowReply, ShowRequest, PROTOCOL_VERSION,
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{workspace_bin, Lab, LabConfigs, LabProcess, MONITOR_PORT};
@@ -56,7 +58,12 @@ impl<'a> MmmCluster<'a> {
     pub fn start_agent(&mut self, host: &str) -> anyhow::Result<()> {
         let config = self.configs.agent(host)?.to_string_lossy().into_owned();
         let log = self.log_name("agent", host);
-        let p = self.lab.spawn_in(host, &workspace_bin("mmm-agent"), &["--config", &config], &log)?;
+        let p = self.lab.spawn_in(
+            host,
+            &workspace_bin("mmm-agent"),
+            &["--config", &config],
+            &log,
+        )?;
         self.agents.insert(host.to_string(), p);
         Ok(())
     }
@@ -65,7 +72,12 @@ impl<'a> MmmCluster<'a> {
     pub fn start_monitor(&mut self, name: &str) -> anyhow::Result<()> {
         let config = self.configs.monitor(name)?.to_string_lossy().into_owned();
         let log = self.log_name("monitor", name);
-        let p = self.lab.spawn_in(name, &workspace_bin("mmm-monitor"), &["--config", &config], &log)?;
+        let p = self.lab.spawn_in(
+            name,
+            &workspace_bin("mmm-monitor"),
+            &["--config", &config],
+            &log,
+        )?;
         self.monitors.insert(name.to_string(), p);
         Ok(())
     }
@@ -93,7 +105,11 @@ impl<'a> MmmCluster<'a> {
 
     /// `ip:port` of every monitor's gRPC service.
     pub fn monitor_addrs(&self) -> Vec<String> {
-        self.lab.monitors().iter().map(|m| format!("{}:{MONITOR_PORT}", m.ip)).collect()
+        self.lab
+            .monitors()
+            .iter()
+            .map(|m| format!("{}:{MONITOR_PORT}", m.ip))
+            .collect()
     }
 
     /// A control client of monitor `name`.
@@ -122,13 +138,21 @@ impl<'a> MmmCluster<'a> {
     /// `show` from any running monitor.
     pub async fn show(&self) -> anyhow::Result<ShowReply> {
         let mut c = self.control().await?;
-        Ok(c.show(ShowRequest { protocol_version: PROTOCOL_VERSION }).await?.into_inner())
+        Ok(c.show(ShowRequest {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await?
+        .into_inner())
     }
 
     /// Cluster status as monitor `name` sees it.
     pub async fn cluster_status_of(&self, name: &str) -> anyhow::Result<ClusterStatusReply> {
         let mut c = self.control_of(name).await?;
-        Ok(c.cluster_status(ClusterStatusRequest { protocol_version: PROTOCOL_VERSION }).await?.into_inner())
+        Ok(c.cluster_status(ClusterStatusRequest {
+            protocol_version: PROTOCOL_VERSION,
+        })
+        .await?
+        .into_inner())
     }
 
     /// Waits until `show` satisfies `pred`; the error carries the last reply seen.
@@ -153,12 +177,22 @@ impl<'a> MmmCluster<'a> {
     }
 
     /// Waits until every host is ONLINE and the writer role is held by `writer`.
-    pub async fn wait_all_online(&self, writer: &str, timeout: Duration) -> anyhow::Result<ShowReply> {
-        self.wait_show(timeout, &format!("all hosts ONLINE with {writer} as writer"), |s| {
-            s.hosts.len() == self.lab.hosts().len()
-                && s.hosts.iter().all(|h| h.state == mmm_proto::HostState::Online as i32)
-                && owner_of_role(s, "writer").as_deref() == Some(writer)
-        })
+    pub async fn wait_all_online(
+        &self,
+        writer: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ShowReply> {
+        self.wait_show(
+            timeout,
+            &format!("all hosts ONLINE with {writer} as writer"),
+            |s| {
+                s.hosts.len() == self.lab.hosts().len()
+                    && s.hosts
+                        .iter()
+                        .all(|h| h.state == mmm_proto::HostState::Online as i32)
+                    && owner_of_role(s, "writer").as_deref() == Some(writer)
+            },
+        )
         .await
     }
 

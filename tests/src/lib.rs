@@ -9,6 +9,7 @@ mod bins;
 pub mod cluster;
 mod cmd;
 mod configs;
+pub mod demo;
 mod firewall;
 mod lab;
 mod mariadb;
@@ -17,6 +18,7 @@ mod net;
 mod process;
 mod slot;
 pub mod users;
+pub mod workload;
 
 pub use bins::{try_workspace_bin, workspace_bin};
 pub use configs::{LabConfigs, AGENT_PORT, METRICS_PORT, MONITOR_PORT};

@@ -37,6 +37,8 @@ enum Command {
         #[arg(long, default_value = "")]
         monitor_keys: String,
     },
+    /// The demo: a 3-monitor cluster managing 4 MariaDB hosts; kills the master and shows the failover.
+    Demo,
     /// Remove namespaces, bridges, nftables tables and temp dirs of labs that are no longer running.
     Cleanup,
 }
@@ -51,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Cleanup => mmm_lab::cleanup_all_leftovers(),
+        Command::Demo => mmm_lab::demo::run().await,
         Command::Up {
             db_hosts,
             monitors,

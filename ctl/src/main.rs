@@ -1,0 +1,61 @@
+//! `mmmctl`: parses the command line, runs the command, prints the error (if any) and exits
+//! with status 0 on success, 1 on any failure (2 for a bad command line).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use mmmctl::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let result = runtime.block_on(mmmctl::run(&cli, &mut stdout));
+    let _ = stdout.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = e.to_string();
+            if !msg.is_empty() {
+                // MMM's words go where mmm_control printed them (stdout); stdout stays pure JSON
+                // with --json, so errors go to stderr there.
+                if cli.json {
+                    eprintln!("{msg}");
+                } else {
+                    println!("{msg}");
+                }
+            }
+            if let mmmctl::CtlError::CannotConnect { tried } = &e {
+                for (addr, why) in tried {
+                    tracing::info!(monitor = %addr, error = %why, "monitor not reachable");
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Carries out one command: asks a monitor and writes the answer, as text or JSON.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::CommandFactory;
+use mmm_proto::{
+    ChecksRequest, ClusterStatusRequest, CommandReply, ControlPing, HistoryRequest, HostRequest,
+    Mode, ModeRequest, MoveRoleProgress, MoveRoleRequest, SetIpRequest, SetModeRequest,
+    ShowRequest, PROTOCOL_VERSION,
+};
+
+use crate::cli::{Cli, Command, Shell};
+use crate::client::Client;
+use crate::error::CtlError;
+use crate::{format, view};
+
+/// The shortest wait for the next step of a `move_role` (a step may wait for replication).
+const MOVE_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `cli`'s command, writing its output to `out`. Errors not yet printed are returned.
+pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
+    let command = cli.command.clone().unwrap_or(Command::Help);
+    match command {
+        Command::Help => {
+            out.write_all(format::HELP.as_bytes())?;
+            return Ok(());
+        }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "mmmctl", out);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let timeout = Duration::from_secs_f64(cli.timeout.clamp(0.1, 3600.0));
+    let client = Client::new(crate::monitors::targets(cli)?, timeout);
+    let v = PROTOCOL_VERSION;
+    let tz = chrono::Local;
+    match command {
+        Command::Help | Command::Completions { .. } => Ok(()),
+        Command::Ping => {
+            let r = client
+                .call(|mut c| async move {
+                    c.ping(ControlPing {
+                        protocol_version: v,
+                    })
+                    .await
+                })
+                .await?;
+            command_reply(cli, &r, out)
+        }
+        Command::Show => {
+            let r = client
+                .call(|mut c| async move {
+                    c.show(ShowRequest {
+                        protocol_version: v,
+                    })
+                    .await
+                })
+                .await?;
+            emit(cli, out, &view::ShowView::from(&r), || format::show(&r))
+        }
+        Command::Checks { host, check } => {
+            let req = ChecksRequest {
+                protocol_version: v,
+                host: host.unwrap_or_default(),
+                check: check.unwrap_or_default(),
+            };
+            let r = client
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.checks(req).await }
+                })
+                .await?;
+            emit(cli, out, &view::ChecksView::from(&r), || {
+                format::checks(&r, &tz)
+            })
+        }
+        Command::SetOnline { host } => {
+            let req = HostRequest {
+                protocol_version: v,
+                host,
+            };
+            let r = client
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.set_online(req).await }
+                })
+                .await?;
+            command_reply(cli, &r, out)
+        }
+        Command::SetOffline { host } => {
+            let req = HostRequest {
+                protocol_version: v,
+                host,
+            };
+            let r = client
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.set_offline(req).await }
+                })
+                .await?;
+            command_reply(cli, &r, out)
+        }
+        Command::Mode => {
+            let r = client
+                .call(|mut c| async move {
+                    c.get_mode(ModeRequest {
+                        protocol_version: v,
+                    })
+                    .await
+                })
+                .await?;
+            emit(cli, out, &view::ModeView::from(&r), || format::mode(&r))
+        }
+        Command::SetActive => set_mode(cli, &client, Mode::Active, out).await,
+        Command::SetManual => set_mode(cli, &client, Mode::Manual, out).await,
+        Command::SetPassive => set_mode(cli, &client, Mode::Passive, out).await,
+        Command::MoveRole { force, role, host } => {
+            let req = MoveRoleRequest {
+                protocol_version: v,
+                role,
+                host,
+                force,
+                wait: true,
+            };
+            move_role(cli, &client, req, out).await
+        }
+        Command::SetIp { ip, host } => {
+            let req = SetIpRequest {
+                protocol_version: v,
+                ip,
+                host,
+            };
+            let r = client
+                .call(|mut c| {
+                    let req = req.clone();
+                    async move { c.set_ip(req).await }
+                })
+                .await?;
+            command_reply(cli, &r, out)
+        }
+        Command::Cluster => {
+            let r = client
+                .call(|mut c| async move {
+                    c.cluster_status(ClusterStatusRequest {
+                        protocol_version: v,
+                    })
+                    .await
+                })
+                .await?;
+            emit(cli, out, &view::ClusterView::from(&r), || {
+                format::cluster(&r)
+            })
+        }
+        Command::History { n } => {
+            let req = HistoryRequest {
+                protocol_version: v,
+                limit: n.unwrap_or(20),
+            };
+            let r = client
+                .call(|mut c| async move { c.history(req).await })
+                .await?;
+            emit(cli, out, &view::HistoryView::from(&r), || {
+                format::history(&r, &tz)
+            })
+        }
+    }
+}
+
+/// Writes `json` (with `--json`) or `text`.
+fn emit<T: serde::Serialize>(
+    cli: &Cli,
+    out: &mut dyn Write,
+    json: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), CtlError> {
+    if cli.json {
+        let s = serde_json::to_string_pretty(json)
+            .map_err(|e| CtlError::Io(std::io::Error::other(e)))?;
+        writeln!(out, "{s}")?;
+    } else {
+        out.write_all(text().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Prints a command's reply; a failed command exits 1.
+fn command_reply(cli: &Cli, r: &CommandReply, out: &mut dyn Write) -> Result<(), CtlError> {
+    emit(cli, out, &view::CommandView::from(r), || {
+        format!("{}\n", r.message)
+    })?;
+    if r.ok {
+        Ok(())
+    } else {
+        Err(CtlError::Reported)
+    }
+}
+
+async fn set_mode(
+    cli: &Cli,
+    client: &Client,
+    mode: Mode,
+    out: &mut dyn Write,
+) -> Result<(), CtlError> {
+    let req = SetModeRequest {
+        protocol_version: PROTOCOL_VERSION,
+        mode: mode as i32,
+    };
+    let r = client
+        .call(|mut c| async move { c.set_mode(req).await })
+        .await?;
+    command_reply(cli, &r, out)
+}
+
+/// `move_role`: prints each step as it arrives (text) or the whole move at the end (JSON).
+async fn move_role(
+    cli: &Cli,
+    client: &Client,
+    req: MoveRoleRequest,
+    out: &mut dyn Write,
+) -> Result<(), CtlError> {
+    let mut stream = client
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.move_role(req).await }
+        })
+        .await?;
+    let step_timeout = client.timeout().max(MOVE_STEP_TIMEOUT);
+    let mut seen: Vec<MoveRoleProgress> = Vec::new();
+    loop {
+        let msg =
+            match tokio::time::timeout(step_timeout, stream.message()).await {
+                Err(_) => {
+                    return Err(CtlError::Refused(format!(
+                        "No progress of the move within {} s; check `mmmctl show`",
+                        step_timeout.as_secs()
+                    )))
+                }
+                Ok(Err(s)) => {
+                    return Err(crate::client::classify(&s)
+                        .unwrap_or_else(|| CtlError::Refused(s.message().into())))
+                }
+                Ok(Ok(None)) => return Err(CtlError::Refused(
+                    "The monitor ended the move's stream before it finished; check `mmmctl show`"
+                        .into(),
+                )),
+                Ok(Ok(Some(m))) => m,
+            };
+        if !cli.json {
+            out.write_all(format::move_progress(&msg).as_bytes())?;
+            out.flush()?;
+        }
+        let done = msg.done;
+        seen.push(msg);
+        if done {
+            break;
+        }
+    }
+    let v = view::MoveRoleView::from_progress(&seen);
+    if cli.json {
+        emit(cli, out, &v, String::new)?;
+    }
+    if v.ok {
+        Ok(())
+    } else {
+        Err(CtlError::Reported)
+    }
+}

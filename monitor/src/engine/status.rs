@@ -1,0 +1,40 @@
+//! What each agent is told: the committed status of its host.
+
+use std::net::Ipv4Addr;
+
+use mmm_consensus::{ClusterState, FailoverStep, HostState};
+
+use super::config::EngineConfig;
+use super::output::DesiredStatus;
+
+/// The status to push to `host`'s agent, from the committed state.
+///
+/// `active_master` is the failover's target once re-pointing has started, so that a regular push never
+/// sends a re-pointed replica back to the old writer. `writer` is true only for the owner of a writer-role
+/// IP, which during a failover is nobody until the target is promoted.
+pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) -> DesiredStatus {
+    let st = state
+        .hosts
+        .get(host)
+        .map(|r| r.state)
+        .unwrap_or(HostState::Unknown);
+    let mut roles: Vec<(String, String)> = state
+        .role_ips
+        .iter()
+        .filter(|(_, r)| r.owner.as_deref() == Some(host))
+        .map(|(ip, r)| (r.role.clone(), ip.clone()))
+        .collect();
+    // By role name, then by IP in numeric order (MMM's `show` order).
+    roles.sort_by_key(|(role, ip)| (role.clone(), ip.parse::<Ipv4Addr>().ok(), ip.clone()));
+    let active_master = match &state.failover {
+        Some(f) if f.step >= FailoverStep::Repoint => Some(f.to.clone()),
+        _ => state.active_master.clone(),
+    };
+    let writer = roles.iter().any(|(role, _)| cfg.is_writer_role(role));
+    DesiredStatus {
+        state: st,
+        roles,
+        active_master,
+        writer,
+    }
+}

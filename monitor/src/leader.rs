@@ -1,0 +1,449 @@
+//! The loop the Raft leader runs: gather observations, run the decision engine, commit its
+//! proposals, carry out its actions, and push every agent its committed status (renewing the writer's
+//! lease only while a quorum of monitors confirms this leadership).
+//!
+//! Followers run the same task but it idles until they become leader. All it knows about agents
+//! (what they acknowledged, when the writer's lease was last renewed) is per leadership: a new leader
+//! starts from nothing and assumes the worst about leases granted by its predecessor.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mmm_consensus::{epoch_of, ClusterState, Epoch, Request};
+use mmm_proto::{RoleIp, SetStatusRequest};
+use tokio::sync::watch;
+
+use crate::context::MonitorContext;
+use crate::control::host_state_to_proto;
+use crate::engine::{
+    self, Action, AgentFacts, DesiredStatus, EngineConfig, Input, StartupEvidence,
+};
+
+/// How often the loop runs without a wake-up.
+const TICK: Duration = Duration::from_millis(100);
+/// Deadline of one status push (the agent may wait for replication up to `catchup_timeout`).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of one commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Milliseconds since the Unix epoch (the leader's clock stamps its proposals).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What this leader knows of one agent.
+#[derive(Default, Clone, Debug)]
+struct AgentTrack {
+    /// Highest epoch the agent acknowledged to this leader.
+    acked_epoch: Option<Epoch>,
+    /// The status last acknowledged.
+    acked_status: Option<DesiredStatus>,
+    /// When the last push was acknowledged.
+    acked_at: Option<Instant>,
+    /// When (ms) a writer lease was last sent (acknowledged or not: it may still arrive).
+    lease_sent_ms: Option<u64>,
+    /// A push is under way; no second one is started.
+    in_flight: bool,
+    /// The agent's last reply said it holds the writer role with a valid lease.
+    writable: bool,
+    /// Failover epoch at which the candidate was found caught up.
+    caught_up_for: Option<Epoch>,
+    /// Master the replica acknowledged as its source.
+    repointed_to: Option<String>,
+    /// Epoch at which `kill_host_bin` succeeded for this host.
+    kill_host_ok_at: Option<Epoch>,
+    /// Last push error, for logs.
+    last_error: Option<String>,
+}
+
+/// State of one leadership.
+struct Leadership {
+    /// When this node became leader (ms): leases of the previous leader are assumed to run until
+    /// this time plus a lease and the margin.
+    since_ms: u64,
+    /// Per host.
+    tracks: Arc<Mutex<BTreeMap<String, AgentTrack>>>,
+    /// Startup evidence, gathered once when the cluster has no writer yet.
+    startup: Option<StartupEvidence>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs until shutdown.
+pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
+    let ecfg = Arc::new(EngineConfig::from(ctx.config.as_ref()));
+    let mut agents = ctx.agents.changes();
+    let mut reports = ctx.reports.changes();
+    let mut checks = ctx.checker.changes();
+    let mut applied = ctx.consensus.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leadership: Option<Leadership> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = agents.changed() => if r.is_err() { return },
+            r = reports.changed() => if r.is_err() { return },
+            r = checks.changed() => if r.is_err() { return },
+            r = applied.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        if !ctx.consensus.is_leader() {
+            if leadership.take().is_some() {
+                tracing::warn!(monitor = %ctx.name, "no longer the leader: stopped deciding and pushing");
+            }
+            continue;
+        }
+        let l = leadership.get_or_insert_with(|| {
+            tracing::info!(monitor = %ctx.name, "became leader: taking over decisions");
+            Leadership {
+                since_ms: now_ms(),
+                tracks: Arc::default(),
+                startup: None,
+            }
+        });
+        round(&ctx, &ecfg, l).await;
+    }
+}
+
+/// One round: register, decide, commit, act, push.
+async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Leadership) {
+    let state = ctx.consensus.state();
+    if l.startup.is_none() && state.active_master.is_none() {
+        l.startup = Some(gather_startup(ctx).await);
+    }
+    let input = gather_input(ctx, ecfg, l, &state);
+    let out = engine::decide(&state, &input, ecfg);
+    let mut committed = true;
+    for p in out.proposals {
+        if !commit(ctx, p).await {
+            committed = false;
+            break;
+        }
+    }
+    let state = ctx.consensus.state();
+    let epoch = current_epoch(ctx);
+    for action in out.actions {
+        if !committed {
+            break;
+        }
+        act(ctx, l, &state, action);
+    }
+    push_all(ctx, ecfg, l, &state, epoch);
+}
+
+/// The epoch pushed to agents: the log id of the last applied entry (new leaders commit a blank
+/// entry at their term first, so every leader's epochs are higher than its predecessors').
+fn current_epoch(ctx: &MonitorContext) -> Epoch {
+    ctx.consensus
+        .metrics()
+        .borrow()
+        .last_applied
+        .as_ref()
+        .map(epoch_of)
+        .unwrap_or_default()
+}
+
+/// Commits one proposal; logs and returns false when it was not committed or refused.
+async fn commit(ctx: &MonitorContext, req: Request) -> bool {
+    let reason = req.reason.clone();
+    match ctx.consensus.write_with_timeout(req, COMMIT_TIMEOUT).await {
+        Ok(resp) => match resp.error {
+            None => true,
+            Some(e) => {
+                tracing::error!(error = %e, reason = %reason, "decision refused on apply");
+                false
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, reason = %reason, "decision not committed");
+            false
+        }
+    }
+}
+
+/// Asks every agent what it sees (writable? writer VIP?), to find the current writer of a new cluster.
+async fn gather_startup(ctx: &MonitorContext) -> StartupEvidence {
+    let writer_ips: Vec<String> = ctx
+        .config
+        .writer_role()
+        .map(|r| r.ips.iter().map(|ip| ip.to_string()).collect())
+        .unwrap_or_default();
+    let calls = ctx.config.hosts.keys().map(|host| {
+        let host = host.clone();
+        async move {
+            (
+                host.clone(),
+                ctx.agents
+                    .system_status(&host, Duration::from_secs(1))
+                    .await,
+            )
+        }
+    });
+    let mut ev = StartupEvidence {
+        complete: true,
+        ..Default::default()
+    };
+    for (host, r) in futures::future::join_all(calls).await {
+        match r {
+            Ok(s) => {
+                if s.mysql_reachable && !s.read_only {
+                    ev.writable.insert(host.clone());
+                }
+                if s.vips.iter().any(|v| writer_ips.contains(v)) {
+                    ev.holds_writer_vip.insert(host);
+                }
+            }
+            Err(e) => {
+                tracing::info!(host, error = %e, "startup: agent not reachable");
+                ev.complete = false;
+            }
+        }
+    }
+    tracing::info!(writable = ?ev.writable, writer_vip = ?ev.holds_writer_vip, complete = ev.complete, "startup evidence");
+    ev
+}
+
+fn gather_input(
+    ctx: &MonitorContext,
+    ecfg: &EngineConfig,
+    l: &Leadership,
+    state: &ClusterState,
+) -> Input {
+    let now = now_ms();
+    let fresh = ctx.reports.fresh(Duration::from_millis(ecfg.report_ttl_ms));
+    let reports = fresh
+        .into_iter()
+        .map(|(name, r)| {
+            let received_ms = now.saturating_sub(r.received.elapsed().as_millis() as u64);
+            (
+                name,
+                crate::convert::report_from_proto(&r.report, received_ms),
+            )
+        })
+        .collect();
+    let tracks = lock(&l.tracks).clone();
+    let lease_ms = ecfg.writer_lease_ms;
+    let agents = ctx
+        .config
+        .hosts
+        .keys()
+        .map(|host| {
+            let health = ctx.agents.health(host);
+            let t = tracks.get(host).cloned().unwrap_or_default();
+            let holds_writer = state.active_master.as_deref() == Some(host.as_str());
+            // The writer's lease may have been renewed by the previous leader up to the moment this
+            // one took over, and by this one up to its last send.
+            let lease_expires_ms = holds_writer.then(|| {
+                let inherited = l.since_ms + lease_ms + ecfg.lease_margin_ms;
+                let own = t
+                    .lease_sent_ms
+                    .map_or(0, |s| s + lease_ms + ecfg.lease_margin_ms);
+                inherited.max(own)
+            });
+            (
+                host.clone(),
+                AgentFacts {
+                    reachable: health.reachable,
+                    acked_epoch: t.acked_epoch,
+                    writable: health.writable || t.writable,
+                    holds_writer_vip: holds_writer,
+                    lease_expires_ms,
+                    caught_up_for: t.caught_up_for,
+                    repointed_to: t.repointed_to.clone(),
+                    gtid_errant: None,
+                    kill_host_ok_at: t.kill_host_ok_at,
+                },
+            )
+        })
+        .collect();
+    Input {
+        now_ms: now,
+        leader: ctx.name.clone(),
+        monitors_total: ctx.config.monitor_nodes.len().max(1),
+        reports,
+        agents,
+        startup: l.startup.clone(),
+    }
+}
+
+fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action: Action) {
+    match action {
+        Action::PushStatus { host } => {
+            // Every round pushes what changed; make sure this host is pushed even if unchanged.
+            if let Some(t) = lock(&l.tracks).get_mut(&host) {
+                t.acked_status = None;
+            }
+        }
+        Action::WaitCatchUp { host, epoch } => {
+            // The candidate's agent applies its relay log before it opens writes (bounded by the
+            // catch-up timeout) and refuses to open when it cannot; here we only need it reachable.
+            if ctx.agents.health(&host).reachable {
+                lock(&l.tracks).entry(host).or_default().caught_up_for = Some(epoch);
+            }
+        }
+        Action::Repoint { host, master, .. } => {
+            if let Some(t) = lock(&l.tracks).get_mut(&host) {
+                t.acked_status = None;
+                t.repointed_to = None;
+            }
+            tracing::info!(host, master, "re-pointing replica");
+        }
+        Action::RunKillHost { host, epoch } => {
+            let Some(bin) = ctx.config.monitor.kill_host_bin.clone() else {
+                return;
+            };
+            let tracks = Arc::clone(&l.tracks);
+            let timeout = ctx.config.monitor.hook_timeout;
+            tokio::spawn(async move {
+                let run = tokio::process::Command::new(&bin)
+                    .arg(&host)
+                    .kill_on_drop(true)
+                    .output();
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(Ok(out)) if out.status.success() => {
+                        tracing::warn!(host, bin = %bin.display(), "kill_host_bin succeeded");
+                        lock(&tracks).entry(host).or_default().kill_host_ok_at = Some(epoch);
+                    }
+                    Ok(Ok(out)) => {
+                        tracing::error!(host, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr), "kill_host_bin failed")
+                    }
+                    Ok(Err(e)) => tracing::error!(host, error = %e, "kill_host_bin could not run"),
+                    Err(_) => tracing::error!(host, ?timeout, "kill_host_bin timed out"),
+                }
+            });
+        }
+        Action::Log {
+            level,
+            host,
+            message,
+        } => match level {
+            engine::LogLevel::Info => tracing::info!(host = ?host, "{message}"),
+            engine::LogLevel::Warn => tracing::warn!(host = ?host, "{message}"),
+            engine::LogLevel::Error => tracing::error!(host = ?host, "{message}"),
+        },
+    }
+}
+
+/// Pushes to every agent whose committed status it has not acknowledged, and renews the writer's
+/// lease (and re-asserts everyone's status) every third of a lease.
+fn push_all(
+    ctx: &Arc<MonitorContext>,
+    ecfg: &Arc<EngineConfig>,
+    l: &Leadership,
+    state: &ClusterState,
+    epoch: Epoch,
+) {
+    let renew_every = Duration::from_millis(ecfg.writer_lease_ms / 3);
+    let confirmed = ctx
+        .consensus
+        .leadership_confirmed_within()
+        .is_some_and(|d| d.as_millis() as u64 <= ecfg.writer_lease_ms / 3);
+    for host in ctx.config.hosts.keys() {
+        let desired = engine::agent_status_for(state, host, ecfg);
+        let (due, in_flight) = {
+            let tracks = lock(&l.tracks);
+            let t = tracks.get(host);
+            let changed = t.and_then(|t| t.acked_status.as_ref()) != Some(&desired)
+                || t.and_then(|t| t.acked_epoch)
+                    .is_none_or(|e| e < state.last_epoch);
+            let stale = t
+                .and_then(|t| t.acked_at)
+                .is_none_or(|a| a.elapsed() >= renew_every);
+            (changed || stale, t.is_some_and(|t| t.in_flight))
+        };
+        if !due || in_flight {
+            continue;
+        }
+        if desired.writer && !confirmed {
+            // Without a quorum's confirmation this node may no longer be the leader: renew nothing.
+            continue;
+        }
+        spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
+    }
+}
+
+fn spawn_push(
+    ctx: &Arc<MonitorContext>,
+    l: &Leadership,
+    host: String,
+    desired: DesiredStatus,
+    epoch: Epoch,
+    lease_ms: u64,
+) {
+    let tracks = Arc::clone(&l.tracks);
+    let sent_ms = now_ms();
+    {
+        let mut t = lock(&tracks);
+        let t = t.entry(host.clone()).or_default();
+        t.in_flight = true;
+        if desired.writer {
+            t.lease_sent_ms = Some(sent_ms);
+        }
+    }
+    let ctx = Arc::clone(ctx);
+    tokio::spawn(async move {
+        let req = SetStatusRequest {
+            protocol_version: mmm_proto::PROTOCOL_VERSION,
+            host: host.clone(),
+            epoch: Some(mmm_proto::Epoch {
+                term: epoch.term,
+                index: epoch.index,
+            }),
+            state: host_state_to_proto(desired.state) as i32,
+            roles: desired
+                .roles
+                .iter()
+                .map(|(role, ip)| RoleIp {
+                    role: role.clone(),
+                    ip: ip.clone(),
+                })
+                .collect(),
+            active_master: desired.active_master.clone().unwrap_or_default(),
+            lease_millis: if desired.writer { lease_ms } else { 0 },
+            monitor: String::new(),
+            catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
+        };
+        let started = Instant::now();
+        let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
+        ctx.metrics.push_took(started.elapsed());
+        let mut tracks = lock(&tracks);
+        let t = tracks.entry(host.clone()).or_default();
+        t.in_flight = false;
+        match result {
+            Ok(status) => {
+                if !status.last_error.is_empty() {
+                    tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");
+                    t.last_error = Some(status.last_error.clone());
+                    // Not acknowledged as applied: pushed again next round.
+                    return;
+                }
+                if t.last_error.take().is_some() || t.acked_status.as_ref() != Some(&desired) {
+                    tracing::info!(host, epoch = %epoch, state = %desired.state, roles = ?desired.roles, active_master = ?desired.active_master, "agent applied status");
+                }
+                t.acked_epoch = Some(epoch);
+                t.acked_at = Some(Instant::now());
+                t.writable = desired.writer && !status.lease_expired;
+                if desired.active_master.is_some() {
+                    t.repointed_to = desired.active_master.clone();
+                }
+                t.acked_status = Some(desired);
+            }
+            Err(e) => {
+                ctx.metrics
+                    .agent_push_errors_total
+                    .get_or_create(&crate::metrics::HostLabel { host: host.clone() })
+                    .inc();
+                if t.last_error.as_deref() != Some(e.message()) {
+                    tracing::warn!(host, epoch = %epoch, error = %e.message(), "status push failed");
+                }
+                t.last_error = Some(e.message().to_string());
+            }
+        }
+    });
+}

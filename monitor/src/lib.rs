@@ -1,0 +1,24 @@
+//! mmm-monitor: one node of the monitor cluster.
+//!
+//! - [`checks`]: MMM's checks of every host, run concurrently.
+//! - [`engine`]: the pure decision engine (MMM's state machine, role placement, failover steps).
+//! - [`leader`]: the loop the Raft leader runs: gather, decide, commit, push to agents.
+//! - [`control`] / [`operator`]: the control service for mmmctl and the operator commands.
+//! - [`agents`], [`reports`], [`reporter`], [`convert`]: links to agents, observation reports between monitors.
+//! - [`metrics`], [`observe`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`node`]: wiring and `run`; [`logging`]: log set-up and the shutdown signal.
+
+pub mod agents;
+pub mod checks;
+pub mod context;
+pub mod control;
+pub mod convert;
+pub mod engine;
+pub mod leader;
+pub mod logging;
+pub mod metrics;
+pub mod node;
+pub mod observe;
+pub mod operator;
+pub mod reporter;
+pub mod reports;

@@ -1,0 +1,82 @@
+//! `mmm-monitor [@CLUSTER] [--config FILE] [--check-config]`: one node of the monitor cluster.
+//!
+//! Thin: arguments → configuration → [`mmm_monitor::node::run`] with listeners bound from the
+//! configuration and Ctrl-C/SIGTERM as the shutdown signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mmm_config::Program;
+
+/// Command line of the monitor.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mmm-monitor",
+    version,
+    about = "mmm-rs monitor: one node of the Raft monitor cluster"
+)]
+struct Args {
+    /// `@NAME` selects the cluster's configuration `mmm_mon_NAME.conf`.
+    #[arg(value_name = "@CLUSTER")]
+    cluster: Option<String>,
+    /// Configuration file (default: mmm_mon[_CLUSTER].conf in /etc, /etc/mmm, /etc/mysql-mmm).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration, print it with defaults filled in (passwords masked) and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: mmm_monitor::logging::LogFormat,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(c) = &args.cluster {
+        if !c.starts_with('@') {
+            eprintln!("mmm-monitor: the cluster name must start with '@' (got '{c}')");
+            return ExitCode::from(2);
+        }
+    }
+    let config = match mmm_config::load(
+        Program::Monitor,
+        args.cluster.as_deref(),
+        args.config.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            if args.check_config {
+                eprintln!("configuration test failed");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check_config {
+        print!("{}", config.render_effective());
+        eprintln!("configuration {} is ok", config.source.display());
+        return ExitCode::SUCCESS;
+    }
+    mmm_monitor::logging::init(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmm-monitor: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mmm_monitor::node::run_from_config(
+        config,
+        mmm_monitor::logging::shutdown_signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "monitor stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

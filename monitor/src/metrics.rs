@@ -1,0 +1,308 @@
+//! Prometheus metrics of a monitor (`mmm_<subsystem>_<name>`, units in the name), and the HTTP
+//! endpoints `/metrics`, `/healthz` and `/readyz` on the monitor's `metrics_port`.
+//!
+//! Gauges describing the cluster are refreshed from the Raft metrics and the replicated state by
+//! [`MonitorMetrics::observe`]; counters and histograms are fed where the events happen.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels naming a host.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabel {
+    /// Host name from the configuration.
+    pub host: String,
+}
+
+/// Labels naming a host and one of its states.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostStateLabel {
+    /// Host name.
+    pub host: String,
+    /// MMM state name.
+    pub state: String,
+}
+
+/// Labels naming a host and a check.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// Host name.
+    pub host: String,
+    /// ping, mysql, rep_threads or rep_backlog.
+    pub check: String,
+}
+
+/// Labels naming a role IP and its owner.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabel {
+    /// Role name.
+    pub role: String,
+    /// Role IP.
+    pub ip: String,
+    /// Owning host ("" when unassigned).
+    pub host: String,
+}
+
+/// Labels naming a monitor peer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabel {
+    /// Monitor node name.
+    pub member: String,
+}
+
+/// Labels naming a kind of failover.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// "planned" (move_role) or "unplanned" (failure).
+    pub kind: String,
+}
+
+/// Every metric a monitor exports.
+pub struct MonitorMetrics {
+    /// The registry the endpoint encodes.
+    registry: Registry,
+    /// 1 on the Raft leader, else 0.
+    pub raft_is_leader: Gauge,
+    /// Current Raft term.
+    pub raft_term: Gauge,
+    /// Highest log index known committed... (applied on this node).
+    pub raft_applied_index: Gauge,
+    /// Last log index on this node.
+    pub raft_last_log_index: Gauge,
+    /// Times the leader changed as seen by this node.
+    pub raft_leader_changes_total: Counter,
+    /// Entries each follower is behind the leader (leader only).
+    pub raft_follower_lag_entries: Family<MemberLabel, Gauge>,
+    /// 1 for the host's current state, 0 for the others.
+    pub host_state: Family<HostStateLabel, Gauge>,
+    /// 1 when the check passes (counted result), 0 when it fails.
+    pub check_ok: Family<CheckLabel, Gauge>,
+    /// Duration of each check run.
+    pub check_duration_seconds: Family<CheckLabel, Histogram>,
+    /// 1 for the host holding each role IP.
+    pub role_owner: Family<RoleLabel, Gauge>,
+    /// Writer moves completed, by kind.
+    pub failovers_total: Family<KindLabel, Counter>,
+    /// Duration of writer moves (start committed to promotion committed).
+    pub failover_duration_seconds: Histogram,
+    /// Unix time of the last completed writer move.
+    pub failover_last_timestamp_seconds: Gauge,
+    /// Failed pushes of a status to an agent.
+    pub agent_push_errors_total: Family<HostLabel, Counter>,
+    /// Latency of status pushes.
+    pub agent_push_duration_seconds: Histogram,
+    /// 1 when the agent's health stream is up.
+    pub agent_reachable: Family<HostLabel, Gauge>,
+    /// Seconds left on the writer lease last granted by this node (leader only).
+    pub writer_lease_seconds: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl MonitorMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("mmm");
+        let m = MonitorMetrics {
+            raft_is_leader: Gauge::default(),
+            raft_term: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_last_log_index: Gauge::default(),
+            raft_leader_changes_total: Counter::default(),
+            raft_follower_lag_entries: Family::default(),
+            host_state: Family::default(),
+            check_ok: Family::default(),
+            check_duration_seconds: Family::new_with_constructor(latency_histogram),
+            role_owner: Family::default(),
+            failovers_total: Family::default(),
+            failover_duration_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            failover_last_timestamp_seconds: Gauge::default(),
+            agent_push_errors_total: Family::default(),
+            agent_push_duration_seconds: latency_histogram(),
+            agent_reachable: Family::default(),
+            writer_lease_seconds: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "raft_is_leader",
+            "1 on the Raft leader",
+            m.raft_is_leader.clone(),
+        );
+        r.register("raft_term", "Current Raft term", m.raft_term.clone());
+        r.register(
+            "raft_applied_index",
+            "Last log index applied on this node",
+            m.raft_applied_index.clone(),
+        );
+        r.register(
+            "raft_last_log_index",
+            "Last log index on this node",
+            m.raft_last_log_index.clone(),
+        );
+        r.register(
+            "raft_leader_changes",
+            "Leader changes seen by this node",
+            m.raft_leader_changes_total.clone(),
+        );
+        r.register(
+            "raft_follower_lag_entries",
+            "Entries a follower is behind (leader only)",
+            m.raft_follower_lag_entries.clone(),
+        );
+        r.register(
+            "host_state",
+            "1 for the host's current MMM state",
+            m.host_state.clone(),
+        );
+        r.register("check_ok", "1 when the check passes", m.check_ok.clone());
+        r.register(
+            "check_duration_seconds",
+            "Duration of check runs",
+            m.check_duration_seconds.clone(),
+        );
+        r.register(
+            "role_owner",
+            "1 for the host holding the role IP",
+            m.role_owner.clone(),
+        );
+        r.register(
+            "failovers",
+            "Completed writer moves by kind",
+            m.failovers_total.clone(),
+        );
+        r.register(
+            "failover_duration_seconds",
+            "Writer move duration",
+            m.failover_duration_seconds.clone(),
+        );
+        r.register(
+            "failover_last_timestamp_seconds",
+            "Unix time of the last completed writer move",
+            m.failover_last_timestamp_seconds.clone(),
+        );
+        r.register(
+            "agent_push_errors",
+            "Failed status pushes to an agent",
+            m.agent_push_errors_total.clone(),
+        );
+        r.register(
+            "agent_push_duration_seconds",
+            "Latency of status pushes",
+            m.agent_push_duration_seconds.clone(),
+        );
+        r.register(
+            "agent_reachable",
+            "1 when the agent's health stream is up",
+            m.agent_reachable.clone(),
+        );
+        r.register(
+            "writer_lease_seconds",
+            "Seconds left on the writer lease granted by this node",
+            m.writer_lease_seconds.clone(),
+        );
+        let mut m = m;
+        m.registry = registry;
+        Arc::new(m)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records the duration of one push.
+    pub fn push_took(&self, d: Duration) {
+        self.agent_push_duration_seconds.observe(d.as_secs_f64());
+    }
+}
+
+/// Readiness as the `/readyz` endpoint reports it.
+pub trait Readiness: Send + Sync + 'static {
+    /// `Ok(())` when part of a cluster with a leader and checks running, else why not.
+    fn ready(&self) -> Result<(), String>;
+}
+
+/// The HTTP router: `/metrics`, `/healthz`, `/readyz`.
+pub fn router(metrics: Arc<MonitorMetrics>, ready: Arc<dyn Readiness>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&metrics);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let r = Arc::clone(&ready);
+                async move {
+                    match r.ready() {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {why}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_namespaced_names_and_labels() {
+        let m = MonitorMetrics::new();
+        m.raft_is_leader.set(1);
+        m.host_state
+            .get_or_create(&HostStateLabel {
+                host: "db1".into(),
+                state: "ONLINE".into(),
+            })
+            .set(1);
+        m.failovers_total
+            .get_or_create(&KindLabel {
+                kind: "unplanned".into(),
+            })
+            .inc();
+        let text = m.encode();
+        assert!(text.contains("mmm_raft_is_leader 1"), "{text}");
+        assert!(
+            text.contains("mmm_host_state{host=\"db1\",state=\"ONLINE\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mmm_failovers_total{kind=\"unplanned\"} 1"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    }
+}
