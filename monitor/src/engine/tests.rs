@@ -1818,9 +1818,13 @@ fn a_new_cluster_names_its_first_writer_only_after_every_writer_host_is_judged()
         reasons(&out)
     );
     assert!(s1.failover.is_none());
-    // Once db1 is judged ONLINE, the writer goes to the first candidate in order, db1.
+    // Once db1 is judged ONLINE, the writer goes to the first host in the role's order, db1, even
+    // though db2 holds fewer role IPs.
     let input = healthy_input(&c, &s1, NOW + 1000);
     let mut state = s1;
+    if let Some(r) = state.role_ips.get_mut(R1) {
+        r.owner = Some("db1".into());
+    }
     for _ in 0..6 {
         let out = decide(&state, &input, &c);
         state = commit(&state, &out);

@@ -36,7 +36,8 @@ fn keeps_writer(state: HostState) -> bool {
 }
 
 /// Chooses the failover candidate: the old writer's peer, then the preferred host, then the least loaded
-/// eligible writer-role host (ties by name); it must be ONLINE, clean and its agent reachable.
+/// eligible writer-role host (ties by name) — or, with no previous writer, the first eligible host in the
+/// role's `hosts` order; it must be ONLINE, clean and its agent reachable.
 pub fn choose_candidate(
     state: &ClusterState,
     cfg: &EngineConfig,
@@ -51,7 +52,11 @@ pub fn choose_candidate(
         .and_then(|h| h.peer.clone());
     let mut order: Vec<String> = peer.into_iter().chain(wrole.prefer.clone()).collect();
     let mut rest: Vec<&String> = wrole.hosts.iter().collect();
-    rest.sort_by_key(|h| (load_halves(state, cfg, h), (*h).clone()));
+    // With no previous writer (a new cluster) the role's `hosts` order is the operator's intent
+    // (the current master is listed first); after a failure the least loaded host takes over.
+    if from.is_some() {
+        rest.sort_by_key(|h| (load_halves(state, cfg, h), (*h).clone()));
+    }
     order.extend(rest.into_iter().cloned());
     order.into_iter().find(|h| ok(h))
 }
