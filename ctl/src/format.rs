@@ -160,13 +160,10 @@ where
     out
 }
 
-/// `mode`: the mode's name (and, when passive, why).
+/// `mode`: the mode's name alone, as `mmm_control mode` prints it (scripts compare the whole
+/// output); the passive cause is in `show` and in `--json`.
 pub fn mode(reply: &ModeReply) -> String {
-    let mut out = format!("{}\n", mode_name(reply.mode));
-    if reply.mode == Mode::Passive as i32 && !reply.passive_cause.is_empty() {
-        let _ = writeln!(out, "# Cause: {}", reply.passive_cause);
-    }
-    out
+    format!("{}\n", mode_name(reply.mode))
 }
 
 /// One message of a `move_role` stream: the step with its elapsed time, and for the last

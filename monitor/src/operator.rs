@@ -118,6 +118,7 @@ pub async fn set_ip(ctx: &MonitorContext, ip: &str, host: &str) -> Result<Comman
 /// The stream `move_role` answers with.
 pub type ProgressStream = Pin<Box<dyn Stream<Item = Result<MoveRoleProgress, Status>> + Send>>;
 
+/// A progress message; an empty `step` prints only the final message (MMM's output for a refusal).
 fn progress(step: impl Into<String>, started: Instant) -> MoveRoleProgress {
     MoveRoleProgress {
         step: step.into(),
@@ -144,7 +145,7 @@ pub async fn move_role(
                     done: true,
                     ok: false,
                     message: e.to_string(),
-                    ..progress("refused", started)
+                    ..progress("", started)
                 }))
                 .await;
             return Ok(Box::pin(ReceiverStream::new(rx)));
@@ -159,7 +160,7 @@ pub async fn move_role(
                 done: true,
                 ok: reply.ok,
                 message: reply.message,
-                ..progress("committed", started)
+                ..progress("", started)
             }))
             .await;
         return Ok(Box::pin(ReceiverStream::new(rx)));
