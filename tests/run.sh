@@ -8,4 +8,4 @@ cargo build --workspace --all-targets
 if [ "$(id -u)" -eq 0 ]; then
     ./target/debug/mmm-lab cleanup
 fi
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
