@@ -163,14 +163,32 @@ pub async fn run(
             }
         });
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
-    let result = tonic::transport::Server::builder()
-        .add_service(mmm_proto::agent_server::AgentServer::new(
-            AgentService::new(agent.clone()),
-        ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .context("gRPC server failed");
+    // <socket> type ssl: mutual TLS (certificates reload when their files change), and SetStatus
+    // only from a monitor node's certificate.
+    let tls = mmm_tls::TlsMaterial::from_socket(&config.socket).context("<socket> TLS")?;
+    let policy = tls
+        .as_ref()
+        .map(|_| mmm_tls::PeerPolicy::new("monitor node", config.monitor_nodes.keys().cloned()));
+    let router =
+        tonic::transport::Server::builder().add_service(mmm_proto::agent_server::AgentServer::new(
+            AgentService::new(agent.clone()).with_monitor_policy(policy),
+        ));
+    let result = match tls {
+        Some(material) => {
+            let server = mmm_tls::ServerTls::new(&material).context("TLS server set-up")?;
+            tracing::info!(cert = %material.files().cert.display(), "mutual TLS on");
+            router
+                .serve_with_incoming_shutdown(mmm_tls::incoming(listeners.grpc, &server), shutdown)
+                .await
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
+    .context("gRPC server failed");
     tasks.shutdown().await;
     tracing::info!(host = %agent.local.name, "mmm-agent stopped");
     result

@@ -1,11 +1,13 @@
 //! Prometheus metrics (`mmm_agent_*`) and the HTTP endpoints `/metrics`, `/healthz` and `/readyz` (axum),
-//! served on the host's ip and the `<agent> metrics_port`.
+//! served on the host's ip and the `<agent> metrics_port`. `/metrics` serves OpenMetrics to clients
+//! that ask for it (Prometheus does) and the classic Prometheus text format (what
+//! `promtool check metrics` reads) to the others.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -86,7 +88,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The text exposition of every metric.
+    /// The OpenMetrics exposition of every metric (ends with `# EOF`).
     pub fn render(&self) -> String {
         let mut s = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut s, &self.registry) {
@@ -94,17 +96,58 @@ impl Metrics {
         }
         s
     }
+
+    /// The exposition in the format the `Accept` header asks for, and its content type:
+    /// OpenMetrics when it names `application/openmetrics-text`, else the classic text format.
+    pub fn render_for(&self, accept: Option<&str>) -> (&'static str, String) {
+        let om = self.render();
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                om,
+            ),
+            _ => (
+                "text/plain; version=0.0.4; charset=utf-8",
+                openmetrics_to_text(&om),
+            ),
+        }
+    }
 }
 
-async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
+/// Rewrites an OpenMetrics exposition into the classic text format: counter families take the
+/// `_total` name their samples carry, `# UNIT` and `# EOF` lines go (the classic format has neither).
+pub fn openmetrics_to_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|t| t.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> impl IntoResponse {
     agent.refresh_metrics();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        agent.metrics().render(),
-    )
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = agent.metrics().render_for(accept);
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 async fn healthz() -> &'static str {
@@ -128,4 +171,39 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_format_unless_openmetrics_is_asked_for() {
+        let m = Metrics::default();
+        m.vips_held.set(2);
+        m.lease_remaining.set(1.5);
+        let (ct, text) = m.render_for(None);
+        assert!(ct.starts_with("text/plain"), "{ct}");
+        assert!(text.contains("mmm_agent_vips_held 2"), "{text}");
+        assert!(
+            text.contains("mmm_agent_lease_remaining_seconds 1.5"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let (ct, om) = m.render_for(Some("application/openmetrics-text;version=1.0.0"));
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        assert!(om.trim_end().ends_with("# EOF"), "{om}");
+    }
+
+    #[test]
+    fn counters_take_their_total_name_in_the_classic_format() {
+        let om = "# HELP mmm_x Things.\n# TYPE mmm_x counter\nmmm_x_total 3\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# HELP mmm_x_total Things.\n# TYPE mmm_x_total counter\nmmm_x_total 3\n"
+        );
+    }
 }

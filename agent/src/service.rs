@@ -27,12 +27,24 @@ const SYSTEM_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AgentService {
     /// The agent.
     agent: Arc<Agent>,
+    /// With mutual TLS on: SetStatus is accepted only from a certificate of a configured monitor
+    /// node (an agent's or operator's certificate, though signed by the same CA, cannot move VIPs).
+    monitors_only: Option<mmm_tls::PeerPolicy>,
 }
 
 impl AgentService {
-    /// Wraps an agent.
+    /// Wraps an agent (no certificate checks: plain text).
     pub fn new(agent: Arc<Agent>) -> Self {
-        AgentService { agent }
+        AgentService {
+            agent,
+            monitors_only: None,
+        }
+    }
+
+    /// Accepts SetStatus only from peers `policy` admits.
+    pub fn with_monitor_policy(mut self, policy: Option<mmm_tls::PeerPolicy>) -> Self {
+        self.monitors_only = policy;
+        self
     }
 }
 
@@ -64,6 +76,11 @@ impl AgentRpc for AgentService {
         request: Request<SetStatusRequest>,
     ) -> Result<Response<SetStatusReply>, Status> {
         let received_at = Instant::now();
+        if let Some(policy) = &self.monitors_only {
+            policy.check(&request).inspect_err(|e| {
+                tracing::warn!(monitor = %request.get_ref().monitor, error = %e.message(), "SetStatus refused");
+            })?;
+        }
         let req = request.into_inner();
         let desired = validate_set_status(&self.agent.topo, &req).inspect_err(|e| {
             tracing::warn!(monitor = %req.monitor, host = %req.host, error = %e.message(), "SetStatus refused");

@@ -108,13 +108,25 @@ async fn agent_inprocess_fencing_survives_restart_and_bad_requests_are_refused()
     assert_eq!(st.epoch, Some(Epoch { term: 4, index: 2 }));
     // Not the writer: an unreachable mysqld accepts no writes, so the demotion counts as applied
     // (the monitor treats the acknowledgement as "denies writes").
-    assert_eq!(st.last_error, "", "a non-writer status with mysqld down is applied: {st:?}");
+    assert_eq!(
+        st.last_error, "",
+        "a non-writer status with mysqld down is applied: {st:?}"
+    );
     // The writer role, though, cannot be applied without mysqld: the error says so.
     let mut writer = status(4, 2);
-    writer.roles = vec![RoleIp { role: "writer".into(), ip: "192.0.2.100".into() }];
+    writer.roles = vec![RoleIp {
+        role: "writer".into(),
+        ip: "192.0.2.100".into(),
+    }];
     writer.active_master = "db1".into();
     writer.lease_millis = 3000;
-    let st = c.set_status(writer).await.expect("writer status accepted").into_inner().status.unwrap();
+    let st = c
+        .set_status(writer)
+        .await
+        .expect("writer status accepted")
+        .into_inner()
+        .status
+        .unwrap();
     assert!(
         st.last_error.contains("mysqld"),
         "mysqld is unreachable, so the writer status is not fully applied: {st:?}"

@@ -22,7 +22,7 @@ use openraft::raft::{
 use openraft::{AnyError, RPCTypes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::faults::NetworkFaults;
 use crate::types::{NodeId, NodeInfo, TypeConfig};
@@ -90,8 +90,9 @@ pub enum CallError {
 pub struct TransportOptions {
     /// Test-only fault injection (see [`NetworkFaults`]); empty in production.
     pub faults: NetworkFaults,
-    /// TLS for connections to peers; `None` connects in plain text.
-    pub tls: Option<ClientTlsConfig>,
+    /// Mutual TLS for connections to peers (the peer's certificate must carry its address as an IP
+    /// SAN); `None` connects in plain text.
+    pub tls: Option<mmm_tls::ClientTls>,
 }
 
 /// The shared part of the transport.
@@ -139,21 +140,14 @@ impl Network {
             addr: addr.to_string(),
             msg: e.to_string(),
         };
-        let scheme = if self.inner.opts.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        // TLS (when on) is done by the connector, not by the URI scheme.
+        let ep = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| failed(&e))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        if let Some(tls) = &self.inner.opts.tls {
-            ep = ep.tls_config(tls.clone()).map_err(|e| failed(&e))?;
-        }
-        let ch = ep.connect_lazy();
+        let ch = mmm_tls::channel_for(&ep, self.inner.opts.tls.as_ref(), None);
         tracing::debug!(peer = target, %addr, "new channel to peer");
         channels.insert(target, (addr.to_string(), ch.clone()));
         Ok(ch)

@@ -215,6 +215,54 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// How many hook runs may wait for the leader; older ones are dropped first (and logged).
+pub const PENDING_HOOKS_LIMIT: usize = 64;
+
+/// The operator's programs the leader runs after a committed decision.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HookKind {
+    /// After a writer failover or switchover completed (`post_failover`).
+    PostFailover,
+    /// After any role IP changed owner (`post_role_change`).
+    PostRoleChange,
+}
+
+impl HookKind {
+    /// The configuration key naming the program.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::PostFailover => "post_failover",
+            HookKind::PostRoleChange => "post_role_change",
+        }
+    }
+}
+
+impl fmt::Display for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A committed decision whose hook has not run yet. Recorded when the decision is applied, removed by
+/// `HookDone` once the leader ran the hook, so a new leader runs exactly the ones still pending.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookEvent {
+    /// Which hook.
+    pub hook: HookKind,
+    /// The decision's epoch (with `hook` and `ip`, what identifies the event).
+    pub epoch: Epoch,
+    /// Leader's clock when decided (ms), so very old events can be skipped.
+    pub time_ms: u64,
+    /// The role concerned.
+    pub role: String,
+    /// The role IP concerned (empty for a failover: every writer IP moves).
+    pub ip: String,
+    /// The host that held it, if any.
+    pub old_owner: Option<String>,
+    /// The host that holds it now, if any.
+    pub new_owner: Option<String>,
+}
+
 /// The monitors' shared state.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterState {
@@ -234,6 +282,9 @@ pub struct ClusterState {
     pub history: VecDeque<Decision>,
     /// Log id of the last applied request.
     pub last_epoch: Epoch,
+    /// Decisions whose `post_*` hook the leader has still to run (oldest first, bounded).
+    #[serde(default)]
+    pub pending_hooks: VecDeque<HookEvent>,
 }
 
 /// A change to the state. Each is validated when applied.
@@ -275,6 +326,15 @@ pub enum Command {
     MarkFlapping { host: String },
     /// Several commands applied all-or-nothing as one decision.
     Batch(Vec<Command>),
+    /// The leader ran (or gave up on) the hook of a decision: it is not run again by any leader.
+    HookDone {
+        /// The decision's epoch.
+        epoch: Epoch,
+        /// Which hook.
+        hook: HookKind,
+        /// The role IP of the event (empty for a failover).
+        ip: String,
+    },
 }
 
 /// A proposed decision: what to change, why, and the proposing leader's clock.
@@ -352,11 +412,23 @@ impl ClusterState {
 
     fn record(&mut self, d: Decision) {
         if !SIMULATING.with(|s| s.get()) {
-            tracing::info!(epoch = %d.epoch, host = ?d.host, role = ?d.role, from = %d.from, to = %d.to, reason = %d.reason, "decision committed");
+            // Every monitor applies it; the monitor that led the term logs it at info (once per cluster).
+            tracing::debug!(epoch = %d.epoch, host = ?d.host, role = ?d.role, from = %d.from, to = %d.to, reason = %d.reason, "decision applied");
         }
         self.history.push_back(d);
         while self.history.len() > HISTORY_LIMIT {
             self.history.pop_front();
+        }
+    }
+
+    fn push_hook(&mut self, ev: HookEvent) {
+        self.pending_hooks.push_back(ev);
+        while self.pending_hooks.len() > PENDING_HOOKS_LIMIT {
+            if let Some(old) = self.pending_hooks.pop_front() {
+                if !SIMULATING.with(|s| s.get()) {
+                    tracing::warn!(hook = %old.hook, epoch = %old.epoch, "too many pending hooks: dropped the oldest");
+                }
+            }
         }
     }
 
@@ -426,9 +498,19 @@ impl ClusterState {
                     .ok_or_else(|| ApplyError::UnknownIp(ip.clone()))?;
                 if rec.owner != *owner {
                     let from = rec.owner.clone().unwrap_or_else(|| "-".into());
+                    let ev = HookEvent {
+                        hook: HookKind::PostRoleChange,
+                        epoch,
+                        time_ms: now,
+                        role: rec.role.clone(),
+                        ip: ip.clone(),
+                        old_owner: rec.owner.clone(),
+                        new_owner: owner.clone(),
+                    };
                     rec.owner = owner.clone();
                     rec.epoch = epoch;
                     let role = format!("{}({})", rec.role, ip);
+                    self.push_hook(ev);
                     let to = owner.clone().unwrap_or_else(|| "-".into());
                     let d = decision(owner.as_deref(), Some(&role), from, to);
                     self.record(d);
@@ -506,7 +588,11 @@ impl ClusterState {
                     Some(to),
                     Some(role),
                     from.clone().unwrap_or_else(|| "-".into()),
-                    format!("{to} (failover started)"),
+                    if *planned {
+                        format!("{to} (switchover started)")
+                    } else {
+                        format!("{to} (failover started)")
+                    },
                 );
                 self.record(d);
             }
@@ -530,6 +616,18 @@ impl ClusterState {
             Command::EndFailover { completed } => {
                 let f = self.failover.take().ok_or(ApplyError::NoFailover)?;
                 let to = if *completed { "completed" } else { "abandoned" };
+                // The first writer of a new cluster is no failover (its post_role_change runs).
+                if *completed && f.from.is_some() {
+                    self.push_hook(HookEvent {
+                        hook: HookKind::PostFailover,
+                        epoch,
+                        time_ms: now,
+                        role: f.role.clone(),
+                        ip: String::new(),
+                        old_owner: f.from.clone(),
+                        new_owner: Some(f.to.clone()),
+                    });
+                }
                 let d = decision(
                     Some(&f.to),
                     Some(&f.role),
@@ -560,6 +658,15 @@ impl ClusterState {
                 for c in cmds {
                     self.apply_command(epoch, req, c)?;
                 }
+            }
+            Command::HookDone {
+                epoch: done,
+                hook,
+                ip,
+            } => {
+                // Unknown events are ignored: a second leader may report the same run.
+                self.pending_hooks
+                    .retain(|e| !(e.epoch == *done && e.hook == *hook && e.ip == *ip));
             }
         }
         Ok(())
@@ -677,6 +784,62 @@ mod tests {
         );
         assert_eq!(s.history.len(), n);
         assert_eq!(s.hosts["db1"].since_ms, 2000);
+    }
+
+    #[test]
+    fn role_changes_and_completed_failovers_leave_pending_hooks_until_done() {
+        let mut s = registered();
+        s.apply(
+            ep(2),
+            &req(
+                5,
+                Command::SetRoleOwner {
+                    ip: "10.0.0.100".into(),
+                    owner: Some("db1".into()),
+                },
+            ),
+        );
+        assert_eq!(s.pending_hooks.len(), 1);
+        let ev = s.pending_hooks[0].clone();
+        assert_eq!(
+            (ev.hook, ev.epoch, ev.old_owner, ev.new_owner.as_deref()),
+            (HookKind::PostRoleChange, ep(2), None, Some("db1"))
+        );
+        s.apply(
+            ep(3),
+            &req(
+                6,
+                Command::BeginFailover {
+                    role: "writer".into(),
+                    from: Some("db1".into()),
+                    to: "db2".into(),
+                    planned: false,
+                },
+            ),
+        );
+        s.apply(ep(4), &req(7, Command::EndFailover { completed: true }));
+        assert_eq!(s.pending_hooks.len(), 2);
+        assert_eq!(s.pending_hooks[1].hook, HookKind::PostFailover);
+        assert_eq!(s.pending_hooks[1].old_owner.as_deref(), Some("db1"));
+        let done = |e: Epoch, hook, ip: &str| Command::HookDone {
+            epoch: e,
+            hook,
+            ip: ip.into(),
+        };
+        s.apply(
+            ep(5),
+            &req(8, done(ep(2), HookKind::PostRoleChange, "10.0.0.100")),
+        );
+        s.apply(ep(6), &req(9, done(ep(4), HookKind::PostFailover, "")));
+        assert!(s.pending_hooks.is_empty());
+        // Reported twice (a second leader): no error, nothing changes.
+        let r = s.apply(ep(7), &req(9, done(ep(4), HookKind::PostFailover, "")));
+        assert_eq!(r.error, None);
+        // A state saved before hooks existed still loads.
+        let mut v = serde_json::to_value(&s).expect("to json");
+        v.as_object_mut().expect("object").remove("pending_hooks");
+        let back: ClusterState = serde_json::from_value(v).expect("old state loads");
+        assert!(back.pending_hooks.is_empty());
     }
 
     #[test]

@@ -82,8 +82,13 @@ pub enum Command {
         /// The host.
         host: String,
     },
-    /// Show the monitor cluster: members, leader, term, log indexes, each follower's lag.
-    Cluster,
+    /// Show the monitor cluster: members, leader, term, log indexes, each follower's lag;
+    /// `cluster add <name> <ip:port>` / `cluster remove <name>` change its membership.
+    Cluster {
+        /// A membership change; none shows the cluster.
+        #[command(subcommand)]
+        change: Option<ClusterChange>,
+    },
     /// Show the last decisions.
     History {
         /// How many (default 20).
@@ -93,6 +98,45 @@ pub enum Command {
     Completions {
         /// The shell.
         shell: Shell,
+    },
+    /// Certificates for mutual TLS (`<socket> type ssl`).
+    Certs {
+        /// What to do.
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+}
+
+/// `certs` commands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[command(rename_all = "snake_case")]
+pub enum CertsAction {
+    /// Write a new CA and a certificate for every monitor node, host and the operator.
+    Init {
+        /// Directory to write into.
+        #[arg(long, value_name = "DIR", default_value = "/etc/mysql-mmm/certs")]
+        dir: PathBuf,
+        /// Replace an existing CA and certificates.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Changes of the monitor cluster's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[command(rename_all = "snake_case")]
+pub enum ClusterChange {
+    /// Add a monitor (as a learner until it has caught up, then as a voter).
+    Add {
+        /// Its name (`this` in its mmm_mon.conf).
+        name: String,
+        /// Its gRPC address, `ip:port`.
+        addr: String,
+    },
+    /// Remove a monitor (refused when the remaining voters would have no quorum).
+    Remove {
+        /// Its name.
+        name: String,
     },
 }
 

@@ -2,6 +2,7 @@
 //! `history` and `completions`, over gRPC to any monitor of the cluster.
 //!
 //! - [`cli`]: the command line.
+//! - [`certs`]: `certs init`, the certificates of a new cluster.
 //! - [`monitors`]: which monitors to ask (command line or configuration) and TLS.
 //! - [`client`]: the gRPC client trying monitors in order.
 //! - [`run`]: one command, start to end.
@@ -9,6 +10,7 @@
 //! - [`view`]: the `--json` output.
 //! - [`error`]: failures and their messages.
 
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod error;

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use clap::CommandFactory;
 use mmm_proto::{
-    ChecksRequest, ClusterStatusRequest, CommandReply, ControlPing, HistoryRequest, HostRequest,
-    Mode, ModeRequest, MoveRoleProgress, MoveRoleRequest, SetIpRequest, SetModeRequest,
-    ShowRequest, PROTOCOL_VERSION,
+    AddMonitorRequest, ChecksRequest, ClusterStatusRequest, CommandReply, ControlPing,
+    HistoryRequest, HostRequest, Mode, ModeRequest, MoveRoleProgress, MoveRoleRequest,
+    RemoveMonitorRequest, SetIpRequest, SetModeRequest, ShowRequest, PROTOCOL_VERSION,
 };
 
-use crate::cli::{Cli, Command, Shell};
+use crate::cli::{CertsAction, Cli, ClusterChange, Command, Shell};
 use crate::client::Client;
 use crate::error::CtlError;
 use crate::{format, view};
@@ -35,6 +35,17 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
             clap_complete::generate(shell, &mut Cli::command(), "mmmctl", out);
             return Ok(());
         }
+        Command::Certs {
+            action: CertsAction::Init { dir, force },
+        } => {
+            let config = mmm_config::load(
+                mmm_config::Program::Control,
+                cli.cluster.as_deref(),
+                cli.config.as_deref(),
+            )
+            .map_err(|e| CtlError::Config(e.to_string()))?;
+            return crate::certs::init(&config, &dir, force, out);
+        }
         _ => {}
     }
     let timeout = Duration::from_secs_f64(cli.timeout.clamp(0.1, 3600.0));
@@ -42,7 +53,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
     let v = PROTOCOL_VERSION;
     let tz = chrono::Local;
     match command {
-        Command::Help | Command::Completions { .. } => Ok(()),
+        Command::Help | Command::Completions { .. } | Command::Certs { .. } => Ok(()),
         Command::Ping => {
             let r = client
                 .call(|mut c| async move {
@@ -145,7 +156,39 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                 .await?;
             command_reply(cli, &r, out)
         }
-        Command::Cluster => {
+        Command::Cluster {
+            change: Some(change),
+        } => {
+            let r = match change {
+                ClusterChange::Add { name, addr } => {
+                    let req = AddMonitorRequest {
+                        protocol_version: v,
+                        name,
+                        addr,
+                    };
+                    client
+                        .call(|mut c| {
+                            let req = req.clone();
+                            async move { c.add_monitor(req).await }
+                        })
+                        .await?
+                }
+                ClusterChange::Remove { name } => {
+                    let req = RemoveMonitorRequest {
+                        protocol_version: v,
+                        name,
+                    };
+                    client
+                        .call(|mut c| {
+                            let req = req.clone();
+                            async move { c.remove_monitor(req).await }
+                        })
+                        .await?
+                }
+            };
+            command_reply(cli, &r, out)
+        }
+        Command::Cluster { change: None } => {
             let r = client
                 .call(|mut c| async move {
                     c.cluster_status(ClusterStatusRequest {

@@ -265,6 +265,27 @@ impl MonitorControl for Canned {
             .collect();
         Ok(Response::new(HistoryReply { decisions }))
     }
+
+    async fn add_monitor(
+        &self,
+        r: Request<mmm_proto::AddMonitorRequest>,
+    ) -> Result<Response<CommandReply>, Status> {
+        let r = r.into_inner();
+        Ok(Response::new(CommandReply {
+            ok: true,
+            message: format!("OK: monitor {} ({}) added", r.name, r.addr),
+        }))
+    }
+
+    async fn remove_monitor(
+        &self,
+        r: Request<mmm_proto::RemoveMonitorRequest>,
+    ) -> Result<Response<CommandReply>, Status> {
+        Ok(Response::new(CommandReply {
+            ok: false,
+            message: format!("ERROR: removing {} would lose quorum", r.into_inner().name),
+        }))
+    }
 }
 
 /// Starts the canned server on 127.0.0.1:0.

@@ -14,7 +14,7 @@ use mmm_proto::{
     WatchHealthRequest, PROTOCOL_VERSION,
 };
 use tokio::sync::watch;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 /// How long to wait for a TCP/TLS connection to an agent.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -75,27 +75,22 @@ impl AgentHub {
     pub fn new(
         monitor: &str,
         agents: &BTreeMap<String, String>,
-        tls: Option<ClientTlsConfig>,
+        tls: Option<&mmm_tls::ClientTls>,
     ) -> anyhow::Result<Arc<Self>> {
         let mut links = BTreeMap::new();
         for (host, addr) in agents {
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let mut ep = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            // TLS (when on) is done by the connector, which checks the agent's certificate names `host`.
+            let ep = Endpoint::from_shared(format!("http://{addr}"))
                 .map_err(|e| anyhow::anyhow!("agent address '{addr}' of host '{host}': {e}"))?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(1))
                 .keep_alive_timeout(Duration::from_secs(2))
                 .keep_alive_while_idle(true);
-            if let Some(tls) = &tls {
-                ep = ep
-                    .tls_config(tls.clone().domain_name(host.clone()))
-                    .map_err(|e| anyhow::anyhow!("TLS for agent '{host}': {e}"))?;
-            }
             links.insert(
                 host.clone(),
                 AgentLink {
-                    channel: ep.connect_lazy(),
+                    channel: mmm_tls::channel_for(&ep, tls, Some(host)),
                     health: Mutex::new(AgentHealth::default()),
                 },
             );

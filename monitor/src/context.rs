@@ -27,6 +27,8 @@ pub struct MonitorContext {
     pub reports: Arc<ReportStore>,
     /// Exported metrics.
     pub metrics: Arc<MonitorMetrics>,
+    /// Client side of mutual TLS for calls to other monitors (`None`: plain text, `<socket> type plain`).
+    pub tls: Option<mmm_tls::ClientTls>,
 }
 
 impl Readiness for MonitorContext {

@@ -42,7 +42,14 @@ impl ControlService {
             .map_err(|e| Status::internal(format!("leader address '{}': {e}", leader.addr)))?
             .connect_timeout(Duration::from_secs(1))
             .timeout(FORWARD_TIMEOUT);
-        let ch = ep.connect().await.map_err(|e| {
+        let ch = match &self.ctx.tls {
+            Some(tls) => {
+                ep.connect_with_connector(tls.connector(Some(&leader.name)))
+                    .await
+            }
+            None => ep.connect().await,
+        }
+        .map_err(|e| {
             Status::unavailable(format!(
                 "cannot reach the leader {} at {}: {e}",
                 leader.name, leader.addr
@@ -394,5 +401,39 @@ impl MonitorControl for ControlService {
             })
             .collect();
         Ok(Response::new(HistoryReply { decisions }))
+    }
+
+    async fn add_monitor(
+        &self,
+        request: Request<AddMonitorRequest>,
+    ) -> Result<Response<CommandReply>, Status> {
+        check_version(request.get_ref().protocol_version)?;
+        if !self.ctx.consensus.is_leader() {
+            return self
+                .leader_client()
+                .await?
+                .add_monitor(request.into_inner())
+                .await;
+        }
+        let req = request.into_inner();
+        let reply = crate::membership::add(&self.ctx, &req.name, &req.addr).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn remove_monitor(
+        &self,
+        request: Request<RemoveMonitorRequest>,
+    ) -> Result<Response<CommandReply>, Status> {
+        check_version(request.get_ref().protocol_version)?;
+        if !self.ctx.consensus.is_leader() {
+            return self
+                .leader_client()
+                .await?
+                .remove_monitor(request.into_inner())
+                .await;
+        }
+        let req = request.into_inner();
+        let reply = crate::membership::remove(&self.ctx, &req.name).await?;
+        Ok(Response::new(reply))
     }
 }

@@ -68,6 +68,10 @@ struct Leadership {
     tracks: Arc<Mutex<BTreeMap<String, AgentTrack>>>,
     /// Startup evidence, gathered once when the cluster has no writer yet.
     startup: Option<StartupEvidence>,
+    /// Errant transaction checks of returning hosts (polled off the hot path, cached).
+    errant: crate::errant::ErrantPoller,
+    /// Hook events whose hook this leadership is running (not started twice).
+    hooks_running: Arc<Mutex<std::collections::BTreeSet<crate::hooks::EventKey>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -105,6 +109,8 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 since_ms: now_ms(),
                 tracks: Arc::default(),
                 startup: None,
+                errant: Default::default(),
+                hooks_running: Arc::default(),
             }
         });
         round(&ctx, &ecfg, l).await;
@@ -117,11 +123,13 @@ async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Lead
     if l.startup.is_none() && state.active_master.is_none() {
         l.startup = Some(gather_startup(ctx).await);
     }
+    l.errant.poll(ctx, &state);
     let input = gather_input(ctx, ecfg, l, &state);
     let out = engine::decide(&state, &input, ecfg);
     let mut committed = true;
     for p in out.proposals {
-        if !commit(ctx, p).await {
+        // A veto by pre_failover drops this round's remaining proposals and actions.
+        if !crate::hooks::pre_failover_allows(ctx, &p).await || !commit(ctx, p).await {
             committed = false;
             break;
         }
@@ -135,6 +143,7 @@ async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Lead
         act(ctx, l, &state, action);
     }
     push_all(ctx, ecfg, l, &state, epoch);
+    crate::hooks::run_pending(ctx, &l.hooks_running);
 }
 
 /// The epoch pushed to agents: the log id of the last applied entry (new leaders commit a blank
@@ -256,7 +265,7 @@ fn gather_input(
                     lease_expires_ms,
                     caught_up_for: t.caught_up_for,
                     repointed_to: t.repointed_to.clone(),
-                    gtid_errant: None,
+                    gtid_errant: l.errant.errant(host),
                     kill_host_ok_at: t.kill_host_ok_at,
                 },
             )
@@ -384,6 +393,7 @@ fn spawn_push(
         t.in_flight = true;
         if desired.writer {
             t.lease_sent_ms = Some(sent_ms);
+            ctx.metrics.lease_sent(sent_ms, lease_ms);
         }
     }
     let ctx = Arc::clone(ctx);

@@ -2,10 +2,13 @@
 //! endpoints `/metrics`, `/healthz` and `/readyz` on the monitor's `metrics_port`.
 //!
 //! Gauges describing the cluster are refreshed from the Raft metrics and the replicated state by
-//! [`MonitorMetrics::observe`]; counters and histograms are fed where the events happen.
+//! [`crate::observe`]; push latencies, check durations and the writer lease are fed where the events
+//! happen. `/metrics` serves OpenMetrics to clients that ask for it (Prometheus does) and the classic
+//! Prometheus text format (what `promtool check metrics` reads) to the others.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -73,8 +76,10 @@ pub struct MonitorMetrics {
     pub raft_is_leader: Gauge,
     /// Current Raft term.
     pub raft_term: Gauge,
-    /// Highest log index known committed... (applied on this node).
+    /// Last log index applied on this node.
     pub raft_applied_index: Gauge,
+    /// Leader: the index a majority holds; others: the applied index (a lower bound).
+    pub raft_commit_index: Gauge,
     /// Last log index on this node.
     pub raft_last_log_index: Gauge,
     /// Times the leader changed as seen by this node.
@@ -101,8 +106,10 @@ pub struct MonitorMetrics {
     pub agent_push_duration_seconds: Histogram,
     /// 1 when the agent's health stream is up.
     pub agent_reachable: Family<HostLabel, Gauge>,
-    /// Seconds left on the writer lease last granted by this node (leader only).
-    pub writer_lease_seconds: Gauge,
+    /// Seconds left on the writer lease last granted by this node (leader only), computed when encoded.
+    pub writer_lease_seconds: Gauge<f64, AtomicU64>,
+    /// When (ms since the Unix epoch) the writer lease last sent by this node runs out; 0 = none.
+    writer_lease_expires_ms: AtomicU64,
 }
 
 fn latency_histogram() -> Histogram {
@@ -117,6 +124,7 @@ impl MonitorMetrics {
             raft_is_leader: Gauge::default(),
             raft_term: Gauge::default(),
             raft_applied_index: Gauge::default(),
+            raft_commit_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
             raft_leader_changes_total: Counter::default(),
             raft_follower_lag_entries: Family::default(),
@@ -131,6 +139,7 @@ impl MonitorMetrics {
             agent_push_duration_seconds: latency_histogram(),
             agent_reachable: Family::default(),
             writer_lease_seconds: Gauge::default(),
+            writer_lease_expires_ms: AtomicU64::new(0),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -144,6 +153,11 @@ impl MonitorMetrics {
             "raft_applied_index",
             "Last log index applied on this node",
             m.raft_applied_index.clone(),
+        );
+        r.register(
+            "raft_commit_index",
+            "Leader: highest index held by a majority; others: the applied index",
+            m.raft_commit_index.clone(),
         );
         r.register(
             "raft_last_log_index",
@@ -216,18 +230,119 @@ impl MonitorMetrics {
         Arc::new(m)
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics exposition (ends with `# EOF`).
     pub fn encode(&self) -> String {
+        self.refresh_lease();
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
     }
 
+    /// The exposition in `format`.
+    pub fn encode_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.encode(),
+            Format::Text => openmetrics_to_text(&self.encode()),
+        }
+    }
+
     /// Records the duration of one push.
     pub fn push_took(&self, d: Duration) {
         self.agent_push_duration_seconds.observe(d.as_secs_f64());
     }
+
+    /// Records the duration of one run of `check` on `host`.
+    pub fn check_took(&self, host: &str, check: &str, d: Duration) {
+        self.check_duration_seconds
+            .get_or_create(&CheckLabel {
+                host: host.to_string(),
+                check: check.to_string(),
+            })
+            .observe(d.as_secs_f64());
+    }
+
+    /// Notes that this node sent the writer a lease of `lease_ms` at `sent_ms` (ms since the Unix
+    /// epoch). The agent counts from receipt, so the lease it holds ends no earlier than this.
+    pub fn lease_sent(&self, sent_ms: u64, lease_ms: u64) {
+        self.writer_lease_expires_ms
+            .fetch_max(sent_ms.saturating_add(lease_ms), Ordering::Relaxed);
+    }
+
+    /// Forgets the lease (this node is no longer the leader: another one renews it).
+    pub fn lease_forgotten(&self) {
+        self.writer_lease_expires_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Sets `writer_lease_seconds` from the last lease sent and the clock.
+    fn refresh_lease(&self) {
+        let expires = self.writer_lease_expires_ms.load(Ordering::Relaxed);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let left = expires.saturating_sub(now) as f64 / 1000.0;
+        self.writer_lease_seconds.set(left);
+    }
+}
+
+/// The exposition formats `/metrics` serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`), what Prometheus asks for.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (`text/plain`), for every other client.
+    Text,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header names it, else the classic text format.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Rewrites an OpenMetrics exposition into the classic text format: counter families take the
+/// `_total` name their samples carry, `# UNIT` and `# EOF` lines go (the classic format has neither).
+pub fn openmetrics_to_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|t| t.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str("_total ");
+                out.push_str(tail);
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Readiness as the `/readyz` endpoint reports it.
@@ -243,15 +358,16 @@ pub fn router(metrics: Arc<MonitorMetrics>, ready: Arc<dyn Readiness>) -> axum::
     axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let m = Arc::clone(&metrics);
                 async move {
+                    let accept = headers
+                        .get(axum::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    let format = Format::negotiate(accept);
                     (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.encode(),
+                        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+                        m.encode_as(format),
                     )
                 }
             }),
@@ -304,5 +420,69 @@ mod tests {
             "{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+        let classic = m.encode_as(Format::Text);
+        assert!(
+            classic.contains("# TYPE mmm_failovers_total counter"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# EOF"), "{classic}");
+    }
+
+    #[test]
+    fn accept_header_chooses_the_format() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+    }
+
+    #[test]
+    fn lease_seconds_count_down_from_the_last_send_and_stop_at_zero() {
+        let m = MonitorMetrics::new();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        m.lease_sent(now, 3000);
+        m.encode();
+        let left = m.writer_lease_seconds.get();
+        assert!(left > 2.0 && left <= 3.0, "{left}");
+        m.lease_forgotten();
+        m.encode();
+        assert_eq!(m.writer_lease_seconds.get(), 0.0);
+    }
+
+    /// The classic exposition passes `promtool check metrics` (skipped when promtool is missing).
+    #[test]
+    fn classic_exposition_passes_promtool() {
+        use std::io::Write;
+        let Ok(mut child) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("promtool not installed: skipped");
+            return;
+        };
+        let m = MonitorMetrics::new();
+        m.check_took("db1", "mysql", Duration::from_millis(3));
+        m.failovers_total
+            .get_or_create(&KindLabel {
+                kind: "planned".into(),
+            })
+            .inc();
+        m.failover_duration_seconds.observe(1.5);
+        let text = m.encode_as(Format::Text);
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(text.as_bytes()).expect("write to promtool");
+        }
+        let out = child.wait_with_output().expect("promtool runs");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mmm_config::Config;
-use mmm_consensus::{ConsensusConfig, ConsensusNode};
+use mmm_consensus::{ConsensusConfig, ConsensusNode, TransportOptions};
 use mmm_proto::monitor_control_server::MonitorControlServer;
 use mmm_proto::monitor_peer_server::MonitorPeerServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::agents::AgentHub;
 use crate::checks::Checker;
@@ -73,12 +74,36 @@ pub async fn run(
             .iter()
             .map(|(n, a)| (*n, a.as_str())),
     );
+    // <socket> type ssl: mutual TLS on every connection; certificates reload when their files change.
+    let tls_material = mmm_tls::TlsMaterial::from_socket(&config.socket).context("<socket> TLS")?;
+    let client_tls = tls_material
+        .as_ref()
+        .map(mmm_tls::ClientTls::new)
+        .transpose()
+        .context("TLS client set-up")?;
+    let server_tls = tls_material
+        .as_ref()
+        .map(mmm_tls::ServerTls::new)
+        .transpose()
+        .context("TLS server set-up")?;
+    // Raft and follower reports come only from the configured monitor nodes' certificates.
+    let peers_only =
+        mmm_tls::PeerGate(tls_material.as_ref().map(|_| {
+            mmm_tls::PeerPolicy::new("monitor node", config.monitor_nodes.keys().cloned())
+        }));
     let data_dir = config.monitor_data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
-    let consensus = ConsensusNode::start(ConsensusConfig::new(me.name.clone(), data_dir, members))
-        .await
-        .context("starting the Raft node")?;
+    let members = crate::membership::initial_members(&config, &me.name, &data_dir, members).await;
+    let consensus = ConsensusNode::start_with(
+        ConsensusConfig::new(me.name.clone(), data_dir, members),
+        TransportOptions {
+            tls: client_tls.clone(),
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .context("starting the Raft node")?;
 
     let checker = Checker::start(&config, stop_rx.clone());
     let agent_addrs: BTreeMap<String, String> = config
@@ -86,7 +111,7 @@ pub async fn run(
         .values()
         .map(|h| (h.name.clone(), format!("{}:{}", h.ip, h.agent_port)))
         .collect();
-    let agents = AgentHub::new(&me.name, &agent_addrs, None)?;
+    let agents = AgentHub::new(&me.name, &agent_addrs, client_tls.as_ref())?;
     agents.spawn_watchers(stop_rx.clone());
     let reports = Arc::new(ReportStore::new(
         config.monitor_nodes.keys().cloned().collect(),
@@ -101,11 +126,16 @@ pub async fn run(
         agents,
         reports: Arc::clone(&reports),
         metrics: Arc::clone(&metrics),
+        tls: client_tls,
     });
 
     tokio::spawn(crate::reporter::run(Arc::clone(&ctx), stop_rx.clone()));
     tokio::spawn(crate::leader::run(Arc::clone(&ctx), stop_rx.clone()));
     tokio::spawn(crate::observe::run(Arc::clone(&ctx), stop_rx.clone()));
+    tokio::spawn(crate::membership::watch_mismatch(
+        Arc::clone(&ctx),
+        stop_rx.clone(),
+    ));
 
     let router = crate::metrics::router(metrics, Arc::clone(&ctx) as Arc<dyn Readiness>);
     let mut http_stop = stop_rx.clone();
@@ -128,18 +158,37 @@ pub async fn run(
         },
     };
     let mut grpc_stop = stop_rx.clone();
-    tracing::info!(monitor = %me.name, grpc = %grpc.local_addr()?, "monitor started");
-    let served = tonic::transport::Server::builder()
+    tracing::info!(monitor = %me.name, grpc = %grpc.local_addr()?, tls = server_tls.is_some(), "monitor started");
+    // mmmctl may use any certificate of the cluster CA (TLS checks that); Raft and reports need a
+    // monitor node's.
+    let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
-        .add_service(consensus.raft_service())
+        .add_service(InterceptedService::new(
+            consensus.raft_service(),
+            peers_only.clone(),
+        ))
         .add_service(MonitorControlServer::new(ControlService::new(Arc::clone(
             &ctx,
         ))))
-        .add_service(MonitorPeerServer::new(peer))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
-        })
-        .await;
+        .add_service(InterceptedService::new(
+            MonitorPeerServer::new(peer),
+            peers_only,
+        ));
+    let stopped = async move {
+        let _ = grpc_stop.wait_for(|s| *s).await;
+    };
+    let served = match &server_tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(mmm_tls::incoming(grpc, tls), stopped)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped)
+                .await
+        }
+    };
     consensus.shutdown().await;
     let _ = http_task.await;
     tracing::info!(monitor = %me.name, "monitor stopped");

@@ -80,7 +80,11 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 .tcp_nodelay(true);
             client = Some((
                 leader.addr.clone(),
-                MonitorPeerClient::new(ep.connect_lazy()),
+                MonitorPeerClient::new(mmm_tls::channel_for(
+                    &ep,
+                    ctx.tls.as_ref(),
+                    Some(&leader.name),
+                )),
             ));
         }
         if let Some((_, c)) = client.as_mut() {

@@ -25,19 +25,36 @@ pub struct MmmCluster<'a> {
     monitors: BTreeMap<String, LabProcess>,
     /// How many times each process was started, so every start gets its own log file.
     starts: BTreeMap<String, u32>,
+    /// With mutual TLS: the operator's client side, for the control clients.
+    ctl_tls: Option<mmm_tls::ClientTls>,
 }
 
 impl<'a> MmmCluster<'a> {
     /// Writes the configs (with `extra_monitor_keys` inside `<monitor>`) and starts every agent, then
     /// every monitor.
     pub fn start(lab: &'a Lab, extra_monitor_keys: &str) -> anyhow::Result<Self> {
-        let configs = lab.write_mmm_configs(extra_monitor_keys)?;
+        Self::start_with(lab, extra_monitor_keys, false)
+    }
+
+    /// [`MmmCluster::start`] with mutual TLS on every connection when `tls` is set (certificates from
+    /// `mmmctl certs init`, `<socket> type ssl` in every config; the control clients use the
+    /// operator's certificate).
+    pub fn start_with(lab: &'a Lab, extra_monitor_keys: &str, tls: bool) -> anyhow::Result<Self> {
+        let configs = crate::configs::write_with(lab, extra_monitor_keys, tls)?;
+        let ctl_tls = match &configs.tls {
+            Some(t) => {
+                let material = mmm_tls::TlsMaterial::load(t.files("operator"))?;
+                Some(mmm_tls::ClientTls::new(&material)?)
+            }
+            None => None,
+        };
         let mut c = MmmCluster {
             lab,
             configs,
             agents: BTreeMap::new(),
             monitors: BTreeMap::new(),
             starts: BTreeMap::new(),
+            ctl_tls,
         };
         for h in lab.hosts() {
             c.start_agent(&h.name)?;
@@ -118,7 +135,13 @@ impl<'a> MmmCluster<'a> {
         let ep = Endpoint::from_shared(format!("http://{}:{MONITOR_PORT}", m.ip))?
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(5));
-        let ch = tokio::time::timeout(Duration::from_secs(1), ep.connect())
+        let connect = async {
+            match &self.ctl_tls {
+                Some(tls) => ep.connect_with_connector(tls.connector(Some(name))).await,
+                None => ep.connect().await,
+            }
+        };
+        let ch = tokio::time::timeout(Duration::from_secs(1), connect)
             .await
             .with_context(|| format!("monitor {name}: connect timed out"))?
             .with_context(|| format!("monitor {name}: cannot connect"))?;
@@ -201,6 +224,9 @@ impl<'a> MmmCluster<'a> {
         let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));
         for a in self.monitor_addrs() {
             cmd.arg("--monitor").arg(a);
+        }
+        if let Some(tls) = &self.configs.tls {
+            cmd.arg("--config").arg(&tls.ctl_config);
         }
         cmd.args(args);
         let out = cmd.output().context("running mmmctl")?;

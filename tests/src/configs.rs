@@ -29,6 +29,56 @@ pub struct LabConfigs {
     pub monitors: BTreeMap<String, PathBuf>,
     /// `mmm_agent_<name>.conf` by DB host name.
     pub agents: BTreeMap<String, PathBuf>,
+    /// With mutual TLS: the certificates (`mmmctl certs init`) and mmmctl's config.
+    pub tls: Option<LabTls>,
+}
+
+/// The TLS set-up of a lab written by [`write_with`] with `tls` on.
+#[derive(Debug, Clone)]
+pub struct LabTls {
+    /// Directory of `ca.pem` and every `<name>.pem` / `<name>.key` (from `mmmctl certs init`).
+    pub certs: PathBuf,
+    /// `mmmctl.conf`: the common config plus `<socket>` with the operator's certificate.
+    pub ctl_config: PathBuf,
+}
+
+impl LabTls {
+    /// The certificate, key and CA files of node `name` (`operator` for mmmctl).
+    pub fn files(&self, name: &str) -> mmm_tls::TlsFiles {
+        mmm_tls::TlsFiles {
+            cert: self.certs.join(format!("{name}.pem")),
+            key: self.certs.join(format!("{name}.key")),
+            ca: self.certs.join("ca.pem"),
+        }
+    }
+}
+
+/// The `<socket>` section using node `name`'s certificate in `certs`.
+fn socket_section(certs: &Path, name: &str) -> String {
+    format!(
+        "<socket>\n    type ssl\n    cert_file {d}/{name}.pem\n    key_file {d}/{name}.key\n    ca_file {d}/ca.pem\n</socket>\n",
+        d = certs.display()
+    )
+}
+
+/// Runs the real `mmmctl certs init` on the common config, into `<dir>/certs`.
+fn certs_init(dir: &Path, common: &Path) -> anyhow::Result<PathBuf> {
+    let certs = dir.join("certs");
+    let out = std::process::Command::new(crate::workspace_bin("mmmctl"))
+        .arg("--config")
+        .arg(common)
+        .args(["certs", "init", "--force", "--dir"])
+        .arg(&certs)
+        .output()
+        .context("running mmmctl certs init")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "mmmctl certs init failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(certs)
 }
 
 impl LabConfigs {
@@ -121,10 +171,27 @@ pub(crate) fn common_conf(lab: &Lab) -> String {
 /// Writes every config file into `<lab dir>/etc`. `extra_monitor_keys` (lines such as `auto_set_online 5`)
 /// goes inside each monitor's `<monitor>` section.
 pub(crate) fn write(lab: &Lab, extra_monitor_keys: &str) -> anyhow::Result<LabConfigs> {
+    write_with(lab, extra_monitor_keys, false)
+}
+
+/// [`write`], and with `tls` a CA and certificates from `mmmctl certs init` and a `<socket> type ssl`
+/// section in every monitor's and agent's config (mutual TLS on every connection).
+pub fn write_with(lab: &Lab, extra_monitor_keys: &str, tls: bool) -> anyhow::Result<LabConfigs> {
     let dir = lab.dir().join("etc");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let common = dir.join("mmm_common.conf");
     write_private(&common, &common_conf(lab))?;
+    let certs = if tls {
+        Some(certs_init(&dir, &common)?)
+    } else {
+        None
+    };
+    let socket = |name: &str| {
+        certs
+            .as_deref()
+            .map(|c| socket_section(c, name))
+            .unwrap_or_default()
+    };
     let ping_ips: Vec<String> = lab.hosts().iter().map(|h| h.ip.to_string()).collect();
     let extra: String = extra_monitor_keys
         .lines()
@@ -137,11 +204,12 @@ pub(crate) fn write(lab: &Lab, extra_monitor_keys: &str) -> anyhow::Result<LabCo
         let path = dir.join(format!("mmm_mon_{}.conf", m.name));
         let data_dir = lab.dir().join(&m.name).join("data");
         let text = format!(
-            "include {}\nthis {}\n<monitor>\n    data_dir {}\n    ping_ips {}\n{extra}</monitor>\n",
+            "include {}\nthis {}\n<monitor>\n    data_dir {}\n    ping_ips {}\n{extra}</monitor>\n{}",
             common.display(),
             m.name,
             data_dir.display(),
-            ping_ips.join(", ")
+            ping_ips.join(", "),
+            socket(&m.name)
         );
         write_private(&path, &text)?;
         monitors.insert(m.name.clone(), path);
@@ -151,18 +219,35 @@ pub(crate) fn write(lab: &Lab, extra_monitor_keys: &str) -> anyhow::Result<LabCo
         let path = dir.join(format!("mmm_agent_{}.conf", h.name));
         let state_dir = lab.dir().join(&h.name).join("agent");
         let text = format!(
-            "include {}\nthis {}\n<agent>\n    state_dir {}\n</agent>\n",
+            "include {}\nthis {}\n<agent>\n    state_dir {}\n</agent>\n{}",
             common.display(),
             h.name,
-            state_dir.display()
+            state_dir.display(),
+            socket(&h.name)
         );
         write_private(&path, &text)?;
         agents.insert(h.name.clone(), path);
     }
+    let tls = match certs {
+        Some(certs) => {
+            let ctl_config = dir.join("mmmctl.conf");
+            write_private(
+                &ctl_config,
+                &format!(
+                    "include {}\n{}",
+                    common.display(),
+                    socket_section(&certs, "operator")
+                ),
+            )?;
+            Some(LabTls { certs, ctl_config })
+        }
+        None => None,
+    };
     Ok(LabConfigs {
         dir,
         common,
         monitors,
         agents,
+        tls,
     })
 }

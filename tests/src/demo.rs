@@ -37,8 +37,9 @@ pub async fn run() -> anyhow::Result<()> {
         lab.subnet_prefix(),
         lab.dir().display()
     );
+    println!("== `mmmctl certs init`: a CA and a certificate per monitor, agent and operator; mutual TLS on every connection");
     println!("== starting 4 agents and 3 monitors (mon1..mon3, Raft)");
-    let cluster = MmmCluster::start(&lab, "auto_set_online 5")?;
+    let cluster = MmmCluster::start_with(&lab, "auto_set_online 5", true)?;
     cluster
         .wait_all_online("db1", Duration::from_secs(60))
         .await

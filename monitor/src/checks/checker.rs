@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mmm_config::{CheckConfig, Checks, Config};
@@ -45,6 +45,9 @@ pub struct CheckSnapshot {
     pub counted_ok: bool,
 }
 
+/// Called with (host, check name, duration) after every check run (the metrics' histogram).
+pub type DurationObserver = Box<dyn Fn(&str, &str, Duration) + Send + Sync>;
+
 /// A host to check: address and MySQL account.
 #[derive(Debug, Clone)]
 pub struct HostTarget {
@@ -72,6 +75,8 @@ pub struct Checker {
     started: Instant,
     /// Timing of each check (`trap_period` is applied here).
     checks: Checks,
+    /// Told how long every check run took; set once, by the metrics.
+    durations: OnceLock<DurationObserver>,
 }
 
 impl Checker {
@@ -112,6 +117,7 @@ impl Checker {
             changes: watch::Sender::new(0),
             started: Instant::now(),
             checks,
+            durations: OnceLock::new(),
         });
         let icmp = Arc::new(Icmp::open());
         tracing::info!(
@@ -167,6 +173,18 @@ impl Checker {
     /// Result of the latest network self-check (true until one failed; true without `ping_ips`).
     pub fn network_ok(&self) -> bool {
         self.network_ok.load(Ordering::Relaxed)
+    }
+
+    /// Sets the observer of check durations (only the first call counts).
+    pub fn on_duration(&self, f: DurationObserver) {
+        let _ = self.durations.set(f);
+    }
+
+    /// Reports how long a run of `check` (an index in [`Checks::NAMES`]) on `host` took.
+    fn took(&self, host: &str, check: usize, d: Duration) {
+        if let (Some(f), Some(name)) = (self.durations.get(), Checks::NAMES.get(check)) {
+            f(host, name, d);
+        }
     }
 
     /// A counter that changes whenever any status, counted status or `network_ok` changes.
@@ -258,10 +276,12 @@ async fn ping_loop(
             _ = tick.tick() => {}
             _ = stop.changed() => continue,
         }
+        let began = Instant::now();
         let r = tokio::select! {
             r = icmp.ping(host.ip, timeout) => r,
             _ = stop.changed() => continue,
         };
+        checker.took(&host.name, PING, began.elapsed());
         checker.record(&host.name, PING, r);
     }
 }
@@ -289,7 +309,9 @@ async fn mysql_loop(
         let is_due = due.map(|d| d <= round);
         let mut conn_failure = None;
         if is_due[0] {
+            let began = Instant::now();
             let r = probe.check_mysql(cfgs[0].timeout).await;
+            checker.took(&host.name, MYSQL, began.elapsed());
             if r.status != CheckStatus::Ok && !probe.connected() {
                 conn_failure = Some(r.clone());
             }
@@ -303,7 +325,19 @@ async fn mysql_loop(
                 .unwrap_or(cfgs[1].timeout);
             let st = match conn_failure {
                 Some(f) => Err(f),
-                None => probe.slave_status(timeout).await,
+                None => {
+                    // One query serves both replication checks: each ran as long as it did.
+                    let began = Instant::now();
+                    let st = probe.slave_status(timeout).await;
+                    let took = began.elapsed();
+                    if is_due[1] {
+                        checker.took(&host.name, REP_THREADS, took);
+                    }
+                    if is_due[2] {
+                        checker.took(&host.name, REP_BACKLOG, took);
+                    }
+                    st
+                }
             };
             if is_due[1] {
                 checker.record(&host.name, REP_THREADS, mysql::rep_threads(&st));
@@ -368,6 +402,7 @@ mod tests {
             changes: watch::Sender::new(0),
             started: Instant::now(),
             checks: Checks::default(),
+            durations: OnceLock::new(),
         }
     }
 

@@ -1,0 +1,344 @@
+//! Errant transaction detection (DESIGN, safety rule 4): the GTIDs a returning host has that the active
+//! master does not, from the MariaDB GTID positions its agent reports (`GetSystemStatus`).
+//!
+//! A MariaDB GTID position is a comma list of `domain-server_id-seq`, one entry per domain (the last GTID of
+//! that domain). Positions alone cannot list every transaction, so a host's entry `d-s-n` counts as errant when
+//!
+//! - the master has no entry at all in domain `d`; or
+//! - the master has an entry with the same server id `s` in domain `d` (in its binlog, slave or current
+//!   position) with a lower sequence number: the master applied or wrote `s`'s transactions up to there
+//!   and no further (the typical old master that committed a transaction nobody received); or
+//! - `s` is not the master's server id and `n` is beyond every sequence number the master has in `d`.
+//!
+//! The host's positions must be read *before* the master's, so that everything the host legitimately received
+//! from the master is already in the master's positions when they are read.
+//!
+//! [`ErrantPoller`] runs the comparison for hosts that are not ONLINE (or just came back) against the active
+//! master, from spawned tasks, and the leader feeds the cached result to the engine (`AgentFacts::gtid_errant`),
+//! which records the host as errant and keeps it out of rotation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mmm_consensus::{ClusterState, HostState};
+
+use crate::context::MonitorContext;
+
+/// One GTID (`domain-server_id-seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Gtid {
+    /// Replication domain.
+    pub domain: u32,
+    /// Server that originated the transaction.
+    pub server_id: u32,
+    /// Sequence number within the domain.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for Gtid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{}", self.domain, self.server_id, self.seq)
+    }
+}
+
+/// A GTID position that is not in MariaDB's format.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed GTID {0:?} (expected domain-server_id-seq)")]
+pub struct GtidParseError(pub String);
+
+/// Parses one MariaDB GTID position (`"0-1-100,1-2-5"`, empty = nothing).
+pub fn parse_position(pos: &str) -> Result<Vec<Gtid>, GtidParseError> {
+    pos.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let bad = || GtidParseError(s.to_string());
+            let mut it = s.split('-');
+            let (Some(d), Some(sid), Some(seq), None) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                return Err(bad());
+            };
+            Ok(Gtid {
+                domain: d.parse().map_err(|_| bad())?,
+                server_id: sid.parse().map_err(|_| bad())?,
+                seq: seq.parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+/// What the master's positions say about one domain.
+#[derive(Default)]
+struct DomainView {
+    /// Highest sequence number seen per originating server.
+    per_server: BTreeMap<u32, u64>,
+    /// Highest sequence number in the domain.
+    max_seq: u64,
+}
+
+/// The GTIDs in `host_positions` (the returning host's binlog/current positions) that the master (its
+/// `master_positions`: binlog, slave and current positions, read after the host's; `master_server_id`)
+/// does not have, sorted and deduplicated. Empty when there are none.
+pub fn errant_gtids(
+    host_positions: &[&str],
+    master_positions: &[&str],
+    master_server_id: u32,
+) -> Result<Vec<Gtid>, GtidParseError> {
+    let mut master: BTreeMap<u32, DomainView> = BTreeMap::new();
+    for pos in master_positions {
+        for g in parse_position(pos)? {
+            let v = master.entry(g.domain).or_default();
+            let s = v.per_server.entry(g.server_id).or_insert(0);
+            *s = (*s).max(g.seq);
+            v.max_seq = v.max_seq.max(g.seq);
+        }
+    }
+    let mut out = Vec::new();
+    for pos in host_positions {
+        for g in parse_position(pos)? {
+            let errant = match master.get(&g.domain) {
+                None => true,
+                Some(v) => match v.per_server.get(&g.server_id) {
+                    Some(&m) => g.seq > m,
+                    None => g.server_id != master_server_id && g.seq > v.max_seq,
+                },
+            };
+            if errant {
+                out.push(g);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// [`errant_gtids`] as the comma list recorded in the cluster state; `None` when there are none.
+pub fn errant_list(
+    host_positions: &[&str],
+    master_positions: &[&str],
+    master_server_id: u32,
+) -> Result<Option<String>, GtidParseError> {
+    let e = errant_gtids(host_positions, master_positions, master_server_id)?;
+    Ok((!e.is_empty()).then(|| e.iter().map(Gtid::to_string).collect::<Vec<_>>().join(",")))
+}
+
+/// Deadline of one `GetSystemStatus` call of the poll.
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause between two polls of one host.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// A host that came back ONLINE is still checked for this long (the check may not have run yet when the
+/// engine put it back).
+const RETURNING_WINDOW: Duration = Duration::from_secs(10);
+/// A poll result older than this is not used.
+const RESULT_TTL: Duration = Duration::from_secs(5);
+
+/// What the poller knows of one host.
+#[derive(Default, Debug)]
+struct HostPoll {
+    /// Last time the host was seen in a state other than ONLINE (it is "returning" for a while after).
+    last_not_online: Option<Instant>,
+    /// When the last poll started; polls are at least [`POLL_EVERY`] apart.
+    last_started: Option<Instant>,
+    /// A poll is under way; no second one starts.
+    in_flight: bool,
+    /// When the last poll finished, and the errant GTIDs it found (`None`: none).
+    result: Option<(Instant, Option<String>)>,
+    /// The cluster state recorded errant GTIDs for the host at the last look.
+    recorded: bool,
+    /// Bumped when an operator cleared the host's errant mark: results of polls started before are dropped,
+    /// so a stale finding cannot mark the repaired host again.
+    generation: u64,
+}
+
+/// Polls returning hosts and the active master off the leader's hot path (spawned tasks, results cached)
+/// and answers, per host, the errant GTIDs found by the last fresh poll.
+#[derive(Default, Clone)]
+pub struct ErrantPoller {
+    /// Per host; shared with the spawned polls.
+    hosts: Arc<Mutex<BTreeMap<String, HostPoll>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ErrantPoller {
+    /// Starts a poll for every host that is not ONLINE (or came back within [`RETURNING_WINDOW`]), is not the
+    /// active master, and was not polled within [`POLL_EVERY`]. Does nothing without an active master or
+    /// during a failover.
+    pub fn poll(&self, ctx: &Arc<MonitorContext>, state: &ClusterState) {
+        let now = Instant::now();
+        let mut hosts = lock(&self.hosts);
+        for (host, rec) in &state.hosts {
+            let p = hosts.entry(host.clone()).or_default();
+            if rec.state != HostState::Online {
+                p.last_not_online = Some(now);
+            }
+            let recorded = rec.errant_gtids.is_some();
+            if p.recorded && !recorded {
+                p.generation += 1;
+                p.result = None;
+            }
+            p.recorded = recorded;
+        }
+        let Some(master) = state.active_master.clone() else {
+            return;
+        };
+        if state.failover.is_some() {
+            return;
+        }
+        for (host, p) in hosts.iter_mut() {
+            let returning = p
+                .last_not_online
+                .is_some_and(|t| now.duration_since(t) < RETURNING_WINDOW);
+            let due = p
+                .last_started
+                .is_none_or(|t| now.duration_since(t) >= POLL_EVERY);
+            if *host == master || !returning || !due || p.in_flight {
+                continue;
+            }
+            p.in_flight = true;
+            p.last_started = Some(now);
+            let generation = p.generation;
+            let (ctx, me, host, master) =
+                (Arc::clone(ctx), self.clone(), host.clone(), master.clone());
+            tokio::spawn(async move {
+                let found = check(&ctx, &host, &master).await;
+                let mut hosts = lock(&me.hosts);
+                let p = hosts.entry(host.clone()).or_default();
+                p.in_flight = false;
+                if p.generation != generation {
+                    return;
+                }
+                match found {
+                    Ok(errant) => {
+                        let before = p.result.as_ref().and_then(|(_, e)| e.clone());
+                        if errant != before {
+                            match &errant {
+                                Some(g) => {
+                                    tracing::error!(host, master, errant = %g, "host has errant transactions the active master lacks")
+                                }
+                                None => {
+                                    tracing::info!(host, master, "host has no errant transactions")
+                                }
+                            }
+                        }
+                        p.result = Some((Instant::now(), errant));
+                    }
+                    Err(e) => {
+                        tracing::debug!(host, master, error = %e, "errant transaction check not possible now")
+                    }
+                }
+            });
+        }
+    }
+
+    /// The errant GTIDs of `host` found by a fresh poll (`None`: none found, or nothing fresh).
+    pub fn errant(&self, host: &str) -> Option<String> {
+        let hosts = lock(&self.hosts);
+        let (at, errant) = hosts.get(host)?.result.as_ref()?;
+        if at.elapsed() > RESULT_TTL {
+            return None;
+        }
+        errant.clone()
+    }
+}
+
+/// Reads the host's positions, then the master's, and compares them.
+async fn check(ctx: &MonitorContext, host: &str, master: &str) -> anyhow::Result<Option<String>> {
+    let h = ctx.agents.system_status(host, POLL_TIMEOUT).await?;
+    if !h.mysql_reachable {
+        anyhow::bail!("mysqld of {host} not reachable: {}", h.mysql_error);
+    }
+    if let Some(r) = h.replication.as_ref() {
+        if !r.last_sql_error.is_empty() || !r.last_io_error.is_empty() {
+            tracing::warn!(host, io_error = %r.last_io_error, sql_error = %r.last_sql_error, "replication of a returning host is broken");
+        }
+    }
+    let m = ctx.agents.system_status(master, POLL_TIMEOUT).await?;
+    if !m.mysql_reachable {
+        anyhow::bail!(
+            "mysqld of the active master {master} not reachable: {}",
+            m.mysql_error
+        );
+    }
+    Ok(errant_list(
+        &[&h.gtid_binlog_pos, &h.gtid_current_pos],
+        &[&m.gtid_binlog_pos, &m.gtid_slave_pos, &m.gtid_current_pos],
+        m.server_id,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_positions() {
+        assert_eq!(parse_position("").unwrap(), vec![]);
+        assert_eq!(
+            parse_position("0-1-100, 1-2-5").unwrap(),
+            vec![
+                Gtid {
+                    domain: 0,
+                    server_id: 1,
+                    seq: 100
+                },
+                Gtid {
+                    domain: 1,
+                    server_id: 2,
+                    seq: 5
+                }
+            ]
+        );
+        for bad in ["0-1", "0-1-2-3", "a-1-2", "0--2", "0-1-x"] {
+            assert!(parse_position(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table() {
+        /// (host positions, master positions, master server id, expected errant list)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], u32, Option<&'a str>);
+        let cases: &[Case] = &[
+            // Identical: nothing errant.
+            (&["0-1-100"], &["0-1-100"], 1, None),
+            // A replica behind the master.
+            (&["0-2-90"], &["0-2-100"], 2, None),
+            // The old master (1) returns; the new master (2) received everything up to 0-1-100, then wrote.
+            (&["0-1-100"], &["0-2-150", "0-1-100", "0-2-150"], 2, None),
+            // ... but the old master had committed 0-1-101 that nobody received: errant although 101 < 150.
+            (
+                &["0-1-101"],
+                &["0-2-150", "0-1-100", "0-2-150"],
+                2,
+                Some("0-1-101"),
+            ),
+            // Master knows nothing of server 3 in the domain: beyond its last seq is errant, below is not.
+            (&["0-3-160"], &["0-2-150"], 2, Some("0-3-160")),
+            (&["0-3-140"], &["0-2-150"], 2, None),
+            // A domain the master lacks.
+            (&["0-2-10,7-1-3"], &["0-2-10"], 2, Some("7-1-3")),
+            // The master's own server id ahead of what was read: the host read first, so not errant by rule 3.
+            (&["0-2-151"], &["0-1-100"], 2, None),
+            // Several positions of the host, deduplicated.
+            (&["0-1-101", "0-1-101"], &["0-1-100"], 2, Some("0-1-101")),
+            // Empty host: nothing errant; empty master with a host that has something: errant.
+            (&[""], &["0-1-5"], 1, None),
+            (&["0-1-5"], &[""], 2, Some("0-1-5")),
+        ];
+        for (host, master, id, want) in cases {
+            let got = errant_list(host, master, *id).unwrap();
+            assert_eq!(got.as_deref(), *want, "host {host:?} master {master:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        assert!(errant_list(&["0-1-x"], &["0-1-1"], 1).is_err());
+        assert!(errant_list(&["0-1-1"], &["garbage"], 1).is_err());
+    }
+}
