@@ -21,4 +21,4 @@ service mariadb stop >/dev/null 2>&1 || true
 mkdir -p /run/mmm-lab
 cargo build --workspace --bins
 ./target/debug/mmm-lab cleanup
-RUST_LOG="${RUST_LOG:-warn}" exec ./target/debug/mmm-lab demo
+RUST_LOG="${RUST_LOG:-warn,mysql_async=off}" exec ./target/debug/mmm-lab demo

@@ -28,6 +28,49 @@ pub struct ControlService {
 }
 
 impl ControlService {
+    /// The cluster as this node sees it (complete on the leader).
+    fn local_cluster_status(&self) -> ClusterStatusReply {
+        let view = self.ctx.consensus.status();
+        let leader = self.ctx.consensus.leader();
+        let is_leader = self.ctx.consensus.is_leader();
+        let reports = self.ctx.reports.fresh(Duration::from_secs(3));
+        let members = view
+            .members
+            .iter()
+            .map(|m| MemberView {
+                id: m.id,
+                name: m.name.clone(),
+                addr: m.addr.clone(),
+                voter: m.voter,
+                // The leader knows who is in touch: a member that reported recently or is itself.
+                reachable: m.id == view.id
+                    || (is_leader && reports.contains_key(&m.name))
+                    || (!is_leader && leader.as_ref().is_some_and(|(id, _)| *id == m.id)),
+                matched_index: m.matched.unwrap_or(0),
+                lag: m.lag.unwrap_or(0),
+            })
+            .collect();
+        let has_quorum = if is_leader {
+            self.ctx
+                .consensus
+                .leadership_confirmed_within()
+                .is_some_and(|d| d < Duration::from_secs(1))
+        } else {
+            leader.is_some()
+        };
+        ClusterStatusReply {
+            node_id: view.id,
+            node_name: self.ctx.name.clone(),
+            leader_id: leader.as_ref().map_or(0, |(id, _)| *id),
+            leader_name: leader.map(|(_, n)| n.name).unwrap_or_default(),
+            term: view.term,
+            commit_index: view.commit_index.unwrap_or(0),
+            applied_index: view.applied_index.unwrap_or(0),
+            members,
+            has_quorum,
+        }
+    }
+
     /// A control service over `ctx`.
     pub fn new(ctx: Arc<MonitorContext>) -> Self {
         ControlService { ctx }
@@ -319,45 +362,16 @@ impl MonitorControl for ControlService {
         request: Request<ClusterStatusRequest>,
     ) -> Result<Response<ClusterStatusReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        let view = self.ctx.consensus.status();
-        let leader = self.ctx.consensus.leader();
-        let is_leader = self.ctx.consensus.is_leader();
-        let reports = self.ctx.reports.fresh(Duration::from_secs(3));
-        let members = view
-            .members
-            .iter()
-            .map(|m| MemberView {
-                id: m.id,
-                name: m.name.clone(),
-                addr: m.addr.clone(),
-                voter: m.voter,
-                // The leader knows who is in touch: a member that reported recently or is itself.
-                reachable: m.id == view.id
-                    || (is_leader && reports.contains_key(&m.name))
-                    || (!is_leader && leader.as_ref().is_some_and(|(id, _)| *id == m.id)),
-                matched_index: m.matched.unwrap_or(0),
-                lag: m.lag.unwrap_or(0),
-            })
-            .collect();
-        let has_quorum = if is_leader {
-            self.ctx
-                .consensus
-                .leadership_confirmed_within()
-                .is_some_and(|d| d < Duration::from_secs(1))
-        } else {
-            leader.is_some()
-        };
-        Ok(Response::new(ClusterStatusReply {
-            node_id: view.id,
-            node_name: self.ctx.name.clone(),
-            leader_id: leader.as_ref().map_or(0, |(id, _)| *id),
-            leader_name: leader.map(|(_, n)| n.name).unwrap_or_default(),
-            term: view.term,
-            commit_index: view.commit_index.unwrap_or(0),
-            applied_index: view.applied_index.unwrap_or(0),
-            members,
-            has_quorum,
-        }))
+        // Only the leader knows every member's progress and who is in touch: ask it when there is
+        // one; if it cannot be reached, answer with this node's own view.
+        if !self.ctx.consensus.is_leader() && self.ctx.consensus.leader().is_some() {
+            if let Ok(mut leader) = self.leader_client().await {
+                if let Ok(reply) = leader.cluster_status(request.into_inner()).await {
+                    return Ok(reply);
+                }
+            }
+        }
+        Ok(Response::new(self.local_cluster_status()))
     }
 
     async fn history(
