@@ -26,8 +26,11 @@ Valid commands are:
                                         (Only use --force if you know what you are doing!)
     set_ip <ip> <host>                - set role with ip <ip> to host <host>
     cluster                           - show the monitor cluster (leader, term, members, lag)
+    cluster add <name> <ip:port>      - add a monitor (learner first, then voter)
+    cluster remove <name>             - remove a monitor (refused if quorum would be lost)
     history [<n>]                     - show the last <n> decisions (default 20)
     completions bash|zsh|fish         - print a shell completion script
+    certs init [--dir DIR]            - write a CA and certificates for every node and an operator
 ";
 
 /// MMM's date format, in the time zone `tz` (the local one when printing).
