@@ -24,27 +24,67 @@ fn ctl(c: &MmmCluster<'_>, args: &[&str], code: i32) -> String {
 
 /// `  db1(10.213.7.11) master/ONLINE. Roles: reader(10.213.7.101), writer(10.213.7.100)`
 fn is_show_host_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix("  db") else { return false };
-    let Some((name_ip, rest)) = rest.split_once(") ") else { return false };
-    let Some((_, ip)) = name_ip.split_once('(') else { return false };
+    let Some(rest) = line.strip_prefix("  db") else {
+        return false;
+    };
+    let Some((name_ip, rest)) = rest.split_once(") ") else {
+        return false;
+    };
+    let Some((_, ip)) = name_ip.split_once('(') else {
+        return false;
+    };
     let Some((mode_state, roles)) = rest.split_once(". Roles: ") else {
         return rest.ends_with(". Roles:");
     };
-    let Some((mode, _state)) = mode_state.split_once('/') else { return false };
+    let Some((mode, _state)) = mode_state.split_once('/') else {
+        return false;
+    };
     ip.parse::<std::net::Ipv4Addr>().is_ok()
         && (mode == "master" || mode == "slave")
         && (roles.is_empty()
-            || roles.split(", ").all(|r| r.ends_with(')') && r.contains('(')))
+            || roles
+                .split(", ")
+                .all(|r| r.ends_with(')') && r.contains('(')))
+}
+
+/// Waits until `SHOW SLAVE STATUS` on `host` says `Slave_IO_Running: want`.
+async fn wait_io_thread(lab: &Lab, host: &str, want: &str) -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        let mut c = lab.mysql(host).await?;
+        let row: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+        last = row
+            .and_then(|r| r.get::<String, _>("Slave_IO_Running"))
+            .unwrap_or_default();
+        if last == want {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{host}: Slave_IO_Running is {last:?}, not {want:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()> {
     mmm_lab::init_logging();
-    let lab = Lab::start(LabSpec { db_hosts: 4, monitors: 3, semi_sync: false, vips: 2 }).await?;
+    let lab = Lab::start(LabSpec {
+        db_hosts: 4,
+        monitors: 3,
+        semi_sync: false,
+        vips: 2,
+    })
+    .await?;
     let cluster = MmmCluster::start(&lab, "auto_set_online 1")?;
-    cluster.wait_all_online("db1", Duration::from_secs(40)).await?;
+    cluster
+        .wait_all_online("db1", Duration::from_secs(40))
+        .await?;
 
-    assert_eq!(ctl(&cluster, &["ping"], 0).trim(), "OK: Pinged successfully!");
+    assert_eq!(
+        ctl(&cluster, &["ping"], 0).trim(),
+        "OK: Pinged successfully!"
+    );
     assert_eq!(ctl(&cluster, &["mode"], 0).trim(), "ACTIVE");
 
     // show: one line per host, sorted, MMM's format; roles sorted by name then IP.
@@ -53,11 +93,17 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
     assert_eq!(lines.len(), 4, "{show}");
     for (i, line) in lines.iter().enumerate() {
         assert!(is_show_host_line(line), "MMM's show format: {line:?}");
-        assert!(line.starts_with(&format!("  db{}(", i + 1)), "sorted by name: {show}");
+        assert!(
+            line.starts_with(&format!("  db{}(", i + 1)),
+            "sorted by name: {show}"
+        );
         assert!(line.contains("/ONLINE. Roles: "), "{line}");
     }
     let writer_vip = lab.writer_vip().to_string();
-    assert!(lines[0].contains(&format!("writer({writer_vip})")), "db1 holds the writer VIP: {show}");
+    assert!(
+        lines[0].contains(&format!("writer({writer_vip})")),
+        "db1 holds the writer VIP: {show}"
+    );
 
     // checks: host column padded to the longest name, check column to 11.
     // Every monitor runs every check (the one answering may have started a moment later).
@@ -73,8 +119,14 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
         let (host, rest) = line.split_at(5);
         assert!(host.starts_with("db") && host.ends_with(' '), "{line:?}");
         let (check, rest) = rest.split_at(13);
-        assert!(["ping", "mysql", "rep_threads", "rep_backlog"].contains(&check.trim()), "{line:?}");
-        assert!(rest.starts_with("[last change: ") && rest.contains("]  "), "{line:?}");
+        assert!(
+            ["ping", "mysql", "rep_threads", "rep_backlog"].contains(&check.trim()),
+            "{line:?}"
+        );
+        assert!(
+            rest.starts_with("[last change: ") && rest.contains("]  "),
+            "{line:?}"
+        );
         assert!(rest.ends_with("]  OK"), "every check passes: {line:?}");
     }
     let one = ctl(&cluster, &["checks", "db2", "mysql"], 0);
@@ -83,27 +135,49 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
         ctl(&cluster, &["checks", "nosuch"], 1).trim(),
         "ERROR: Unknown host name 'nosuch'!"
     );
-    assert_eq!(ctl(&cluster, &["checks", "db1", "nocheck"], 1).trim(), "ERROR: Unknown check 'nocheck'!");
+    assert_eq!(
+        ctl(&cluster, &["checks", "db1", "nocheck"], 1).trim(),
+        "ERROR: Unknown check 'nocheck'!"
+    );
 
     // set_offline / set_online with MMM's rules and words.
-    assert!(ctl(&cluster, &["set_online", "nosuch"], 1).contains("ERROR: Unknown host name 'nosuch'!"));
+    assert!(
+        ctl(&cluster, &["set_online", "nosuch"], 1).contains("ERROR: Unknown host name 'nosuch'!")
+    );
     let off = ctl(&cluster, &["set_offline", "db4"], 0);
-    assert!(off.starts_with("OK: State of 'db4' changed to ADMIN_OFFLINE."), "{off}");
+    assert!(
+        off.starts_with("OK: State of 'db4' changed to ADMIN_OFFLINE."),
+        "{off}"
+    );
     cluster
         .wait_show(Duration::from_secs(10), "db4 ADMIN_OFFLINE", |s| {
-            s.hosts.iter().any(|h| h.name == "db4" && h.state == mmm_proto::HostState::AdminOffline as i32)
+            s.hosts
+                .iter()
+                .any(|h| h.name == "db4" && h.state == mmm_proto::HostState::AdminOffline as i32)
         })
         .await?;
+    // The agent stops replication while the host is ADMIN_OFFLINE and starts it again after.
+    wait_io_thread(&lab, "db4", "No").await?;
     let on = ctl(&cluster, &["set_online", "db4"], 0);
     assert_eq!(
         on.trim(),
         "OK: State of 'db4' changed to ONLINE. Now you can wait some time and check its new roles!"
     );
 
+    wait_io_thread(&lab, "db4", "Yes").await?;
+
     // --json parses back, on every read command.
-    for args in [&["--json", "show"][..], &["--json", "checks", "all"], &["--json", "mode"], &["--json", "cluster"], &["--json", "history", "5"], &["--json", "ping"]] {
+    for args in [
+        &["--json", "show"][..],
+        &["--json", "checks", "all"],
+        &["--json", "mode"],
+        &["--json", "cluster"],
+        &["--json", "history", "5"],
+        &["--json", "ping"],
+    ] {
         let out = ctl(&cluster, args, 0);
-        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{args:?}: {e}: {out}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| anyhow::anyhow!("{args:?}: {e}: {out}"))?;
         assert!(!v.is_null(), "{args:?}");
     }
 
@@ -118,7 +192,10 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
     assert!(ctl(&cluster, &["set_ip", &writer_vip, "db2"], 1).contains("passive"));
     ctl(&cluster, &["set_passive"], 0);
     let show = ctl(&cluster, &["show"], 0);
-    assert!(show.starts_with("# --- Monitor is in PASSIVE MODE ---\n# Cause: "), "{show}");
+    assert!(
+        show.starts_with("# --- Monitor is in PASSIVE MODE ---\n# Cause: "),
+        "{show}"
+    );
     assert_eq!(ctl(&cluster, &["mode"], 0).trim(), "PASSIVE");
     ctl(&cluster, &["set_active"], 0);
     assert_eq!(ctl(&cluster, &["mode"], 0).trim(), "ACTIVE");
@@ -130,7 +207,10 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
     let s = cluster.show().await?;
     assert_eq!(owner_of_role(&s, "writer").as_deref(), Some("db2"));
     let err = ctl(&cluster, &["move_role", "writer", "db3"], 1);
-    assert!(err.starts_with("ERROR: "), "db3 may not hold the writer role: {err}");
+    assert!(
+        err.starts_with("ERROR: "),
+        "db3 may not hold the writer role: {err}"
+    );
 
     // history lists the decisions, newest last.
     let history = ctl(&cluster, &["history", "50"], 0);
@@ -149,5 +229,8 @@ fn mmmctl_without_a_reachable_monitor_says_so_like_mmm_control() {
         .output()
         .expect("run mmmctl");
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ERROR: Can't connect to monitor daemon!");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ERROR: Can't connect to monitor daemon!"
+    );
 }
