@@ -1,0 +1,393 @@
+//! Scale benchmark: one monitor cluster (3 real `mmm-monitor` processes on loopback) watching 10, 100
+//! and 1,000 hosts at a 1 s check period. The hosts are stand-in MySQL endpoints ([`StandIn`]) on
+//! 127.10.x.y; no agents run (the checks, the quorum on observations and the decisions are what scale).
+//!
+//! Per size: CPU (percent of one core) and resident memory of the leader and of a follower over a
+//! sampling window, the check-cycle time (the mean time between two `mysql` checks of one host, from the
+//! leader's `/metrics`) and the decision latency (a host's endpoint starts refusing connections → its
+//! HARD_OFFLINE decision). Run it in a network namespace of its own (`bench/run.sh` does), since it binds
+//! 127.0.1.1-3:9988/9990 and port 3306 on many loopback addresses.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Parser;
+use mmm_bench::procstat::{cpu_percent, sample};
+use mmm_bench::standin::StandIn;
+use mmm_bench::stats::{fmt_ms, Samples};
+use mmm_proto::monitor_control_client::MonitorControlClient;
+use mmm_proto::{ClusterStatusRequest, HistoryRequest, HostState, ShowRequest, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::transport::{Channel, Endpoint};
+
+/// Benchmark options.
+#[derive(Parser, Debug)]
+#[command(
+    about = "CPU, memory, check-cycle time and decision latency of a monitor cluster by number of hosts"
+)]
+struct Args {
+    /// Numbers of hosts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    hosts: Vec<usize>,
+    /// CPU and check-cycle sampling window, seconds.
+    #[arg(long, default_value_t = 20)]
+    sample_secs: u64,
+    /// Hosts taken down per size for the decision latency.
+    #[arg(long, default_value_t = 3)]
+    downs: usize,
+    /// Shorter windows (a smoke run).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Monitor gRPC port.
+const PORT: u16 = 9988;
+/// Monitor metrics port.
+const METRICS_PORT: u16 = 9990;
+/// How long the cluster may take to judge every host ONLINE.
+const SETTLE: Duration = Duration::from_secs(45);
+
+fn monitor_ip(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, k as u8)
+}
+
+fn host_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 10, (i / 200) as u8, (i % 200 + 1) as u8)
+}
+
+fn host_name(i: usize) -> String {
+    format!("h{:04}", i + 1)
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+/// Writes `mmm_common.conf` for `n` hosts and one monitor config per monitor; returns the latter.
+fn write_configs(dir: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let mut s = String::from("active_master_role writer\n");
+    s += &format!(
+        "<monitor_node default>\n port {PORT}\n metrics_port {METRICS_PORT}\n</monitor_node>\n"
+    );
+    for k in 1..=3 {
+        s += &format!(
+            "<monitor_node mon{k}>\n ip {}\n</monitor_node>\n",
+            monitor_ip(k)
+        );
+    }
+    s += "<host default>\n cluster_interface lo\n monitor_user mon\n monitor_password x\n agent_user a\n \
+          agent_password x\n replication_user r\n replication_password x\n</host>\n";
+    for i in 0..n {
+        let mode = match i {
+            0 => format!("mode master\n peer {}", host_name(1)),
+            1 => format!("mode master\n peer {}", host_name(0)),
+            _ => "mode slave".into(),
+        };
+        s += &format!(
+            "<host {}>\n ip {}\n {mode}\n</host>\n",
+            host_name(i),
+            host_ip(i)
+        );
+    }
+    s += &format!(
+        "<role writer>\n hosts {}, {}\n ips 127.0.2.50\n mode exclusive\n</role>\n",
+        host_name(0),
+        host_name(1)
+    );
+    s += "<check default>\n check_period 1\n trap_period 2\n timeout 1\n</check>\n";
+    let common = dir.join("mmm_common.conf");
+    write_private(&common, &s)?;
+    let mut out = Vec::new();
+    for k in 1..=3 {
+        let p = dir.join(format!("mmm_mon_mon{k}.conf"));
+        let text = format!(
+            "include {}\nthis mon{k}\n<monitor>\n data_dir {}\n ping_ips 127.0.0.1\n</monitor>\n",
+            common.display(),
+            dir.join(format!("mon{k}")).display()
+        );
+        write_private(&p, &text)?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The monitor processes; killed on drop.
+struct Monitors(Vec<Child>);
+
+impl Drop for Monitors {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn client(k: usize) -> anyhow::Result<MonitorControlClient<Channel>> {
+    let ep = Endpoint::from_shared(format!("http://{}:{PORT}", monitor_ip(k)))?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(10));
+    let ch = tokio::time::timeout(Duration::from_secs(2), ep.connect())
+        .await
+        .context("connect timed out")??;
+    Ok(MonitorControlClient::new(ch))
+}
+
+/// GET /metrics of monitor `k`; the sum over hosts of `mysql` check runs.
+async fn mysql_checks_done(k: usize) -> anyhow::Result<f64> {
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect((monitor_ip(k), METRICS_PORT)).await?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: m\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await?;
+        anyhow::Ok(body)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .context("metrics timed out")??;
+    Ok(body
+        .lines()
+        .filter(|l| {
+            l.starts_with("mmm_check_duration_seconds_count{") && l.contains("check=\"mysql\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Result of one size.
+struct SizeResult {
+    /// Number of hosts.
+    hosts: usize,
+    /// Time until every host was ONLINE after the monitors started.
+    settle: Duration,
+    /// Hosts ONLINE when the settle time ran out (None: all were ONLINE in time).
+    partial: Option<usize>,
+    /// CPU % of one core: leader, follower.
+    cpu: (f64, f64),
+    /// RSS MiB at the end of the window: leader, follower.
+    rss_mib: (f64, f64),
+    /// Mean time between two mysql checks of one host on the leader.
+    cycle: Option<Duration>,
+    /// Endpoint refusing → HARD_OFFLINE decision.
+    decision: Samples,
+}
+
+async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<SizeResult> {
+    let dir = tempfile::tempdir()?;
+    let configs = write_configs(dir.path(), n)?;
+    let mut standins = Vec::with_capacity(n);
+    for i in 0..n {
+        standins.push(StandIn::start(SocketAddr::from((host_ip(i), 3306))).await?);
+    }
+    let bin = mmm_lab::try_workspace_bin("mmm-monitor")?;
+    let mut children = Vec::with_capacity(3);
+    for (k, cfg) in configs.iter().enumerate() {
+        let log = std::fs::File::create(dir.path().join(format!("mon{}.log", k + 1)))?;
+        children.push(
+            Command::new(&bin)
+                .arg("--config")
+                .arg(cfg)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("MMM_BENCH_MONITOR_LOG").unwrap_or("warn".into()),
+                )
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting mmm-monitor")?,
+        );
+    }
+    let monitors = Monitors(children);
+    let started = Instant::now();
+    let mut online_at_settle = None;
+    // Every host ONLINE.
+    loop {
+        let online = match client(1).await {
+            Ok(mut c) => c
+                .show(ShowRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .hosts
+                        .iter()
+                        .filter(|h| h.state == HostState::Online as i32)
+                        .count()
+                })
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        if online == n {
+            break;
+        }
+        if started.elapsed() > SETTLE {
+            // Measured all the same: the table shows the cluster did not keep up.
+            eprintln!("  {n} hosts: only {online} ONLINE after {SETTLE:?}");
+            online_at_settle = Some(online);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let settle = started.elapsed();
+    // The leader (retried: an overloaded cluster may be between leaders).
+    let mut leader = 0usize;
+    for _ in 0..50 {
+        if let Ok(mut c) = client(1).await {
+            if let Ok(r) = c
+                .cluster_status(ClusterStatusRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                })
+                .await
+            {
+                leader = r
+                    .into_inner()
+                    .leader_name
+                    .trim_start_matches("mon")
+                    .parse()
+                    .unwrap_or(0);
+            }
+        }
+        if (1..=3).contains(&leader) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !(1..=3).contains(&leader) {
+        eprintln!("  {n} hosts: no leader known; measuring mon1 as the leader");
+        leader = 1;
+    }
+    let follower = if leader == 1 { 2 } else { 1 };
+    let (lpid, fpid) = (monitors.0[leader - 1].id(), monitors.0[follower - 1].id());
+    // Let the start-up settle before sampling.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (l0, f0, c0) = (
+        sample(lpid)?,
+        sample(fpid)?,
+        mysql_checks_done(leader).await.ok(),
+    );
+    tokio::time::sleep(window).await;
+    let (l1, f1, c1) = (
+        sample(lpid)?,
+        sample(fpid)?,
+        mysql_checks_done(leader).await.ok(),
+    );
+    let cycle = match (c0, c1) {
+        (Some(a), Some(b)) if b > a => {
+            let per_sec = (b - a) / l1.at.saturating_duration_since(l0.at).as_secs_f64();
+            Some(Duration::from_secs_f64(n as f64 / per_sec))
+        }
+        _ => None,
+    };
+    // Decision latency: the last hosts (replicas) go down one after another.
+    let mut decision = Samples::new();
+    for d in 0..downs.min(n.saturating_sub(2)) {
+        let i = n - 1 - d;
+        let name = host_name(i);
+        let w0 = wall_ms();
+        standins[i].refuse();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = match client(leader).await {
+                Ok(mut c) => c
+                    .history(HistoryRequest {
+                        protocol_version: PROTOCOL_VERSION,
+                        limit: 50,
+                    })
+                    .await
+                    .ok()
+                    .and_then(|r| {
+                        r.into_inner().decisions.into_iter().find(|x| {
+                            x.host == name && x.to == "HARD_OFFLINE" && x.time_millis >= w0
+                        })
+                    }),
+                Err(_) => None,
+            };
+            if let Some(x) = found {
+                decision.push(Duration::from_millis((x.time_millis - w0).max(0) as u64));
+                break;
+            }
+            if Instant::now() > deadline {
+                eprintln!("  {name}: no HARD_OFFLINE decision within 30 s");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drop(monitors);
+    drop(standins);
+    Ok(SizeResult {
+        hosts: n,
+        settle,
+        partial: online_at_settle,
+        cpu: (cpu_percent(&l0, &l1), cpu_percent(&f0, &f1)),
+        rss_mib: (
+            l1.rss_bytes as f64 / 1048576.0,
+            f1.rss_bytes as f64 / 1048576.0,
+        ),
+        cycle,
+        decision,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut a = Args::parse();
+    if a.quick {
+        a.sample_secs = a.sample_secs.min(6);
+        a.downs = a.downs.min(1);
+    }
+    println!("Machine: {}", mmm_bench::machine::describe());
+    let mut results = Vec::new();
+    for &n in &a.hosts {
+        eprintln!("scale: {n} hosts, {} s window", a.sample_secs);
+        results.push(measure(n, Duration::from_secs(a.sample_secs), a.downs).await?);
+    }
+    println!("\n### Scale: 3 monitors, check_period 1 s, stand-in MySQL endpoints\n");
+    println!(
+        "| hosts | all ONLINE after start | leader CPU (% of a core) | follower CPU | leader RSS | follower RSS | check cycle (mean time between two mysql checks of a host) | decision latency (refusing → HARD_OFFLINE), p50 / max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &results {
+        println!(
+            "| {} | {} | {:.1} % | {:.1} % | {:.0} MiB | {:.0} MiB | {} | {} / {} |",
+            r.hosts,
+            match r.partial {
+                None => format!("{:.1} s", r.settle.as_secs_f64()),
+                Some(k) => format!(
+                    "only {k} of {} after {:.0} s",
+                    r.hosts,
+                    r.settle.as_secs_f64()
+                ),
+            },
+            r.cpu.0,
+            r.cpu.1,
+            r.rss_mib.0,
+            r.rss_mib.1,
+            fmt_ms(r.cycle),
+            fmt_ms(r.decision.percentile(0.5)),
+            fmt_ms(r.decision.max())
+        );
+    }
+    Ok(())
+}
