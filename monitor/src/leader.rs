@@ -57,6 +57,10 @@ struct AgentTrack {
     kill_host_ok_at: Option<Epoch>,
     /// Last push error, for logs.
     last_error: Option<String>,
+    /// The last push did not reach the agent (transport error or timeout). A writer's lease is not
+    /// renewed again until its health stream is back: every renewal sent counts towards the lease
+    /// estimate, so sending into a dead link only delays the failover.
+    unreachable: bool,
 }
 
 /// State of one leadership.
@@ -72,6 +76,8 @@ struct Leadership {
     errant: crate::errant::ErrantPoller,
     /// Hook events whose hook this leadership is running (not started twice).
     hooks_running: Arc<Mutex<std::collections::BTreeSet<crate::hooks::EventKey>>>,
+    /// Signalled when a push finishes, so the next step of a failover follows at once.
+    pushed: Arc<tokio::sync::Notify>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,8 +95,10 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leadership: Option<Leadership> = None;
     loop {
+        let pushed = leadership.as_ref().map(|l| Arc::clone(&l.pushed));
         tokio::select! {
             _ = tick.tick() => {}
+            _ = async { match &pushed { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
             r = agents.changed() => if r.is_err() { return },
             r = reports.changed() => if r.is_err() { return },
             r = checks.changed() => if r.is_err() { return },
@@ -111,6 +119,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 startup: None,
                 errant: Default::default(),
                 hooks_running: Arc::default(),
+                pushed: Arc::default(),
             }
         });
         round(&ctx, &ecfg, l).await;
@@ -373,6 +382,10 @@ fn push_all(
             // Without a quorum's confirmation this node may no longer be the leader: renew nothing.
             continue;
         }
+        let dead_link = lock(&l.tracks).get(host).is_some_and(|t| t.unreachable);
+        if desired.writer && dead_link && !ctx.agents.health(host).reachable {
+            continue;
+        }
         spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
     }
 }
@@ -386,6 +399,7 @@ fn spawn_push(
     lease_ms: u64,
 ) {
     let tracks = Arc::clone(&l.tracks);
+    let pushed = Arc::clone(&l.pushed);
     let sent_ms = now_ms();
     {
         let mut t = lock(&tracks);
@@ -422,38 +436,60 @@ fn spawn_push(
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
         ctx.metrics.push_took(started.elapsed());
-        let mut tracks = lock(&tracks);
-        let t = tracks.entry(host.clone()).or_default();
-        t.in_flight = false;
-        match result {
-            Ok(status) => {
-                if !status.last_error.is_empty() {
-                    tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");
-                    t.last_error = Some(status.last_error.clone());
-                    // Not acknowledged as applied: pushed again next round.
-                    return;
-                }
-                if t.last_error.take().is_some() || t.acked_status.as_ref() != Some(&desired) {
-                    tracing::info!(host, epoch = %epoch, state = %desired.state, roles = ?desired.roles, active_master = ?desired.active_master, "agent applied status");
-                }
-                t.acked_epoch = Some(epoch);
-                t.acked_at = Some(Instant::now());
-                t.writable = desired.writer && !status.lease_expired;
-                if desired.active_master.is_some() {
-                    t.repointed_to = desired.active_master.clone();
-                }
-                t.acked_status = Some(desired);
-            }
-            Err(e) => {
-                ctx.metrics
-                    .agent_push_errors_total
-                    .get_or_create(&crate::metrics::HostLabel { host: host.clone() })
-                    .inc();
-                if t.last_error.as_deref() != Some(e.message()) {
-                    tracing::warn!(host, epoch = %epoch, error = %e.message(), "status push failed");
-                }
-                t.last_error = Some(e.message().to_string());
-            }
-        }
+        record_push(&ctx, &tracks, &host, desired, epoch, result);
+        pushed.notify_one();
     });
+}
+
+/// Records the outcome of one push in the host's track.
+fn record_push(
+    ctx: &MonitorContext,
+    tracks: &Mutex<BTreeMap<String, AgentTrack>>,
+    host: &str,
+    desired: DesiredStatus,
+    epoch: Epoch,
+    result: Result<mmm_proto::AgentStatus, tonic::Status>,
+) {
+    let mut tracks = lock(tracks);
+    let t = tracks.entry(host.to_string()).or_default();
+    t.in_flight = false;
+    t.unreachable = matches!(
+        &result,
+        Err(e) if matches!(
+            e.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown
+        )
+    );
+    match result {
+        Ok(status) => {
+            if !status.last_error.is_empty() {
+                tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");
+                t.last_error = Some(status.last_error.clone());
+                // Not acknowledged as applied: pushed again next round.
+                return;
+            }
+            if t.last_error.take().is_some() || t.acked_status.as_ref() != Some(&desired) {
+                tracing::info!(host, epoch = %epoch, state = %desired.state, roles = ?desired.roles, active_master = ?desired.active_master, "agent applied status");
+            }
+            t.acked_epoch = Some(epoch);
+            t.acked_at = Some(Instant::now());
+            t.writable = desired.writer && !status.lease_expired;
+            if desired.active_master.is_some() {
+                t.repointed_to = desired.active_master.clone();
+            }
+            t.acked_status = Some(desired);
+        }
+        Err(e) => {
+            ctx.metrics
+                .agent_push_errors_total
+                .get_or_create(&crate::metrics::HostLabel {
+                    host: host.to_string(),
+                })
+                .inc();
+            if t.last_error.as_deref() != Some(e.message()) {
+                tracing::warn!(host, epoch = %epoch, error = %e.message(), "status push failed");
+            }
+            t.last_error = Some(e.message().to_string());
+        }
+    }
 }

@@ -223,7 +223,8 @@ impl From<&mmm_config::Config> for EngineConfig {
             // A report missing for three rounds (plus one check timeout) is stale.
             report_ttl_ms: 3 * longest_period + longest_timeout,
             writer_lease_ms: ms(m.writer_lease),
-            lease_margin_ms: 1_000,
+            // Clock-rate differences and a renewal's delivery within its RPC deadline.
+            lease_margin_ms: 500,
             kill_host_configured: m.kill_host_bin.is_some(),
             ..EngineConfig::default()
         }

@@ -1219,6 +1219,9 @@ fn demotion_evidence_table() {
         // The leader renewed later than the failover began (its estimate wins when later).
         (None, None, Some(NOW + 6_000), 5_000, false),
         (None, None, Some(NOW + 6_000), 6_000, true),
+        // The leader stopped renewing before the failover began: its estimate, not the start, counts.
+        (None, None, Some(NOW + 1_500), 1_499, false),
+        (None, None, Some(NOW + 1_500), 1_500, true),
     ];
     for (i, (ack, kill, lease, dt, advances)) in rows.into_iter().enumerate() {
         let mut input = healthy_input(&c, &s, NOW + dt);

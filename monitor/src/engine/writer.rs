@@ -354,12 +354,14 @@ fn demoted(round: &Round<'_>, f: &Failover) -> Option<String> {
     if facts.kill_host_ok_at.is_some_and(|e| e >= f.started_epoch) {
         return Some(format!("kill_host_bin succeeded against {old}"));
     }
-    // Any lease was granted before the failover began; the leader's own estimate may be later.
+    // The leader's estimate covers every renewal it sent and the leases its predecessors may have
+    // granted; no renewal is sent once the failover began (the old writer's status has no writer
+    // role). Without an estimate, assume a lease renewed at the moment the failover began.
     let cfg = round.cfg;
-    let bound = f
-        .started_ms
-        .saturating_add(cfg.writer_lease_ms + cfg.lease_margin_ms);
-    let expiry = facts.lease_expires_ms.unwrap_or(0).max(bound);
+    let expiry = facts.lease_expires_ms.unwrap_or_else(|| {
+        f.started_ms
+            .saturating_add(cfg.writer_lease_ms + cfg.lease_margin_ms)
+    });
     if round.now() >= expiry {
         return Some(format!(
             "the writer lease of {old} has certainly expired ({} ms after the failover began)",
