@@ -13,8 +13,8 @@
 //! The host's positions must be read *before* the master's, so that everything the host legitimately received
 //! from the master is already in the master's positions when they are read.
 //!
-//! [`ErrantPoller`] runs the comparison for hosts that are not ONLINE (or just came back) against the active
-//! master, from spawned tasks, and the leader feeds the cached result to the engine (`AgentFacts::gtid_errant`),
+//! [`ErrantPoller`] runs the comparison against the active master, often for hosts that are not ONLINE (or just
+//! came back), rarely for the others, from spawned tasks, and the leader feeds the cached result to the engine (`AgentFacts::gtid_errant`),
 //! which records the host as errant and keeps it out of rotation.
 
 use std::collections::BTreeMap;
@@ -127,13 +127,16 @@ pub fn errant_list(
 
 /// Deadline of one `GetSystemStatus` call of the poll.
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pause between two polls of one host.
+/// Pause between two polls of a returning host (not ONLINE, or back within [`RETURNING_WINDOW`]).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Pause between two polls of a host that has been ONLINE for a while: a replica can also hold a transaction
+/// the new master lacks (semi-sync needs one replica's acknowledgement, not the candidate's).
+const POLL_ONLINE_EVERY: Duration = Duration::from_secs(2);
 /// A host that came back ONLINE is still checked for this long (the check may not have run yet when the
 /// engine put it back).
 const RETURNING_WINDOW: Duration = Duration::from_secs(10);
 /// A poll result older than this is not used.
-const RESULT_TTL: Duration = Duration::from_secs(5);
+const RESULT_TTL: Duration = Duration::from_secs(7);
 
 /// What the poller knows of one host.
 #[derive(Default, Debug)]
@@ -146,6 +149,11 @@ struct HostPoll {
     in_flight: bool,
     /// When the last poll finished, and the errant GTIDs it found (`None`: none).
     result: Option<(Instant, Option<String>)>,
+    /// The host was ONLINE at the last round (then a finding must repeat before it counts).
+    online: bool,
+    /// How many polls in a row found exactly these errant GTIDs; reported from the second on, so that one
+    /// racy read cannot take a host out of rotation.
+    streak: u32,
     /// The cluster state recorded errant GTIDs for the host at the last look.
     recorded: bool,
     /// Bumped when an operator cleared the host's errant mark: results of polls started before are dropped,
@@ -166,21 +174,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ErrantPoller {
-    /// Starts a poll for every host that is not ONLINE (or came back within [`RETURNING_WINDOW`]), is not the
-    /// active master, and was not polled within [`POLL_EVERY`]. Does nothing without an active master or
-    /// during a failover.
+    /// Starts a poll for every host but the active master: every [`POLL_EVERY`] for a host that is not
+    /// ONLINE (or came back within [`RETURNING_WINDOW`]), every [`POLL_ONLINE_EVERY`] for the others. Does
+    /// nothing without an active master or during a failover.
     pub fn poll(&self, ctx: &Arc<MonitorContext>, state: &ClusterState) {
         let now = Instant::now();
         let mut hosts = lock(&self.hosts);
         for (host, rec) in &state.hosts {
             let p = hosts.entry(host.clone()).or_default();
-            if rec.state != HostState::Online {
+            p.online = rec.state == HostState::Online;
+            if !p.online {
                 p.last_not_online = Some(now);
             }
             let recorded = rec.errant_gtids.is_some();
             if p.recorded && !recorded {
                 p.generation += 1;
                 p.result = None;
+                p.streak = 0;
             }
             p.recorded = recorded;
         }
@@ -194,10 +204,15 @@ impl ErrantPoller {
             let returning = p
                 .last_not_online
                 .is_some_and(|t| now.duration_since(t) < RETURNING_WINDOW);
+            let every = if returning {
+                POLL_EVERY
+            } else {
+                POLL_ONLINE_EVERY
+            };
             let due = p
                 .last_started
-                .is_none_or(|t| now.duration_since(t) >= POLL_EVERY);
-            if *host == master || !returning || !due || p.in_flight {
+                .is_none_or(|t| now.duration_since(t) >= every);
+            if *host == master || !due || p.in_flight {
                 continue;
             }
             p.in_flight = true;
@@ -216,6 +231,7 @@ impl ErrantPoller {
                 match found {
                     Ok(errant) => {
                         let before = p.result.as_ref().and_then(|(_, e)| e.clone());
+                        p.streak = if errant == before { p.streak + 1 } else { 1 };
                         if errant != before {
                             match &errant {
                                 Some(g) => {
@@ -229,18 +245,20 @@ impl ErrantPoller {
                         p.result = Some((Instant::now(), errant));
                     }
                     Err(e) => {
-                        tracing::debug!(host, master, error = %e, "errant transaction check not possible now")
+                        tracing::info!(host, master, error = %e, "errant transaction check not possible now")
                     }
                 }
             });
         }
     }
 
-    /// The errant GTIDs of `host` found by a fresh poll (`None`: none found, or nothing fresh).
+    /// The errant GTIDs of `host` found by a fresh poll, confirmed by the one before for an ONLINE host
+    /// (`None`: none found, or nothing fresh and confirmed).
     pub fn errant(&self, host: &str) -> Option<String> {
         let hosts = lock(&self.hosts);
-        let (at, errant) = hosts.get(host)?.result.as_ref()?;
-        if at.elapsed() > RESULT_TTL {
+        let p = hosts.get(host)?;
+        let (at, errant) = p.result.as_ref()?;
+        if at.elapsed() > RESULT_TTL || (p.online && p.streak < 2) {
             return None;
         }
         errant.clone()
@@ -253,17 +271,21 @@ async fn check(ctx: &MonitorContext, host: &str, master: &str) -> anyhow::Result
     if !h.mysql_reachable {
         anyhow::bail!("mysqld of {host} not reachable: {}", h.mysql_error);
     }
-    if let Some(r) = h.replication.as_ref() {
-        if !r.last_sql_error.is_empty() || !r.last_io_error.is_empty() {
-            tracing::warn!(host, io_error = %r.last_io_error, sql_error = %r.last_sql_error, "replication of a returning host is broken");
-        }
-    }
     let m = ctx.agents.system_status(master, POLL_TIMEOUT).await?;
     if !m.mysql_reachable {
         anyhow::bail!(
             "mysqld of the active master {master} not reachable: {}",
             m.mysql_error
         );
+    }
+    let broken = h
+        .replication
+        .as_ref()
+        .filter(|r| !r.last_sql_error.is_empty() || !r.last_io_error.is_empty());
+    if let Some(r) = broken {
+        tracing::warn!(host, master, io_error = %r.last_io_error, sql_error = %r.last_sql_error,
+            host_binlog = %h.gtid_binlog_pos, host_current = %h.gtid_current_pos, master_binlog = %m.gtid_binlog_pos,
+            master_slave = %m.gtid_slave_pos, master_current = %m.gtid_current_pos, "replication of the host is broken");
     }
     Ok(errant_list(
         &[&h.gtid_binlog_pos, &h.gtid_current_pos],

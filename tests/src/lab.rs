@@ -273,6 +273,7 @@ impl Lab {
                 ip: h.ip,
                 read_only: h.name != "db1",
                 semi_sync: self.spec.semi_sync,
+                semi_sync_acks: self.spec.semi_sync && h.mode == HostMode::Master,
             };
             std::fs::write(&h.cnf, cnf.render())
                 .with_context(|| format!("writing {}", h.cnf.display()))?;

@@ -46,8 +46,12 @@ pub(crate) struct ServerCnf<'a> {
     pub ip: Ipv4Addr,
     /// True for every host but db1.
     pub read_only: bool,
-    /// Turn on semi-synchronous replication (master and slave side).
+    /// Turn on semi-synchronous replication (master side: a commit waits for a replica's ack).
     pub semi_sync: bool,
+    /// This server acknowledges semi-synchronous commits. Only the masters do: an acknowledged write
+    /// is then always on the failover candidate (the writer's peer), never only on a replica that will
+    /// not be promoted.
+    pub semi_sync_acks: bool,
 }
 
 impl ServerCnf<'_> {
@@ -67,7 +71,11 @@ impl ServerCnf<'_> {
         s += "slave_net_timeout=5\n";
         s += base_options();
         if self.semi_sync {
-            s += "rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_slave_enabled=ON\nrpl_semi_sync_master_timeout=1000\n";
+            // AFTER_SYNC: the transaction is not visible to other clients before a replica has it.
+            s += "rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_master_wait_point=AFTER_SYNC\nrpl_semi_sync_master_timeout=1000\n";
+        }
+        if self.semi_sync_acks {
+            s += "rpl_semi_sync_slave_enabled=ON\n";
         }
         s
     }
