@@ -20,6 +20,14 @@ use crate::topology::Topology;
 use crate::validate::DesiredStatus;
 use crate::vip::VipManager;
 
+/// How long a freshly started agent leaves the host as it found it while waiting for its first status.
+/// A writer whose agent restarts keeps writing: its leader renews the lease every third of a lease
+/// (3 s by default) and pushes at once to an agent it has not heard from, so the first status arrives
+/// well within this; a host the cluster no longer wants as writer gets that status (a newer epoch)
+/// just as fast. Without any status by then, the host denies writes and drops the writer VIP, as when
+/// a lease runs out.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
+
 /// Longest a SetStatus waits for a previous one (or a re-assertion) to finish.
 const APPLY_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -284,11 +292,15 @@ impl Agent {
         Ok(self.status())
     }
 
-    /// Re-asserts the status (periodic); skipped when an apply is already running.
+    /// Re-asserts the status (periodic); skipped when an apply is already running, and during the
+    /// start-up grace while no status has been received.
     pub async fn reassert(&self) {
         let Ok(_guard) = self.apply_lock.try_lock() else {
             return;
         };
+        if self.state().desired.is_none() && self.uptime() < STARTUP_GRACE {
+            return;
+        }
         self.apply(ApplyKind::Reassert).await;
     }
 

@@ -196,9 +196,9 @@ pub async fn run(
 
 /// The agent's periodic work: lease expiry, re-assertion, ARP refresh, metrics, the privilege warning.
 async fn housekeeping(agent: Arc<Agent>) {
-    // No status is known yet: a restarted agent holds no lease, so the host must not stay writable.
-    tracing::info!("no status received yet: writes stay denied and the writer VIP absent until a monitor grants the lease");
-    agent.reassert().await;
+    // No status is known yet: the host is left as it is for the start-up grace (a restarted writer's
+    // agent is renewed within it), then writes are denied until a monitor grants the lease.
+    tracing::info!(grace = ?crate::agent::STARTUP_GRACE, "no status received yet: waiting for a monitor before changing anything");
     let mut privileges_checked = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

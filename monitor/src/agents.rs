@@ -37,6 +37,9 @@ pub struct AgentHealth {
     pub writable: bool,
     /// When the last event arrived.
     pub last_event: Option<Instant>,
+    /// Health streams established so far: a new one means the agent (or the path to it) came back,
+    /// and it should hear its status at once.
+    pub connections: u64,
 }
 
 impl Default for AgentHealth {
@@ -48,6 +51,7 @@ impl Default for AgentHealth {
             uptime_s: None,
             writable: false,
             last_event: None,
+            connections: 0,
         }
     }
 }
@@ -235,6 +239,7 @@ impl AgentHub {
                 Err(_) => return,
             };
         let mut stream = stream;
+        self.update(host, |h| h.connections += 1);
         loop {
             match tokio::time::timeout(HEALTH_SILENCE, stream.message()).await {
                 Ok(Ok(Some(ev))) => self.on_event(host, ev),
@@ -261,9 +266,9 @@ impl AgentHub {
         };
         let changed = {
             let mut h = lock(&link.health);
-            let before = (h.reachable, h.mysql, h.writable);
+            let before = (h.reachable, h.mysql, h.writable, h.connections);
             f(&mut h);
-            let after = (h.reachable, h.mysql, h.writable);
+            let after = (h.reachable, h.mysql, h.writable, h.connections);
             if before != after {
                 tracing::info!(host, reachable = h.reachable, mysql = ?h.mysql, writable = h.writable, detail = %h.detail, "agent health changed");
             }

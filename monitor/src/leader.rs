@@ -61,6 +61,9 @@ struct AgentTrack {
     /// renewed again until its health stream is back: every renewal sent counts towards the lease
     /// estimate, so sending into a dead link only delays the failover.
     unreachable: bool,
+    /// The agent's health-stream connection count when the last push was sent; a new connection
+    /// (the agent restarted) makes the status due at once.
+    pushed_connection: u64,
 }
 
 /// State of one leadership.
@@ -373,6 +376,9 @@ fn push_all(
             let stale = t
                 .and_then(|t| t.acked_at)
                 .is_none_or(|a| a.elapsed() >= renew_every);
+            let reconnected =
+                t.is_some_and(|t| t.pushed_connection != ctx.agents.health(host).connections);
+            let stale = stale || reconnected;
             (changed || stale, t.is_some_and(|t| t.in_flight))
         };
         if !due || in_flight {
@@ -405,6 +411,7 @@ fn spawn_push(
         let mut t = lock(&tracks);
         let t = t.entry(host.clone()).or_default();
         t.in_flight = true;
+        t.pushed_connection = ctx.agents.health(&host).connections;
         if desired.writer {
             t.lease_sent_ms = Some(sent_ms);
             ctx.metrics.lease_sent(sent_ms, lease_ms);

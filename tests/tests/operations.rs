@@ -500,9 +500,19 @@ async fn ops_rolling_restart_of_every_process_under_writes() -> anyhow::Result<(
                 && !d["to"].as_str().unwrap_or("").contains("OFFLINE")),
         "no role or state change during the rolling restart: {new:?}"
     );
+    // No write outage: no write failed, and no gap longer than a loaded machine's scheduling noise.
+    let failed: Vec<&(Instant, String)> = history
+        .errors
+        .iter()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .collect();
     assert!(
-        gap < Duration::from_secs(2),
-        "longest write outage {gap:?} during the rolling restart"
+        failed.is_empty(),
+        "writes failed during the rolling restart: {failed:?}"
+    );
+    assert!(
+        gap < Duration::from_millis(500),
+        "longest write gap {gap:?} during the rolling restart"
     );
     Ok(())
 }
