@@ -30,6 +30,9 @@ pub struct VipManager {
     iface: String,
     /// Every configured role IP: the only addresses this manager adds or removes.
     managed: BTreeSet<Ipv4Addr>,
+    /// One netlink request at a time on the shared socket: the kernel refuses a second dump while one
+    /// is running on the same socket (EBUSY), and the agent's loops and commands run concurrently.
+    request_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for VipManager {
@@ -60,6 +63,7 @@ impl VipManager {
             handle,
             iface: iface.to_string(),
             managed,
+            request_lock: Default::default(),
         })
     }
 
@@ -70,6 +74,7 @@ impl VipManager {
 
     /// The interface's index and MAC address.
     pub async fn link(&self) -> anyhow::Result<(u32, [u8; 6])> {
+        let _one_at_a_time = self.request_lock.lock().await;
         bounded("link lookup", async {
             let mut links = self
                 .handle
@@ -102,6 +107,7 @@ impl VipManager {
     /// Configured role IPs present on the interface now.
     pub async fn present(&self) -> anyhow::Result<BTreeSet<Ipv4Addr>> {
         let (index, _) = self.link().await?;
+        let _one_at_a_time = self.request_lock.lock().await;
         bounded("address dump", async {
             let msgs: Vec<_> = self
                 .handle
@@ -132,6 +138,7 @@ impl VipManager {
             bail!("{ip} is not a configured role IP");
         }
         let (index, _) = self.link().await?;
+        let _one_at_a_time = self.request_lock.lock().await;
         bounded("address add", async {
             match self
                 .handle
@@ -154,6 +161,7 @@ impl VipManager {
             bail!("{ip} is not a configured role IP");
         }
         let (index, _) = self.link().await?;
+        let _one_at_a_time = self.request_lock.lock().await;
         bounded("address delete", async {
             let msgs: Vec<_> = self
                 .handle
