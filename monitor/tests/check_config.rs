@@ -32,7 +32,11 @@ fn check(config: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -44,14 +48,26 @@ fn accepts_mmm_samples_the_corrected_seed_and_a_three_monitor_cluster() {
         assert!(out.status.success(), "{fixture}: {all}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         // The effective configuration: defaults filled in, passwords masked.
-        assert!(stdout.contains("<host"), "{fixture}: effective config printed: {stdout}");
-        assert!(stdout.contains("check_period"), "{fixture}: defaults filled in: {stdout}");
-        assert!(stdout.contains("********"), "{fixture}: passwords masked: {stdout}");
+        assert!(
+            stdout.contains("<host"),
+            "{fixture}: effective config printed: {stdout}"
+        );
+        assert!(
+            stdout.contains("check_period"),
+            "{fixture}: defaults filled in: {stdout}"
+        );
+        assert!(
+            stdout.contains("********"),
+            "{fixture}: passwords masked: {stdout}"
+        );
         for line in stdout.lines() {
             let mut words = line.split_whitespace();
             if let (Some(key), Some(value)) = (words.next(), words.next()) {
                 if key.ends_with("_password") {
-                    assert_eq!(value, "********", "{fixture}: {key} is shown masked: {stdout}");
+                    assert_eq!(
+                        value, "********",
+                        "{fixture}: {key} is shown masked: {stdout}"
+                    );
                 }
             }
         }
@@ -80,7 +96,10 @@ fn reports_every_error_with_file_and_line() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("unknown key 'ipp'"), "{all}");
     assert!(all.contains("nohost"), "the bad peer is named: {all}");
-    let located = all.lines().filter(|l| l.contains("mmm_common.conf:")).count();
+    let located = all
+        .lines()
+        .filter(|l| l.contains("mmm_common.conf:"))
+        .count();
     assert!(located >= 2, "every error carries file:line: {all}");
 }
 
