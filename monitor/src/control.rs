@@ -21,6 +21,20 @@ use crate::context::MonitorContext;
 /// How long a forwarded command may take at the leader.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// On a follower, hands a command to the leader's control service unchanged and returns its answer
+/// (the rules are checked against the newest state, on the leader).
+macro_rules! forward_to_leader {
+    ($self:ident, $request:ident, $method:ident) => {
+        if !$self.ctx.consensus.is_leader() {
+            return $self
+                .leader_client()
+                .await?
+                .$method($request.into_inner())
+                .await;
+        }
+    };
+}
+
 /// `MonitorControl` on one monitor.
 pub struct ControlService {
     /// Everything the monitor shares.
@@ -256,13 +270,7 @@ impl MonitorControl for ControlService {
         request: Request<HostRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .set_online(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, set_online);
         let reply = crate::operator::set_online(&self.ctx, &request.into_inner().host).await?;
         Ok(Response::new(reply))
     }
@@ -272,13 +280,7 @@ impl MonitorControl for ControlService {
         request: Request<HostRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .set_offline(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, set_offline);
         let reply = crate::operator::set_offline(&self.ctx, &request.into_inner().host).await?;
         Ok(Response::new(reply))
     }
@@ -297,13 +299,7 @@ impl MonitorControl for ControlService {
         request: Request<SetModeRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .set_mode(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, set_mode);
         let mode = match Mode::try_from(request.into_inner().mode) {
             Ok(Mode::Active) => StateMode::Active,
             Ok(Mode::Manual) => StateMode::Manual,
@@ -345,13 +341,7 @@ impl MonitorControl for ControlService {
         request: Request<SetIpRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .set_ip(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, set_ip);
         let req = request.into_inner();
         let reply = crate::operator::set_ip(&self.ctx, &req.ip, &req.host).await?;
         Ok(Response::new(reply))
@@ -422,13 +412,7 @@ impl MonitorControl for ControlService {
         request: Request<AddMonitorRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .add_monitor(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, add_monitor);
         let req = request.into_inner();
         let reply = crate::membership::add(&self.ctx, &req.name, &req.addr).await?;
         Ok(Response::new(reply))
@@ -439,13 +423,7 @@ impl MonitorControl for ControlService {
         request: Request<RemoveMonitorRequest>,
     ) -> Result<Response<CommandReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        if !self.ctx.consensus.is_leader() {
-            return self
-                .leader_client()
-                .await?
-                .remove_monitor(request.into_inner())
-                .await;
-        }
+        forward_to_leader!(self, request, remove_monitor);
         let req = request.into_inner();
         let reply = crate::membership::remove(&self.ctx, &req.name).await?;
         Ok(Response::new(reply))
