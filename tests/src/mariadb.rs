@@ -72,7 +72,10 @@ impl ServerCnf<'_> {
         s += base_options();
         if self.semi_sync {
             // AFTER_SYNC: the transaction is not visible to other clients before a replica has it.
-            s += "rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_master_wait_point=AFTER_SYNC\nrpl_semi_sync_master_timeout=1000\n";
+            // wait_no_slave=OFF: a master with no semi-sync replica connected (its peer is down, e.g. the
+            // new writer right after a failover) does not hold every commit for the timeout.
+            s += "rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_master_wait_point=AFTER_SYNC\n\
+                  rpl_semi_sync_master_wait_no_slave=OFF\nrpl_semi_sync_master_timeout=1000\n";
         }
         if self.semi_sync_acks {
             s += "rpl_semi_sync_slave_enabled=ON\n";
