@@ -54,8 +54,9 @@ pub const CAREFUL_STARTUP: bool = true;
 /// MMM: in wait mode, seconds to wait for the other master.
 pub const WAIT_FOR_OTHER_MASTER: Duration = Duration::from_secs(120);
 
-/// mmm-rs: how long an agent keeps the writer role without a renewal from a quorum-backed leader.
-/// Short enough that a deposed writer stops writing well inside the failover target.
-pub const WRITER_LEASE: Duration = Duration::from_secs(3);
+/// mmm-rs: how long an agent keeps the writer role without a renewal from a quorum-backed leader
+/// (renewed every third of it). It bounds a failover when the writer is unreachable: a new writer
+/// is named only after it, so it is short; a leader election takes a few hundred ms, well inside.
+pub const WRITER_LEASE: Duration = Duration::from_secs(2);
 /// mmm-rs: the longest a failover hook may run before it is killed.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);

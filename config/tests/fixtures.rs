@@ -124,7 +124,7 @@ fn mmm_2_2_1_samples_load_unchanged() {
     assert_eq!(mon.checks.rep_threads.timeout, Duration::from_secs(1));
     assert_eq!(mon.checks.rep_backlog.max_backlog, Duration::from_secs(60));
     assert_eq!(mon.checks.mysql.restart_after, 10_000);
-    assert_eq!(mon.monitor.writer_lease, Duration::from_secs(3));
+    assert_eq!(mon.monitor.writer_lease, Duration::from_secs(2));
     assert_eq!(mon.monitor.hook_timeout, Duration::from_secs(10));
     assert_eq!(mon.max_kill_retries, 10);
     assert_eq!(

@@ -21,7 +21,7 @@ fn passwords_are_masked_and_defaults_shown() {
         assert!(!out.contains(secret), "{out}");
     }
     assert!(out.contains("agent_password         ********"), "{out}");
-    assert!(out.contains("writer_lease           3"), "{out}");
+    assert!(out.contains("writer_lease           2"), "{out}");
     assert!(out.contains("trap_period            2"), "{out}");
     assert!(out.contains("check_period           0.5"), "{out}");
     assert!(out.contains("<monitor_node mon2>"), "{out}");

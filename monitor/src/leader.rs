@@ -61,6 +61,8 @@ struct AgentTrack {
     /// renewed again until its health stream is back: every renewal sent counts towards the lease
     /// estimate, so sending into a dead link only delays the failover.
     unreachable: bool,
+    /// When that failed push gave up: renewals resume only once the health stream spoke after it.
+    unreachable_since: Option<Instant>,
     /// The agent's health-stream connection count when the last push was sent; a new connection
     /// (the agent restarted) makes the status due at once.
     pushed_connection: u64,
@@ -388,8 +390,12 @@ fn push_all(
             // Without a quorum's confirmation this node may no longer be the leader: renew nothing.
             continue;
         }
-        let dead_link = lock(&l.tracks).get(host).is_some_and(|t| t.unreachable);
-        if desired.writer && dead_link && !ctx.agents.health(host).reachable {
+        let failed_at = lock(&l.tracks)
+            .get(host)
+            .filter(|t| t.unreachable)
+            .and_then(|t| t.unreachable_since);
+        let heard_since = |at: Instant| ctx.agents.health(host).last_event.is_some_and(|e| e > at);
+        if desired.writer && failed_at.is_some_and(|at| !heard_since(at)) {
             continue;
         }
         spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
@@ -460,6 +466,7 @@ fn record_push(
     let mut tracks = lock(tracks);
     let t = tracks.entry(host.to_string()).or_default();
     t.in_flight = false;
+    let was_unreachable = t.unreachable;
     t.unreachable = matches!(
         &result,
         Err(e) if matches!(
@@ -467,6 +474,9 @@ fn record_push(
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown
         )
     );
+    if t.unreachable && !was_unreachable {
+        t.unreachable_since = Some(Instant::now());
+    }
     match result {
         Ok(status) => {
             if !status.last_error.is_empty() {

@@ -58,7 +58,7 @@ struct Profile {
 }
 
 const DEFAULTS: Profile = Profile {
-    name: "defaults (check_period 1, trap_period 2, timeout 1, writer_lease 3)",
+    name: "defaults (check_period 1, trap_period 2, timeout 1, writer_lease 2)",
     keys: "auto_set_online 1",
 };
 
