@@ -3,6 +3,7 @@
 //! that ask for it (Prometheus does) and the classic Prometheus text format (what
 //! `promtool check metrics` reads) to the others.
 
+pub use mmm_exposition::{openmetrics_to_text, Format};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -100,47 +101,9 @@ impl Metrics {
     /// The exposition in the format the `Accept` header asks for, and its content type:
     /// OpenMetrics when it names `application/openmetrics-text`, else the classic text format.
     pub fn render_for(&self, accept: Option<&str>) -> (&'static str, String) {
-        let om = self.render();
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => (
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                om,
-            ),
-            _ => (
-                "text/plain; version=0.0.4; charset=utf-8",
-                openmetrics_to_text(&om),
-            ),
-        }
+        let format = Format::negotiate(accept);
+        (format.content_type(), format.render(self.render()))
     }
-}
-
-/// Rewrites an OpenMetrics exposition into the classic text format: counter families take the
-/// `_total` name their samples carry, `# UNIT` and `# EOF` lines go (the classic format has neither).
-pub fn openmetrics_to_text(om: &str) -> String {
-    let counters: std::collections::HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|t| t.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        if let Some((prefix, rest)) = meta {
-            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            if counters.contains(name) {
-                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }
 
 async fn metrics(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> impl IntoResponse {

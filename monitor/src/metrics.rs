@@ -6,6 +6,7 @@
 //! happen. `/metrics` serves OpenMetrics to clients that ask for it (Prometheus does) and the classic
 //! Prometheus text format (what `promtool check metrics` reads) to the others.
 
+pub use mmm_exposition::{openmetrics_to_text, Format};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -241,10 +242,7 @@ impl MonitorMetrics {
 
     /// The exposition in `format`.
     pub fn encode_as(&self, format: Format) -> String {
-        match format {
-            Format::OpenMetrics => self.encode(),
-            Format::Text => openmetrics_to_text(&self.encode()),
-        }
+        format.render(self.encode())
     }
 
     /// Records the duration of one push.
@@ -283,66 +281,6 @@ impl MonitorMetrics {
         let left = expires.saturating_sub(now) as f64 / 1000.0;
         self.writer_lease_seconds.set(left);
     }
-}
-
-/// The exposition formats `/metrics` serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// OpenMetrics 1.0 (`application/openmetrics-text`), what Prometheus asks for.
-    OpenMetrics,
-    /// The classic Prometheus text format 0.0.4 (`text/plain`), for every other client.
-    Text,
-}
-
-impl Format {
-    /// OpenMetrics when the `Accept` header names it, else the classic text format.
-    pub fn negotiate(accept: Option<&str>) -> Self {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
-        }
-    }
-
-    /// The `Content-Type` of the format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
-        }
-    }
-}
-
-/// Rewrites an OpenMetrics exposition into the classic text format: counter families take the
-/// `_total` name their samples carry, `# UNIT` and `# EOF` lines go (the classic format has neither).
-pub fn openmetrics_to_text(om: &str) -> String {
-    let counters: std::collections::HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|t| t.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(om.len());
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        if let Some((prefix, rest)) = meta {
-            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            if counters.contains(name) {
-                out.push_str(prefix);
-                out.push_str(name);
-                out.push_str("_total ");
-                out.push_str(tail);
-                out.push('\n');
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }
 
 /// Readiness as the `/readyz` endpoint reports it.
