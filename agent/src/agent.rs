@@ -90,6 +90,9 @@ pub struct Agent {
     apply_lock: tokio::sync::Mutex<()>,
     /// Latest local health verdict.
     health: watch::Receiver<HealthSnapshot>,
+    /// Whether writes are allowed, published on every change so health streams report an opened
+    /// or closed writer at once (the monitors time switchovers by it).
+    writable_tx: watch::Sender<bool>,
     /// Prometheus metrics.
     metrics: Metrics,
     /// Start time, for uptime.
@@ -141,6 +144,7 @@ impl Agent {
             state: Mutex::new(AgentState::default()),
             apply_lock: tokio::sync::Mutex::new(()),
             health,
+            writable_tx: watch::Sender::new(false),
             metrics: Metrics::default(),
             started: Instant::now(),
         }
@@ -167,6 +171,18 @@ impl Agent {
     /// A receiver of health verdicts.
     pub fn health(&self) -> watch::Receiver<HealthSnapshot> {
         self.health.clone()
+    }
+
+    /// A receiver that sees every change of [`Agent::writable_now`] made by an apply.
+    pub fn writable_changes(&self) -> watch::Receiver<bool> {
+        self.writable_tx.subscribe()
+    }
+
+    /// Records whether writes are allowed and publishes a change.
+    fn set_writable(&self, writable: bool) {
+        self.state().writable = writable;
+        self.writable_tx
+            .send_if_modified(|w| std::mem::replace(w, writable) != writable);
     }
 
     /// The highest accepted epoch.
@@ -364,22 +380,19 @@ impl Agent {
             }
         };
 
-        // 1. Not the writer (or lease gone): deny writes first, and kill sessions if writes were allowed.
+        // 1. Not the writer (or lease gone): deny writes first. The sessions of a host that allowed
+        //    writes are killed once the writer VIP is gone (below), so that clients cannot reconnect
+        //    through it while they are being killed.
+        let mut kill_sessions = false;
         if !writer {
-            self.state().writable = false;
+            self.set_writable(false);
             if let Some(db) = db.as_mut() {
                 match db.read_only().await {
                     Ok(true) => {}
                     Ok(false) => match db.set_writable(false).await {
                         Ok(()) => {
                             tracing::warn!(host = %self.local.name, "writes denied (read_only=1)");
-                            match db
-                                .kill_sessions(&self.local.agent_user, self.local.max_kill_retries)
-                                .await
-                            {
-                                Ok(n) => tracing::info!(killed = n, "client sessions killed"),
-                                Err(e) => errors.push(format!("killing sessions: {e:#}")),
-                            }
+                            kill_sessions = true;
                         }
                         Err(e) => errors.push(format!("denying writes: {e:#}")),
                     },
@@ -407,6 +420,15 @@ impl Agent {
             match self.vips.remove(*ip).await {
                 Ok(()) => tracing::info!(vip = %ip, iface = self.vips.iface(), "VIP removed"),
                 Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if let (true, Some(db)) = (kill_sessions, db.as_mut()) {
+            match db
+                .kill_sessions(&self.local.agent_user, self.local.max_kill_retries)
+                .await
+            {
+                Ok(n) => tracing::info!(killed = n, "client sessions killed"),
+                Err(e) => errors.push(format!("killing sessions: {e:#}")),
             }
         }
 
@@ -445,7 +467,7 @@ impl Agent {
                 writable = false;
                 errors.push("writer lease ran out while promoting".into());
             }
-            self.state().writable = writable;
+            self.set_writable(writable);
         }
 
         // 5. Add the wanted VIPs (writer IPs only once writes are allowed) and announce them.

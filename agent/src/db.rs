@@ -11,6 +11,10 @@ use mysql_async::{Conn, OptsBuilder, Row};
 
 use crate::sql::{self, Flavor, Session};
 
+/// Pause between two session-kill rounds: long enough for killed threads to leave the process list,
+/// short because writes are blocked until the demotion is acknowledged.
+const KILL_ROUND_PAUSE: Duration = Duration::from_millis(5);
+
 /// Where and how the agent connects to its own server.
 #[derive(Clone)]
 pub struct DbTarget {
@@ -275,7 +279,7 @@ impl Db {
                 }
                 tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(KILL_ROUND_PAUSE).await;
         }
         let left: Vec<(u64, Option<String>, Option<String>)> = self
             .query(

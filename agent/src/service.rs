@@ -172,11 +172,13 @@ impl AgentRpc for AgentService {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let mut health = agent.health();
+            let mut writable = agent.writable_changes();
             let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
             beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let event = {
                     let h = health.borrow_and_update().clone();
+                    writable.mark_unchanged();
                     health_event(&agent, &h)
                 };
                 if tx.send(Ok(event)).await.is_err() {
@@ -185,6 +187,7 @@ impl AgentRpc for AgentService {
                 beat.reset();
                 tokio::select! {
                     changed = health.changed() => if changed.is_err() { break },
+                    changed = writable.changed() => if changed.is_err() { break },
                     _ = beat.tick() => {},
                     _ = tx.closed() => break,
                 }

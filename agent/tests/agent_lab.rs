@@ -3,8 +3,11 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mmm_agent::service::HEARTBEAT_INTERVAL as HEARTBEAT;
 use mmm_lab::{Lab, LabProcess, LabSpec, AGENT_PORT};
 use mmm_proto::agent_client::AgentClient;
 use mmm_proto::{
@@ -242,6 +245,43 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
     let mut held = lab.connect_ip(wvip, Duration::from_secs(2)).await.unwrap();
     held.query_drop("SELECT 1").await.unwrap();
 
+    // A client that reconnects through the writer VIP as fast as it can (an application pool after
+    // errors): the demotion drops the VIP before killing sessions, so the kill converges at once.
+    let stop_reconnecting = Arc::new(AtomicBool::new(false));
+    let target: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(wvip.to_string())
+        .user(Some(mmm_lab::users::APP_USER))
+        .pass(Some(mmm_lab::users::APP_PASSWORD))
+        .db_name(Some(mmm_lab::users::APP_DB))
+        .into();
+    // Four pooled connections, each used every millisecond and replaced at once when it fails.
+    let reconnecting: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, target) = (Arc::clone(&stop_reconnecting), target.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let conn = tokio::time::timeout(
+                        Duration::from_millis(100),
+                        mysql_async::Conn::new(target.clone()),
+                    )
+                    .await;
+                    let Ok(Ok(mut c)) = conn else { continue };
+                    while !stop.load(Ordering::Relaxed) {
+                        let q = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            c.query_drop("SELECT 1"),
+                        );
+                        if !matches!(q.await, Ok(Ok(()))) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
     // Move the writer: old owner first, then the replica, then the new owner.
     let t_move = Instant::now();
     let st = a1
@@ -251,7 +291,16 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
         .into_inner()
         .status
         .unwrap();
-    assert_eq!(st.last_error, "", "{st:?}");
+    let demotion = t_move.elapsed();
+    stop_reconnecting.store(true, Ordering::Relaxed);
+    for task in reconnecting {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        st.last_error, "",
+        "demotion with a client reconnecting through the VIP: {st:?}"
+    );
+    println!("demotion (read_only, VIP dropped, sessions killed) took {demotion:?}");
     let app_sessions: Vec<u64> = {
         let mut c = lab.mysql("db1").await.unwrap();
         let v = c
@@ -513,6 +562,31 @@ async fn agent_lab_lease_expiry_and_health_watch() {
         .unwrap()
         .unwrap();
     assert_eq!(beat.mysql, MysqlHealth::Up as i32, "heartbeat {beat:?}");
+    // Writes closing and opening are streamed when they happen, not with the next heartbeat.
+    for (epoch, roles, lease, writable) in [
+        ((2, 2), vec![], 0, false),
+        ((2, 3), vec![("writer", wvip)], 30_000, true),
+    ] {
+        let t = Instant::now();
+        let st = a1
+            .set_status(req("db1", epoch, &roles, "db1", lease))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        assert_eq!(st.last_error, "", "{st:?}");
+        let ev = tokio::time::timeout(HEARTBEAT / 2, stream.message())
+            .await
+            .expect("a health event as soon as writes open or close")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.writable, writable, "{ev:?}");
+        println!(
+            "writable={writable} streamed {:?} after SetStatus",
+            t.elapsed()
+        );
+    }
     let killed = Instant::now();
     lab.kill_mysqld("db1").await.unwrap();
     let down = loop {

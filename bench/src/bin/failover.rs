@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     kill_runs: usize,
     /// Link-down runs per settings profile.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     link_runs: usize,
     /// Planned switchovers (default settings).
     #[arg(long, default_value_t = 20)]
@@ -39,6 +39,22 @@ struct Args {
     /// Monitor leader kills (default settings).
     #[arg(long, default_value_t = 5)]
     leader_runs: usize,
+    /// Run only these scenarios (default: all of them, in this order).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+}
+
+/// The scenarios of this benchmark.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// kill -9 of the writer's mysqld.
+    Kill,
+    /// The writer host's link goes down.
+    Link,
+    /// Planned switchover (`move_role writer`).
+    Switchover,
+    /// kill -9 of the monitor leader.
+    Leader,
 }
 
 /// How long the cluster may take to settle (every host ONLINE) at start and after a fault.
@@ -526,35 +542,52 @@ async fn main() -> anyhow::Result<()> {
         a.leader_runs = a.leader_runs.min(2);
     }
     println!("Machine: {}", mmm_bench::machine::describe());
+    let runs = |s: Scenario| a.only.is_empty() || a.only.contains(&s);
 
+    if runs(Scenario::Kill) {
+        kill_tables(a.kill_runs).await?;
+    }
+    if runs(Scenario::Link) {
+        link_tables(a.link_runs).await?;
+    }
+    if runs(Scenario::Switchover) {
+        switchover_table(a.switch_runs).await?;
+    }
+    if runs(Scenario::Leader) {
+        leader_table(a.leader_runs).await?;
+    }
+    Ok(())
+}
+
+async fn kill_tables(runs: usize) -> anyhow::Result<()> {
     let mut kill = Vec::new();
     for p in [DEFAULTS, FAST] {
-        eprintln!("mysqld kill -9, {}: {} runs", p.name, a.kill_runs);
-        kill.push((
-            p.name,
-            failover_series(p, Fault::KillMysqld, a.kill_runs).await?,
-        ));
+        eprintln!("mysqld kill -9, {}: {runs} runs", p.name);
+        kill.push((p.name, failover_series(p, Fault::KillMysqld, runs).await?));
     }
     print_series(
         "Unplanned failover: kill -9 of the writer's mysqld",
         &kill.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>(),
     );
+    Ok(())
+}
 
+async fn link_tables(runs: usize) -> anyhow::Result<()> {
     let mut link = Vec::new();
     for p in [DEFAULTS, FAST] {
-        eprintln!("writer link down, {}: {} runs", p.name, a.link_runs);
-        link.push((
-            p.name,
-            failover_series(p, Fault::LinkDown, a.link_runs).await?,
-        ));
+        eprintln!("writer link down, {}: {runs} runs", p.name);
+        link.push((p.name, failover_series(p, Fault::LinkDown, runs).await?));
     }
     print_series(
         "Unplanned failover: the writer host's link goes down",
         &link.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>(),
     );
+    Ok(())
+}
 
-    eprintln!("planned switchover: {} runs", a.switch_runs);
-    let (client, reported, failures) = switchover_series(a.switch_runs).await?;
+async fn switchover_table(runs: usize) -> anyhow::Result<()> {
+    eprintln!("planned switchover: {runs} runs");
+    let (client, reported, failures) = switchover_series(runs).await?;
     println!("\n### Planned switchover (move_role writer), defaults\n");
     println!("{}", header("measure"));
     println!(
@@ -569,9 +602,12 @@ async fn main() -> anyhow::Result<()> {
     for f in &failures {
         println!("- {f}");
     }
+    Ok(())
+}
 
-    eprintln!("monitor leader kill: {} runs", a.leader_runs);
-    let (elect, outage, changes, failures) = leader_series(a.leader_runs).await?;
+async fn leader_table(runs: usize) -> anyhow::Result<()> {
+    eprintln!("monitor leader kill: {runs} runs");
+    let (elect, outage, changes, failures) = leader_series(runs).await?;
     println!("\n### Monitor leader loss (kill -9 of the leader monitor), defaults\n");
     println!("{}", header("measure"));
     println!("{}", elect.row("leader kill → new leader has committed"));
