@@ -148,12 +148,8 @@ impl ConsensusNode {
     }
 
     /// The locally applied state (may lag the leader; see [`read_linearizable`](Self::read_linearizable)).
-    pub fn state(&self) -> ClusterState {
-        self.sm
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .state
-            .clone()
+    pub fn state(&self) -> Arc<ClusterState> {
+        Arc::clone(&self.sm.read().unwrap_or_else(|e| e.into_inner()).state)
     }
 
     /// Woken with the epoch of every applied entry.
@@ -306,7 +302,7 @@ impl ConsensusNode {
 
     /// The state after everything committed before the call: leadership is confirmed with a quorum
     /// (on the leader, or by asking it), then this node waits to have applied up to that point.
-    pub async fn read_linearizable(&self) -> Result<ClusterState, ReadError> {
+    pub async fn read_linearizable(&self) -> Result<Arc<ClusterState>, ReadError> {
         let timeout = self.client_timeout;
         let deadline = Instant::now() + timeout;
         let mut last_transport = None;

@@ -326,6 +326,10 @@ pub enum Command {
     MarkFlapping { host: String },
     /// Several commands applied all-or-nothing as one decision.
     Batch(Vec<Command>),
+    /// The decisions of one leader round in one log entry, so a round deciding about many hosts costs
+    /// one commit. Applied in order, each all-or-nothing with its own reason and clock; the first one
+    /// refused stops the rest (later decisions of a round may depend on it). Rounds do not nest.
+    Round(Vec<Request>),
     /// The leader ran (or gave up on) the hook of a decision: it is not run again by any leader.
     HookDone {
         /// The decision's epoch.
@@ -364,6 +368,8 @@ pub enum ApplyError {
     UnknownHost(String),
     #[error("unknown role IP '{0}'")]
     UnknownIp(String),
+    #[error("a round of decisions cannot contain another round")]
+    NestedRound,
     #[error("no failover in progress")]
     NoFailover,
     #[error("a failover of role '{role}' to '{to}' is already in progress")]
@@ -390,23 +396,40 @@ impl ClusterState {
         r
     }
 
-    /// Applies a committed request at `epoch`. On error the state is unchanged except `last_epoch`.
+    /// Applies a committed request at `epoch`. On error the state is unchanged except `last_epoch`
+    /// (and, for a [`Command::Round`], the decisions before the refused one).
     pub fn apply(&mut self, epoch: Epoch, req: &Request) -> Response {
-        let mut next = self.clone();
-        let result = next.apply_command(epoch, req, &req.command);
-        match result {
-            Ok(()) => {
+        let result = match &req.command {
+            Command::Round(decisions) => decisions.iter().try_for_each(|d| {
+                self.apply_decision(epoch, d).map_err(|e| {
+                    format!(
+                        "{e} (decision: {}; later ones of its round not applied)",
+                        d.reason
+                    )
+                })
+            }),
+            _ => self.apply_decision(epoch, req).map_err(|e| e.to_string()),
+        };
+        self.last_epoch = epoch;
+        Response {
+            epoch,
+            error: result.err(),
+        }
+    }
+
+    /// Applies one decision all-or-nothing. Every single command checks before it changes anything,
+    /// so only a batch (which may fail half-way) is applied to a copy; a large state is not copied
+    /// for every decision.
+    fn apply_decision(&mut self, epoch: Epoch, req: &Request) -> Result<(), ApplyError> {
+        match &req.command {
+            Command::Batch(_) => {
+                let mut next = self.clone();
+                next.apply_command(epoch, req, &req.command)?;
                 *self = next;
-                self.last_epoch = epoch;
-                Response { epoch, error: None }
+                Ok(())
             }
-            Err(e) => {
-                self.last_epoch = epoch;
-                Response {
-                    epoch,
-                    error: Some(e.to_string()),
-                }
-            }
+            Command::Round(_) => Err(ApplyError::NestedRound),
+            cmd => self.apply_command(epoch, req, cmd),
         }
     }
 
@@ -421,7 +444,19 @@ impl ClusterState {
         }
     }
 
+    /// Queues a hook event. Events are known by (epoch, hook, IP), so when one log entry (a round of
+    /// decisions) moves the same IP twice, the two become one event with the net change.
     fn push_hook(&mut self, ev: HookEvent) {
+        let same = |e: &HookEvent| e.epoch == ev.epoch && e.hook == ev.hook && e.ip == ev.ip;
+        if let Some(pos) = self.pending_hooks.iter().rposition(same) {
+            let first = &mut self.pending_hooks[pos];
+            first.new_owner = ev.new_owner;
+            first.time_ms = ev.time_ms;
+            if first.old_owner == first.new_owner {
+                self.pending_hooks.remove(pos);
+            }
+            return;
+        }
         self.pending_hooks.push_back(ev);
         while self.pending_hooks.len() > PENDING_HOOKS_LIMIT {
             if let Some(old) = self.pending_hooks.pop_front() {
@@ -659,6 +694,7 @@ impl ClusterState {
                     self.apply_command(epoch, req, c)?;
                 }
             }
+            Command::Round(_) => return Err(ApplyError::NestedRound),
             Command::HookDone {
                 epoch: done,
                 hook,
@@ -1128,5 +1164,135 @@ mod tests {
         let json = serde_json::to_string(&s).expect("serialize");
         let back: ClusterState = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, s);
+    }
+
+    fn decision(reason: &str, command: Command) -> Request {
+        Request {
+            time_ms: 7,
+            reason: reason.into(),
+            command,
+        }
+    }
+
+    fn online(host: &str) -> Command {
+        Command::SetHostState {
+            host: host.into(),
+            state: HostState::Online,
+        }
+    }
+
+    #[test]
+    fn a_round_applies_its_decisions_in_order_each_with_its_own_reason() {
+        let mut s = registered();
+        let round = Command::Round(vec![
+            decision("db1 answers", online("db1")),
+            decision("db2 answers", online("db2")),
+            decision(
+                "db1 takes the writer",
+                Command::SetRoleOwner {
+                    ip: "10.0.0.100".into(),
+                    owner: Some("db1".into()),
+                },
+            ),
+        ]);
+        let r = s.apply(ep(2), &req(7, round));
+        assert_eq!(r.error, None);
+        let reasons: Vec<&str> = s.history.iter().map(|d| d.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["db1 answers", "db2 answers", "db1 takes the writer"]
+        );
+        assert!(s.history.iter().all(|d| d.epoch == ep(2)));
+        assert_eq!(s.hosts["db2"].state, HostState::Online);
+        assert_eq!(s.last_epoch, ep(2));
+    }
+
+    #[test]
+    fn a_refused_decision_stops_its_round_and_keeps_the_ones_before() {
+        let mut s = registered();
+        let round = Command::Round(vec![
+            decision("db1 answers", online("db1")),
+            decision("nobody", online("db9")),
+            decision("db2 answers", online("db2")),
+        ]);
+        let r = s.apply(ep(2), &req(7, round));
+        let err = r.error.expect("refused");
+        assert!(
+            err.contains("unknown host 'db9'") && err.contains("nobody"),
+            "{err}"
+        );
+        assert_eq!(s.hosts["db1"].state, HostState::Online);
+        assert_eq!(
+            s.hosts["db2"].state,
+            HostState::Unknown,
+            "after the refused one"
+        );
+        assert_eq!(s.last_epoch, ep(2));
+    }
+
+    #[test]
+    fn a_failed_batch_inside_a_round_changes_nothing_of_its_own() {
+        let mut s = registered();
+        let round = Command::Round(vec![decision(
+            "half a batch",
+            Command::Batch(vec![online("db1"), online("db9")]),
+        )]);
+        assert!(s.apply(ep(2), &req(7, round)).error.is_some());
+        assert_eq!(s.hosts["db1"].state, HostState::Unknown);
+        assert!(s.history.is_empty());
+    }
+
+    #[test]
+    fn rounds_do_not_nest() {
+        let mut s = registered();
+        let inner = Command::Round(vec![decision("db1 answers", online("db1"))]);
+        let r = s.apply(
+            ep(2),
+            &req(7, Command::Round(vec![decision("outer", inner)])),
+        );
+        assert_eq!(
+            r.error.as_deref(),
+            Some("a round of decisions cannot contain another round (decision: outer; later ones of its round not applied)")
+        );
+        assert_eq!(s.hosts["db1"].state, HostState::Unknown);
+    }
+
+    #[test]
+    fn one_entry_moving_an_ip_twice_leaves_one_hook_event_with_the_net_change() {
+        let mut s = registered();
+        let owner = |o: &str| Command::SetRoleOwner {
+            ip: "10.0.0.100".into(),
+            owner: Some(o.into()),
+        };
+        let r = s.apply(
+            ep(2),
+            &req(
+                7,
+                Command::Round(vec![
+                    decision("to db1", owner("db1")),
+                    decision("to db2", owner("db2")),
+                ]),
+            ),
+        );
+        assert_eq!(r.error, None);
+        let events: Vec<(Option<&str>, Option<&str>)> = s
+            .pending_hooks
+            .iter()
+            .map(|e| (e.old_owner.as_deref(), e.new_owner.as_deref()))
+            .collect();
+        assert_eq!(events, [(None, Some("db2"))]);
+        // Moved away and back in one entry: no change, no event.
+        let r = s.apply(
+            ep(3),
+            &req(
+                8,
+                Command::Round(vec![
+                    decision("to db1", owner("db1")),
+                    decision("back", owner("db2")),
+                ]),
+            ),
+        );
+        assert_eq!(r.error, None);
+        assert!(s.pending_hooks.iter().all(|e| e.epoch != ep(3)));
     }
 }

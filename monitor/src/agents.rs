@@ -21,6 +21,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a health stream may stay silent before the agent counts as unreachable
 /// (agents send a heartbeat every second).
 pub const HEALTH_SILENCE: Duration = Duration::from_millis(2500);
+/// First wait before reconnecting a health stream (doubled while the agent cannot be reached).
+const RECONNECT_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between two attempts to open a health stream.
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
 
 /// What this monitor currently knows of one agent, from its health stream.
 #[derive(Clone, Debug)]
@@ -180,14 +184,22 @@ impl AgentHub {
             let host = host.clone();
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let mut backoff = RECONNECT_MIN;
                 loop {
-                    tokio::select! {
-                        _ = hub.watch_once(&host) => {}
+                    let streamed = tokio::select! {
+                        s = hub.watch_once(&host) => s,
                         _ = shutdown.changed() => return,
-                    }
+                    };
                     hub.update(&host, |h| h.reachable = false);
+                    // An agent that was streaming is retried soon; one that cannot be reached is
+                    // retried less and less often (many absent agents must not keep a monitor busy).
+                    backoff = if streamed {
+                        RECONNECT_MIN
+                    } else {
+                        (backoff * 2).min(RECONNECT_MAX)
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => return,
                     }
                 }
@@ -221,9 +233,10 @@ impl AgentHub {
         });
     }
 
-    async fn watch_once(&self, host: &str) {
+    /// Follows one health stream until it ends; false when no stream could be opened.
+    async fn watch_once(&self, host: &str) -> bool {
         let Ok(mut client) = self.client(host) else {
-            return;
+            return false;
         };
         let req = WatchHealthRequest {
             protocol_version: PROTOCOL_VERSION,
@@ -234,16 +247,16 @@ impl AgentHub {
                 Ok(Ok(s)) => s.into_inner(),
                 Ok(Err(e)) => {
                     tracing::debug!(host, error = %e, "agent health stream refused");
-                    return;
+                    return false;
                 }
-                Err(_) => return,
+                Err(_) => return false,
             };
         let mut stream = stream;
         self.update(host, |h| h.connections += 1);
         loop {
             match tokio::time::timeout(HEALTH_SILENCE, stream.message()).await {
                 Ok(Ok(Some(ev))) => self.on_event(host, ev),
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return true,
             }
         }
     }

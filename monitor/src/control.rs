@@ -290,7 +290,7 @@ impl MonitorControl for ControlService {
         let state = self.ctx.consensus.state();
         Ok(Response::new(ModeReply {
             mode: mode_to_proto(state.mode) as i32,
-            passive_cause: state.passive_cause.unwrap_or_default(),
+            passive_cause: state.passive_cause.clone().unwrap_or_default(),
         }))
     }
 

@@ -231,8 +231,15 @@ pub fn unplanned_failover(cmd: &Command) -> Option<(String, String, String)> {
             planned: false,
         } => Some((role.clone(), from.clone(), to.clone())),
         Command::Batch(cmds) => cmds.iter().find_map(unplanned_failover),
+        Command::Round(reqs) => reqs.iter().find_map(|r| unplanned_failover(&r.command)),
         _ => None,
     }
+}
+
+/// True when committing `req` must wait for `pre_failover` (it starts an unplanned failover and
+/// the hook is configured).
+pub fn needs_pre_failover(ctx: &MonitorContext, req: &Request) -> bool {
+    ctx.config.monitor.pre_failover.is_some() && unplanned_failover(&req.command).is_some()
 }
 
 /// On the leader, before committing `req`: when it starts an unplanned failover and `pre_failover` is

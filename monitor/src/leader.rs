@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mmm_consensus::{epoch_of, ClusterState, Epoch, Request};
+use mmm_consensus::{epoch_of, ClusterState, Command, Epoch, Request};
 use mmm_proto::{RoleIp, SetStatusRequest};
 use tokio::sync::watch;
 
@@ -22,6 +22,14 @@ use crate::engine::{
 
 /// How often the loop runs without a wake-up.
 const TICK: Duration = Duration::from_millis(100);
+/// Rounds shorter than this are followed at once by the next one (small clusters never wait).
+const MIN_ROUND_PAUSE: Duration = Duration::from_millis(2);
+/// Longest pause after a long round.
+const MAX_ROUND_PAUSE: Duration = Duration::from_millis(20);
+/// First wait before pushing again to an agent that could not be reached.
+const PUSH_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between two pushes to an agent that cannot be reached.
+const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Deadline of one status push (the agent may wait for replication up to `catchup_timeout`).
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one commit.
@@ -63,6 +71,10 @@ struct AgentTrack {
     unreachable: bool,
     /// When that failed push gave up: renewals resume only once the health stream spoke after it.
     unreachable_since: Option<Instant>,
+    /// Pushes that did not reach the agent in a row, and when the last one gave up: the next push
+    /// to an agent that cannot be reached waits a backoff, unless its health stream speaks again.
+    failed_pushes: u32,
+    last_failed_push: Option<Instant>,
     /// The agent's health-stream connection count when the last push was sent; a new connection
     /// (the agent restarted) makes the status due at once.
     pushed_connection: u64,
@@ -83,6 +95,9 @@ struct Leadership {
     hooks_running: Arc<Mutex<std::collections::BTreeSet<crate::hooks::EventKey>>>,
     /// Signalled when a push finishes, so the next step of a failover follows at once.
     pushed: Arc<tokio::sync::Notify>,
+    /// The engine's log lines of the last round: a condition that lasts (e.g. waiting for evidence)
+    /// is logged when it starts, not once per round.
+    logged: std::collections::BTreeSet<(Option<String>, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -125,9 +140,20 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 errant: Default::default(),
                 hooks_running: Arc::default(),
                 pushed: Arc::default(),
+                logged: Default::default(),
             }
         });
+        let started = Instant::now();
         round(&ctx, &ecfg, l).await;
+        // A round over many hosts is not repeated back to back for every change that arrived while
+        // it ran: at most half the time goes to rounds, and the next one sees all of them at once.
+        let pause = started.elapsed().min(MAX_ROUND_PAUSE);
+        if pause >= MIN_ROUND_PAUSE {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 }
 
@@ -140,22 +166,25 @@ async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Lead
     l.errant.poll(ctx, &state);
     let input = gather_input(ctx, ecfg, l, &state);
     let out = engine::decide(&state, &input, ecfg);
-    let mut committed = true;
-    for p in out.proposals {
-        // A veto by pre_failover drops this round's remaining proposals and actions.
-        if !crate::hooks::pre_failover_allows(ctx, &p).await || !commit(ctx, p).await {
-            committed = false;
-            break;
-        }
-    }
+    let committed = commit_round(ctx, out.proposals).await;
     let state = ctx.consensus.state();
     let epoch = current_epoch(ctx);
+    let mut logged = std::collections::BTreeSet::new();
     for action in out.actions {
         if !committed {
             break;
         }
+        if let Action::Log { host, message, .. } = &action {
+            let key = (host.clone(), message.clone());
+            let repeated = l.logged.contains(&key);
+            logged.insert(key);
+            if repeated {
+                continue;
+            }
+        }
         act(ctx, l, &state, action);
     }
+    l.logged = logged;
     push_all(ctx, ecfg, l, &state, epoch);
     crate::hooks::run_pending(ctx, &l.hooks_running);
 }
@@ -170,6 +199,42 @@ fn current_epoch(ctx: &MonitorContext) -> Epoch {
         .as_ref()
         .map(epoch_of)
         .unwrap_or_default()
+}
+
+/// Commits a round's proposals in order: each run of ordinary decisions as one log entry, and a
+/// failover start that `pre_failover` must allow on its own after the decisions before it. Returns
+/// false when one was vetoed, refused or not committed; the rest of the round is then dropped.
+async fn commit_round(ctx: &MonitorContext, proposals: Vec<Request>) -> bool {
+    let mut run = Vec::new();
+    for p in proposals {
+        if crate::hooks::needs_pre_failover(ctx, &p) {
+            if !commit_run(ctx, std::mem::take(&mut run)).await
+                || !crate::hooks::pre_failover_allows(ctx, &p).await
+                || !commit(ctx, p).await
+            {
+                return false;
+            }
+        } else {
+            run.push(p);
+        }
+    }
+    commit_run(ctx, run).await
+}
+
+/// Commits decisions as one log entry (a single one as itself).
+async fn commit_run(ctx: &MonitorContext, mut run: Vec<Request>) -> bool {
+    match run.len() {
+        0 => true,
+        1 => commit(ctx, run.remove(0)).await,
+        n => {
+            let req = Request {
+                time_ms: run[0].time_ms,
+                reason: format!("{n} decisions of one round"),
+                command: Command::Round(run),
+            };
+            commit(ctx, req).await
+        }
+    }
 }
 
 /// Commits one proposal; logs and returns false when it was not committed or refused.
@@ -390,16 +455,34 @@ fn push_all(
             // Without a quorum's confirmation this node may no longer be the leader: renew nothing.
             continue;
         }
-        let failed_at = lock(&l.tracks)
-            .get(host)
-            .filter(|t| t.unreachable)
-            .and_then(|t| t.unreachable_since);
+        let (failed_at, backoff_from) =
+            lock(&l.tracks)
+                .get(host)
+                .filter(|t| t.unreachable)
+                .map_or((None, None), |t| {
+                    (
+                        t.unreachable_since,
+                        t.last_failed_push
+                            .map(|at| (at, push_backoff(t.failed_pushes))),
+                    )
+                });
         let heard_since = |at: Instant| ctx.agents.health(host).last_event.is_some_and(|e| e > at);
         if desired.writer && failed_at.is_some_and(|at| !heard_since(at)) {
             continue;
         }
+        if backoff_from.is_some_and(|(at, wait)| at.elapsed() < wait && !heard_since(at)) {
+            continue;
+        }
         spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
     }
+}
+
+/// How long to wait before pushing again to an agent after `failures` pushes in a row did not reach
+/// it: 100 ms, doubling up to a second.
+fn push_backoff(failures: u32) -> Duration {
+    let first = PUSH_BACKOFF_MIN.as_millis() as u64;
+    let ms = first.saturating_mul(1 << failures.saturating_sub(1).min(10));
+    Duration::from_millis(ms).min(PUSH_BACKOFF_MAX)
 }
 
 fn spawn_push(
@@ -449,8 +532,13 @@ fn spawn_push(
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
         ctx.metrics.push_took(started.elapsed());
+        // An acknowledged status may let a failover take its next step at once; a push that
+        // failed changes nothing the next tick would not see.
+        let acknowledged = result.is_ok();
         record_push(&ctx, &tracks, &host, desired, epoch, result);
-        pushed.notify_one();
+        if acknowledged {
+            pushed.notify_one();
+        }
     });
 }
 
@@ -476,6 +564,12 @@ fn record_push(
     );
     if t.unreachable && !was_unreachable {
         t.unreachable_since = Some(Instant::now());
+    }
+    if t.unreachable {
+        t.failed_pushes = t.failed_pushes.saturating_add(1);
+        t.last_failed_push = Some(Instant::now());
+    } else {
+        t.failed_pushes = 0;
     }
     match result {
         Ok(status) => {
@@ -508,5 +602,18 @@ fn record_push(
             }
             t.last_error = Some(e.message().to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_to_an_unreachable_agent_back_off_to_a_second() {
+        let ms = |n| push_backoff(n).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [100, 200, 400, 800]);
+        assert_eq!(ms(5), 1000);
+        assert_eq!(ms(u32::MAX), 1000);
     }
 }

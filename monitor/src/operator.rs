@@ -22,7 +22,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `move_role` follows a writer move before giving up on reporting it.
 const MOVE_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn newest_state(ctx: &MonitorContext) -> Result<ClusterState, Status> {
+async fn newest_state(ctx: &MonitorContext) -> Result<std::sync::Arc<ClusterState>, Status> {
     ctx.consensus
         .read_linearizable()
         .await

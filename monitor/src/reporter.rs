@@ -14,6 +14,10 @@ use tonic::transport::{Channel, Endpoint};
 use crate::checks::wire::host_observations;
 use crate::context::MonitorContext;
 
+/// Shortest time between two reports: a burst of check changes (hundreds of hosts judged at once)
+/// becomes one report, not one per change.
+const REPORT_MIN_GAP: Duration = Duration::from_millis(20);
+
 /// Builds this monitor's report from its checks and the agents' health streams.
 pub fn own_report(ctx: &MonitorContext) -> ObservationReport {
     let mut by_host: BTreeMap<String, HostObservation> = host_observations(&ctx.checker.snapshot())
@@ -52,6 +56,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut client: Option<(String, MonitorPeerClient<Channel>)> = None;
+    let mut last_report: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -59,6 +64,14 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
             r = agents.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
+        // A change right after a report waits for the gap; what changes meanwhile goes with it.
+        if let Some(wait) = last_report.map(|t| REPORT_MIN_GAP.saturating_sub(t.elapsed())) {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        last_report = Some(std::time::Instant::now());
         let report = own_report(&ctx);
         if ctx.consensus.is_leader() {
             if let Err(e) = ctx.reports.record(report) {

@@ -6,7 +6,8 @@
 //! sampling window, the check-cycle time (the mean time between two `mysql` checks of one host, from the
 //! leader's `/metrics`) and the decision latency (a host's endpoint starts refusing connections → its
 //! HARD_OFFLINE decision). Run it in a network namespace of its own (`bench/run.sh` does), since it binds
-//! 127.0.1.1-3:9988/9990 and port 3306 on many loopback addresses.
+//! 127.0.1.1-3:9988/9990 and port 3306 on many loopback addresses. `MMM_BENCH_KEEP=1` keeps the
+//! monitors' logs; `MMM_BENCH_MONITOR_LOG` sets their log filter (default `warn`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
@@ -48,6 +49,8 @@ struct Args {
 const PORT: u16 = 9988;
 /// Monitor metrics port.
 const METRICS_PORT: u16 = 9990;
+/// Environment variable that keeps each size's directory (configs, data, monitor logs).
+const KEEP_ENV: &str = "MMM_BENCH_KEEP";
 /// How long the cluster may take to judge every host ONLINE.
 const SETTLE: Duration = Duration::from_secs(45);
 
@@ -329,6 +332,9 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
     }
     drop(monitors);
     drop(standins);
+    if std::env::var_os(KEEP_ENV).is_some() {
+        eprintln!("  kept (configs, monitor logs): {}", dir.keep().display());
+    }
     Ok(SizeResult {
         hosts: n,
         settle,

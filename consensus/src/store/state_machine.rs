@@ -27,8 +27,9 @@ pub struct SmData {
     pub last_applied: Option<LogId>,
     /// The last applied membership.
     pub membership: StoredMembership,
-    /// The replicated state.
-    pub state: ClusterState,
+    /// The replicated state. Shared with readers, copied on write: a reader holding it while an
+    /// entry is applied costs one copy then, not one per read.
+    pub state: Arc<ClusterState>,
 }
 
 /// The bytes of a snapshot: the state, tagged with the format that wrote it.
@@ -38,6 +39,13 @@ struct SnapshotData {
     format_version: u32,
     /// The state at the snapshot's last log id.
     state: ClusterState,
+}
+
+/// [`SnapshotData`] as written, borrowing the state.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format_version: u32,
+    state: &'a ClusterState,
 }
 
 /// The state machine store. Cheap to clone: clones share the same state.
@@ -86,7 +94,7 @@ impl StateMachineStore {
         if let (Some(meta), Some(bytes)) = (meta, bytes) {
             let meta: SnapshotMeta =
                 serde_json::from_slice(&meta).map_err(|e| format!("snapshot meta: {e}"))?;
-            data.state = decode_snapshot(&bytes)?;
+            data.state = Arc::new(decode_snapshot(&bytes)?);
             data.last_applied = meta.last_log_id;
             data.membership = meta.last_membership.clone();
             tracing::info!(snapshot = %meta, "loaded state from snapshot");
@@ -162,9 +170,9 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = Instant::now();
-        let data = SnapshotData {
+        let data = SnapshotOut {
             format_version: FORMAT_VERSION,
-            state: self.copy.state.clone(),
+            state: &self.copy.state,
         };
         let bytes = serde_json::to_vec(&data).map_err(|e| write_err(any_err(&e)))?;
         let seq = self.store.snapshot_seq.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +223,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let resp = match entry.payload {
                     EntryPayload::Blank => Response { epoch, error: None },
                     EntryPayload::Normal(req) => {
-                        let resp = d.state.apply(epoch, &req);
+                        let resp = Arc::make_mut(&mut d.state).apply(epoch, &req);
                         if let Some(err) = &resp.error {
                             tracing::warn!(%epoch, reason = %req.reason, error = %err, "request refused on apply");
                         }
@@ -259,7 +267,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.persist(meta, &bytes, true).await?;
         {
             let mut d = self.data.write().unwrap_or_else(|e| e.into_inner());
-            d.state = state;
+            d.state = Arc::new(state);
             d.last_applied = meta.last_log_id;
             d.membership = meta.last_membership.clone();
         }
