@@ -59,7 +59,7 @@ fn cnf(dir: &Path, port: u16) -> PathBuf {
     std::fs::write(
         &cnf,
         format!(
-            "[mariadbd]\ndatadir={d}/data\nsocket={d}/s.sock\nport={port}\nbind-address=127.0.0.1\n\
+            "[mariadbd]\ndatadir={d}/data\ntmpdir={d}\nsocket={d}/s.sock\nport={port}\nbind-address=127.0.0.1\n\
              pid-file={d}/m.pid\nlog-error={d}/err.log\nskip-log-bin\nskip-name-resolve\n\
              innodb_buffer_pool_size=16M\ninnodb_log_file_size=8M\ninnodb_use_native_aio=0\n\
              performance_schema=OFF\nserver-id=7\n",
@@ -90,9 +90,10 @@ async fn start_mariadb() -> Option<Mariadb> {
         .unwrap();
     assert!(
         st.status.success(),
-        "mariadb-install-db failed: {}{}",
+        "mariadb-install-db failed: {}{}\nerr.log:\n{}",
         String::from_utf8_lossy(&st.stdout),
-        String::from_utf8_lossy(&st.stderr)
+        String::from_utf8_lossy(&st.stderr),
+        std::fs::read_to_string(dir.path().join("err.log")).unwrap_or_default()
     );
     let sql = format!(
         "FLUSH PRIVILEGES;\n\

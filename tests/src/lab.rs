@@ -265,8 +265,12 @@ impl Lab {
             let home = h.cnf.parent().context("host dir")?;
             std::fs::create_dir_all(home)?;
             mariadb::copy_template(template, &h.datadir).await?;
+            let tmpdir = home.join("tmp");
+            std::fs::create_dir_all(&tmpdir)
+                .with_context(|| format!("creating {}", tmpdir.display()))?;
             let cnf = ServerCnf {
                 datadir: &h.datadir,
+                tmpdir: &tmpdir,
                 socket: &h.socket,
                 pid_file: &home.join("mysqld.pid"),
                 server_id: h.server_id,

@@ -36,6 +36,9 @@ fn base_options() -> &'static str {
 pub(crate) struct ServerCnf<'a> {
     /// The host's data directory.
     pub datadir: &'a Path,
+    /// Its own directory for temporary files: a starting server deletes every `#sql*` file in its
+    /// tmpdir, which must not be another server's temporary tables.
+    pub tmpdir: &'a Path,
     /// Unix socket path (inside the lab dir).
     pub socket: &'a Path,
     /// Pid file path.
@@ -61,6 +64,7 @@ impl ServerCnf<'_> {
         let mut s = String::from("[mariadbd]\n");
         let _ = writeln!(s, "datadir={}", self.datadir.display());
         let _ = writeln!(s, "socket={}", self.socket.display());
+        let _ = writeln!(s, "tmpdir={}", self.tmpdir.display());
         let _ = writeln!(s, "pid-file={}", self.pid_file.display());
         let _ = writeln!(s, "port={MYSQL_PORT}");
         s += "bind-address=0.0.0.0\n";
@@ -127,9 +131,10 @@ pub(crate) fn ensure_template(mariadbd: &Path, install_db: &Path) -> anyhow::Res
     std::fs::write(
         &cnf,
         format!(
-            "[mariadbd]\ndatadir={}\nsocket={}\nskip-networking\nskip-log-bin\n{}",
+            "[mariadbd]\ndatadir={}\nsocket={}\ntmpdir={}\nskip-networking\nskip-log-bin\n{}",
             data.display(),
             build.join("s.sock").display(),
+            build.display(),
             base_options()
         ),
     )?;
