@@ -28,6 +28,12 @@ use crate::vip::VipManager;
 /// a lease runs out.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
 
+/// Longest the agent waits to take the hold on writes of a planned hand-over (a long-running statement
+/// can delay it); past this it refuses writes instead.
+const HOLD_TAKE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Longest client writes stay held when no status releases them.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(2);
+
 /// Longest a SetStatus waits for a previous one (or a re-assertion) to finish.
 const APPLY_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -88,6 +94,9 @@ pub struct Agent {
     state: Mutex<AgentState>,
     /// Serializes applies (SetStatus, re-assertion, lease expiry).
     apply_lock: tokio::sync::Mutex<()>,
+    /// The connection holding client writes during a planned hand-over, and since when. Taken and
+    /// released only by an apply (under `apply_lock`).
+    held: Mutex<Option<(crate::db::Db, Instant)>>,
     /// Latest local health verdict.
     health: watch::Receiver<HealthSnapshot>,
     /// Whether writes are allowed, published on every change so health streams report an opened
@@ -143,6 +152,7 @@ impl Agent {
             epochs: Mutex::new(epochs),
             state: Mutex::new(AgentState::default()),
             apply_lock: tokio::sync::Mutex::new(()),
+            held: Mutex::new(None),
             health,
             writable_tx: watch::Sender::new(false),
             metrics: Metrics::default(),
@@ -238,6 +248,71 @@ impl Agent {
             lease_expired: st.lease.expired(),
             last_error: st.last_error.clone(),
             uptime_seconds: self.uptime().as_secs(),
+            writes_held: self.writes_held(),
+        }
+    }
+
+    /// True while client writes are held for a planned hand-over.
+    pub fn writes_held(&self) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Holds client writes for a planned hand-over on a connection of its own (kept until released).
+    /// False when the hold could not be taken in time; the caller then refuses writes instead.
+    async fn hold_writes(&self, db: &mut crate::db::Db) -> bool {
+        let mut holder = match self.db.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hold writes for the hand-over: refusing them instead");
+                return false;
+            }
+        };
+        let id = holder.connection_id();
+        match holder.hold_writes(HOLD_TAKE_TIMEOUT).await {
+            Ok(()) => {
+                tracing::warn!(host = %self.local.name, "writes held for the hand-over (read_only=1; client statements wait)");
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((holder, Instant::now()));
+                true
+            }
+            Err(e) => {
+                // The lock wait may still be queued on the server, where it would block everyone.
+                if let Err(k) = db.kill_query(id).await {
+                    tracing::error!(error = %format!("{k:#}"), "cannot interrupt the hold attempt");
+                }
+                holder.close().await;
+                tracing::warn!(error = %format!("{e:#}"), "cannot hold writes for the hand-over: refusing them instead");
+                false
+            }
+        }
+    }
+
+    /// Ends a hold: kills the client sessions that waited (so none of them writes here once the lock
+    /// is gone), then releases the lock.
+    async fn release_held_writes(&self, db: Option<&mut crate::db::Db>, errors: &mut Vec<String>) {
+        let Some((holder, since)) = self.held.lock().unwrap_or_else(|e| e.into_inner()).take()
+        else {
+            return;
+        };
+        if let Some(db) = db {
+            match db
+                .kill_sessions(&self.local.agent_user, self.local.max_kill_retries)
+                .await
+            {
+                Ok(n) => {
+                    tracing::info!(killed = n, "client sessions held for the hand-over killed")
+                }
+                Err(e) => errors.push(format!("killing held sessions: {e:#}")),
+            }
+        }
+        match holder.release_writes().await {
+            Ok(()) => tracing::info!(held = ?since.elapsed(), "hold on writes released"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), held = ?since.elapsed(), "releasing the hold on writes failed (the connection is closed, which releases it)")
+            }
         }
     }
 
@@ -380,15 +455,32 @@ impl Agent {
             }
         };
 
-        // 1. Not the writer (or lease gone): deny writes first. The sessions of a host that allowed
-        //    writes are killed once the writer VIP is gone (below), so that clients cannot reconnect
-        //    through it while they are being killed.
+        // 0. Writes held for a planned hand-over stay held while the status asks for it (and not
+        //    beyond HOLD_LIMIT); then the waiting sessions are killed and the hold released.
+        let hold_wanted = !writer && desired.as_ref().is_some_and(|d| d.hold_writes);
+        let held_since = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, since)| *since);
+        if let Some(since) = held_since {
+            if !hold_wanted || since.elapsed() >= HOLD_LIMIT {
+                self.release_held_writes(db.as_mut(), &mut errors).await;
+            }
+        }
+
+        // 1. Not the writer (or lease gone): deny writes first — or, in a planned hand-over, hold
+        //    them so clients wait rather than fail. The sessions of a host that allowed writes are
+        //    killed once the writer VIP is gone (below), so that clients cannot reconnect through it
+        //    while they are being killed; held sessions are killed when the hold ends.
         let mut kill_sessions = false;
         if !writer {
             self.set_writable(false);
             if let Some(db) = db.as_mut() {
                 match db.read_only().await {
                     Ok(true) => {}
+                    Ok(false) if hold_wanted && self.hold_writes(db).await => {}
                     Ok(false) => match db.set_writable(false).await {
                         Ok(()) => {
                             tracing::warn!(host = %self.local.name, "writes denied (read_only=1)");
@@ -416,6 +508,11 @@ impl Agent {
         if !writer {
             want.retain(|ip| !writer_ips.contains(ip));
         }
+        // Held writes keep the writer VIP until the hold ends (after the new writer announced it):
+        // client connections stay and wait, instead of sending packets to an address nobody has.
+        if self.writes_held() {
+            want.extend(present.intersection(&writer_ips));
+        }
         for ip in present.difference(&want) {
             match self.vips.remove(*ip).await {
                 Ok(()) => tracing::info!(vip = %ip, iface = self.vips.iface(), "VIP removed"),
@@ -432,8 +529,12 @@ impl Agent {
             }
         }
 
-        // 3. Replication (commands only).
-        if let (ApplyKind::Command(prev_state), Some(d), Some(db)) = (kind, &desired, db.as_mut()) {
+        // 3. Replication (commands only; not while writes are held: a replication change would wait
+        //    for the held lock).
+        let held = self.writes_held();
+        if let (ApplyKind::Command(prev_state), Some(d), Some(db), false) =
+            (kind, &desired, db.as_mut(), held)
+        {
             if let Err(e) = self.apply_replication(db, d, prev_state).await {
                 errors.push(format!("replication: {e:#}"));
             }

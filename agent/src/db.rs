@@ -242,6 +242,36 @@ impl Db {
         Ok(())
     }
 
+    /// Holds every client write on this connection's behalf (`FLUSH TABLES WITH READ LOCK`: writing
+    /// statements and commits wait, whatever the account's privileges) and denies writes. Gives up
+    /// after `timeout` when a running statement keeps the lock from being taken.
+    pub async fn hold_writes(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.exec("SET SESSION lock_wait_timeout = 1").await?;
+        self.exec_timeout("FLUSH TABLES WITH READ LOCK", timeout)
+            .await?;
+        for s in sql::deny_writes(self.flavor) {
+            self.exec(&s).await?;
+        }
+        Ok(())
+    }
+
+    /// Releases what [`Db::hold_writes`] took and closes the connection.
+    pub async fn release_writes(mut self) -> anyhow::Result<()> {
+        let unlocked = self.exec("UNLOCK TABLES").await;
+        self.close().await;
+        unlocked
+    }
+
+    /// This connection's id on the server (`KILL QUERY` target).
+    pub fn connection_id(&self) -> u32 {
+        self.conn.id()
+    }
+
+    /// Interrupts what another connection of ours runs (a lock wait that took too long).
+    pub async fn kill_query(&mut self, id: u32) -> anyhow::Result<()> {
+        self.exec(&format!("KILL QUERY {id}")).await
+    }
+
     /// Kills client sessions (not ours, not agent sessions, not system or replication threads), listing
     /// again after each round, up to `max_rounds` rounds. Returns how many kills were issued.
     pub async fn kill_sessions(

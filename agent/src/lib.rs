@@ -213,7 +213,12 @@ async fn housekeeping(agent: Arc<Agent>) {
             }
         }
         if n % GARP_REFRESH_TICKS == 0 {
-            if let Ok(held) = agent.vips.present().await {
+            if let Ok(mut held) = agent.vips.present().await {
+                // A writer VIP kept through a hand-over is the new writer's to announce.
+                if agent.writes_held() {
+                    let writer_ips = agent.topo.writer_ips();
+                    held.retain(|ip| !writer_ips.contains(ip));
+                }
                 if let Err(e) = agent.vips.announce_once(&held).await {
                     tracing::warn!(error = %format!("{e:#}"), "gratuitous ARP refresh failed");
                 }

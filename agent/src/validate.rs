@@ -36,6 +36,8 @@ pub struct DesiredStatus {
     pub monitor: String,
     /// How long to wait for replication catch-up before promotion or re-pointing.
     pub catchup_timeout: Duration,
+    /// Planned hand-over of the writer role: hold client writes rather than refuse them.
+    pub hold_writes: bool,
 }
 
 impl DesiredStatus {
@@ -164,6 +166,7 @@ pub fn validate_set_status(
         lease,
         monitor: req.monitor.clone(),
         catchup_timeout,
+        hold_writes: req.hold_writes && !has_writer,
     })
 }
 
@@ -238,7 +241,19 @@ mod tests {
             lease_millis: 3000,
             monitor: "mon1".into(),
             catchup_timeout_millis: 0,
+            hold_writes: false,
         }
+    }
+
+    #[test]
+    fn holding_writes_is_ignored_for_the_writer() {
+        let mut r = good();
+        r.hold_writes = true;
+        assert!(!validate_set_status(&topo(), &r).unwrap().hold_writes);
+        r.roles.remove(0);
+        r.lease_millis = 0;
+        r.active_master = "db2".into();
+        assert!(validate_set_status(&topo(), &r).unwrap().hold_writes);
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn status(term: u64, index: u64) -> SetStatusRequest {
         lease_millis: 0,
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
+        hold_writes: false,
     }
 }
 

@@ -80,6 +80,7 @@ fn req(
         active_master: active.into(),
         lease_millis: lease_ms,
         monitor: "test".into(),
+        hold_writes: false,
         catchup_timeout_millis: 10_000,
     }
 }
@@ -643,4 +644,152 @@ async fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> String {
     tokio::time::timeout(Duration::from_secs(5), fut)
         .await
         .expect("HTTP GET timed out")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_sessions() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec {
+        db_hosts: 2,
+        monitors: 0,
+        semi_sync: false,
+        vips: 1,
+    })
+    .await
+    .unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let _agent = spawn_agent(&lab, "db1", &configs, "agent-db1");
+    let mut a1 = connect(lab.host("db1").ip).await;
+    let wvip = lab.writer_vip();
+    let st = a1
+        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.last_error, "", "{st:?}");
+    wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await;
+    let mut app = lab.connect_ip(wvip, Duration::from_secs(2)).await.unwrap();
+    app.query_drop("CREATE TABLE held (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    // A privileged session: read_only does not stop it, the hold does.
+    let mut root = lab.mysql("db1").await.unwrap();
+    root.query_drop("SELECT 1").await.unwrap();
+
+    let hold = |epoch| SetStatusRequest {
+        hold_writes: true,
+        ..req("db1", epoch, &[], "db2", 0)
+    };
+    let t = Instant::now();
+    let st = a1
+        .set_status(hold((1, 2)))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    println!("hold taken and read_only set in {:?}", t.elapsed());
+    assert_eq!(st.last_error, "", "{st:?}");
+    assert!(st.writes_held, "{st:?}");
+    assert!(read_only(&lab, "db1").await);
+    assert_eq!(
+        vips_on(&mut a1).await,
+        vec![wvip.to_string()],
+        "the writer VIP stays while writes are held (clients wait on their connections)"
+    );
+
+    let app_insert =
+        tokio::spawn(async move { app.query_drop("INSERT INTO held VALUES (1)").await });
+    let root_insert =
+        tokio::spawn(async move { root.query_drop("INSERT INTO app.held VALUES (2)").await });
+    // The application account is refused at once by read_only (its client retries through the VIP,
+    // which still answers); the privileged one, which read_only does not stop, waits on the hold.
+    let app = tokio::time::timeout(Duration::from_secs(1), app_insert)
+        .await
+        .expect("read_only refuses the application at once")
+        .unwrap();
+    assert!(
+        app.as_ref().is_err_and(|e| e.to_string().contains("1290")),
+        "{app:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !root_insert.is_finished(),
+        "a privileged write waits on the hold"
+    );
+
+    // The next status without the hold kills the waiting sessions, then releases the lock.
+    let st = a1
+        .set_status(req("db1", (1, 3), &[], "db2", 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(!st.writes_held, "{st:?}");
+    let r = tokio::time::timeout(Duration::from_secs(2), root_insert)
+        .await
+        .expect("the held statement ends when the hold is released")
+        .unwrap();
+    assert!(
+        r.is_err(),
+        "the privileged session was killed, not allowed to write"
+    );
+    assert!(
+        vips_on(&mut a1).await.is_empty(),
+        "the writer VIP goes with the hold"
+    );
+    let mut c = lab.mysql("db1").await.unwrap();
+    let n: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM app.held")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(0), "nothing was written during the hold");
+
+    // A host that already refuses writes has none to hold.
+    let st = a1
+        .set_status(hold((1, 4)))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(
+        !st.writes_held,
+        "read_only was already set: no writes to hold"
+    );
+
+    // A hold nobody releases ends by itself.
+    a1.set_status(req("db1", (1, 5), &[("writer", wvip)], "db1", 30_000))
+        .await
+        .unwrap();
+    assert!(!read_only(&lab, "db1").await);
+    let st = a1
+        .set_status(hold((1, 6)))
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(st.writes_held, "{st:?}");
+    let released = wait_until(
+        "the hold released without a status",
+        mmm_agent::agent::HOLD_LIMIT + Duration::from_secs(3),
+        || async {
+            !a1.clone()
+                .get_status(GetStatusRequest {
+                    protocol_version: PROTOCOL_VERSION,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .writes_held
+        },
+    )
+    .await;
+    println!("an unreleased hold ended by itself after {released:?}");
+    assert!(read_only(&lab, "db1").await, "still refusing writes");
+    let _ = c.disconnect().await;
 }

@@ -42,6 +42,7 @@ fn valid() -> SetStatusRequest {
         lease_millis: 3000,
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
+        hold_writes: false,
     }
 }
 

@@ -26,6 +26,9 @@ const TICK: Duration = Duration::from_millis(100);
 const MIN_ROUND_PAUSE: Duration = Duration::from_millis(2);
 /// Longest pause after a long round.
 const MAX_ROUND_PAUSE: Duration = Duration::from_millis(20);
+/// Longest the old writer of a planned switchover keeps holding client writes once the switchover
+/// ended, waiting for the new writer to open (the agent itself gives up after `HOLD_LIMIT`).
+const HOLD_RELEASE_WAIT: Duration = Duration::from_secs(1);
 /// First wait before pushing again to an agent that could not be reached.
 const PUSH_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between two pushes to an agent that cannot be reached.
@@ -57,6 +60,8 @@ struct AgentTrack {
     in_flight: bool,
     /// The agent's last reply said it holds the writer role with a valid lease.
     writable: bool,
+    /// The agent's last reply said it holds client writes for a planned hand-over, since when.
+    writes_held_since: Option<Instant>,
     /// Failover epoch at which the candidate was found caught up.
     caught_up_for: Option<Epoch>,
     /// Master the replica acknowledged as its source.
@@ -451,6 +456,9 @@ fn push_all(
         if !due || in_flight {
             continue;
         }
+        if releases_hold_too_early(l, state, host, &desired) {
+            continue;
+        }
         if desired.writer && !confirmed {
             // Without a quorum's confirmation this node may no longer be the leader: renew nothing.
             continue;
@@ -475,6 +483,31 @@ fn push_all(
         }
         spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
     }
+}
+
+/// True while the status that ends `host`'s hold on writes (the old writer of a planned switchover)
+/// should wait: the held client sessions are killed on release, and reconnect at once, so they must
+/// find the writer VIP already on the new writer. The wait is bounded by [`HOLD_RELEASE_WAIT`].
+fn releases_hold_too_early(
+    l: &Leadership,
+    state: &ClusterState,
+    host: &str,
+    desired: &DesiredStatus,
+) -> bool {
+    if desired.hold_writes {
+        return false;
+    }
+    let tracks = lock(&l.tracks);
+    let Some(since) = tracks.get(host).and_then(|t| t.writes_held_since) else {
+        return false;
+    };
+    let Some(writer) = desired.active_master.as_deref().filter(|w| *w != host) else {
+        return false;
+    };
+    let writer_open = tracks
+        .get(writer)
+        .is_some_and(|t| t.writable && t.acked_epoch.is_some_and(|e| e >= state.last_epoch));
+    !writer_open && since.elapsed() < HOLD_RELEASE_WAIT
 }
 
 /// How long to wait before pushing again to an agent after `failures` pushes in a row did not reach
@@ -528,6 +561,7 @@ fn spawn_push(
             lease_millis: if desired.writer { lease_ms } else { 0 },
             monitor: String::new(),
             catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
+            hold_writes: desired.hold_writes,
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
@@ -585,6 +619,10 @@ fn record_push(
             t.acked_epoch = Some(epoch);
             t.acked_at = Some(Instant::now());
             t.writable = desired.writer && !status.lease_expired;
+            t.writes_held_since = match (status.writes_held, t.writes_held_since) {
+                (true, since) => since.or_else(|| Some(Instant::now())),
+                (false, _) => None,
+            };
             if desired.active_master.is_some() {
                 t.repointed_to = desired.active_master.clone();
             }

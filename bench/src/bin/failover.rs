@@ -362,11 +362,12 @@ async fn failover_series(profile: Profile, fault: Fault, runs: usize) -> anyhow:
 }
 
 /// Planned switchovers back and forth between db1 and db2.
-async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, Vec<String>)> {
+async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, Vec<String>)> {
     let lab = Lab::start(spec()).await?;
     let cluster = MmmCluster::start(&lab, DEFAULTS.keys)?;
     cluster.wait_all_online("db1", SETTLE).await?;
     let (mut client, mut reported, mut failures) = (Samples::new(), Samples::new(), Vec::new());
+    let mut split_brain = 0;
     for run in 1..=runs {
         let writer = wait_recovered(&cluster).await?;
         let other = if writer == "db1" { "db2" } else { "db1" };
@@ -396,6 +397,7 @@ async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, Vec
         let first_new = wait_ack_from(&load, lab.host(other).server_id, t0, FAILOVER_LIMIT).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let history = load.stop().await;
+        split_brain += history.split_brain().len();
         match (done, first_new) {
             (Some(p), Ok(first)) if p.ok => {
                 client.push(outage_in(&history, t0, first));
@@ -412,7 +414,7 @@ async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, Vec
             )),
         }
     }
-    Ok((client, reported, failures))
+    Ok((client, reported, split_brain, failures))
 }
 
 /// Monitor leader kills: time until a survivor names a new leader that has committed, and the client's
@@ -587,7 +589,7 @@ async fn link_tables(runs: usize) -> anyhow::Result<()> {
 
 async fn switchover_table(runs: usize) -> anyhow::Result<()> {
     eprintln!("planned switchover: {runs} runs");
-    let (client, reported, failures) = switchover_series(runs).await?;
+    let (client, reported, split_brain, failures) = switchover_series(runs).await?;
     println!("\n### Planned switchover (move_role writer), defaults\n");
     println!("{}", header("measure"));
     println!(
@@ -598,7 +600,10 @@ async fn switchover_table(runs: usize) -> anyhow::Result<()> {
         "{}",
         reported.row("writes blocked, as move_role reports it")
     );
-    println!("\nfailed runs: {}", failures.len());
+    println!(
+        "\nsplit-brain findings of the checking client: {split_brain}; failed runs: {}",
+        failures.len()
+    );
     for f in &failures {
         println!("- {f}");
     }

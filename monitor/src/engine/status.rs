@@ -11,7 +11,8 @@ use super::output::DesiredStatus;
 ///
 /// `active_master` is the failover's target once re-pointing has started, so that a regular push never
 /// sends a re-pointed replica back to the old writer. `writer` is true only for the owner of a writer-role
-/// IP, which during a failover is nobody until the target is promoted.
+/// IP, which during a failover is nobody until the target is promoted. The old writer of a planned
+/// switchover holds client writes until the failover ends.
 pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) -> DesiredStatus {
     let st = state
         .hosts
@@ -31,10 +32,15 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         _ => state.active_master.clone(),
     };
     let writer = roles.iter().any(|(role, _)| cfg.is_writer_role(role));
+    let hold_writes = state
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.planned && f.from.as_deref() == Some(host));
     DesiredStatus {
         state: st,
         roles,
         active_master,
         writer,
+        hold_writes,
     }
 }

@@ -1108,6 +1108,10 @@ fn writer_failover_runs_through_committed_steps() {
     let started = s1.failover.as_ref().expect("failover").started_epoch;
     assert!(!agent_status_for(&s1, "db1", &c).writer);
     assert!(!agent_status_for(&s1, "db2", &c).writer);
+    assert!(
+        !agent_status_for(&s1, "db1", &c).hold_writes,
+        "an unplanned failover refuses writes on the old writer, it does not hold them"
+    );
 
     // Round 2: db1 unreachable, lease not yet expired → wait, run kill_host.
     let mut input = healthy_input(&c, &s0, NOW + 500);
@@ -1725,6 +1729,9 @@ fn forced_move_to_replication_fail_host_completes() {
         },
     );
     let started = s.failover.as_ref().expect("failover").started_epoch;
+    // A planned move: the old writer holds client writes (they wait) until the move ends.
+    assert!(agent_status_for(&s, "db1", &c).hold_writes);
+    assert!(!agent_status_for(&s, "db2", &c).hold_writes);
     let mut input = healthy_input(&c, &s, NOW + 100);
     fail(&mut input, "db2", "rep_threads");
     facts(&mut input, "db1").acked_epoch = Some(started);
@@ -1739,6 +1746,10 @@ fn forced_move_to_replication_fail_host_completes() {
         Some("db2"),
         "{}",
         reasons(&out)
+    );
+    assert!(
+        !agent_status_for(&s2, "db1", &c).hold_writes,
+        "released once the move ended"
     );
     // The new active master is not moved away for its replication state.
     let out = decide(&s2, &input, &c);
