@@ -367,11 +367,9 @@ fn gather_input(
 
 fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action: Action) {
     match action {
-        Action::PushStatus { host } => {
-            // Every round pushes what changed; make sure this host is pushed even if unchanged.
-            if let Some(t) = lock(&l.tracks).get_mut(&host) {
-                t.acked_status = None;
-            }
+        Action::PushStatus { .. } => {
+            // `push_all` sends every status that changed or is due for renewal; an unchanged,
+            // acknowledged status is not sent again (the engine names every host every round).
         }
         Action::WaitCatchUp { host, epoch } => {
             // The candidate's agent applies its relay log before it opens writes (bounded by the
@@ -450,6 +448,17 @@ fn push_all(
                 .is_none_or(|a| a.elapsed() >= renew_every);
             let reconnected =
                 t.is_some_and(|t| t.pushed_connection != ctx.agents.health(host).connections);
+            if changed || stale || reconnected {
+                tracing::debug!(
+                    host,
+                    changed,
+                    stale,
+                    reconnected,
+                    acked_epoch = ?t.and_then(|t| t.acked_epoch),
+                    last_epoch = %state.last_epoch,
+                    "status due"
+                );
+            }
             let stale = stale || reconnected;
             (changed || stale, t.is_some_and(|t| t.in_flight))
         };

@@ -286,6 +286,26 @@ async fn metrics_pass_promtool_and_follow_a_failover() -> anyhow::Result<()> {
             == 1.0
     })
     .await?;
+    // A quiet cluster pushes each agent its unchanged status only to renew it (every third of the
+    // 2 s writer lease), not every round.
+    let leader = lab
+        .monitors()
+        .iter()
+        .zip(&before)
+        .find(|(_, t)| sample(t, "mmm_raft_is_leader", &[]) == Some(1.0))
+        .map(|(m, _)| monitor_addr(&lab, &m.name))
+        .expect("the leader");
+    let pushes = |t: &str| sample(t, "mmm_agent_push_duration_seconds_count", &[]).unwrap_or(0.0);
+    let p0 = pushes(&scrape(leader).await?);
+    let window = Duration::from_secs(2);
+    tokio::time::sleep(window).await;
+    let quiet = pushes(&scrape(leader).await?) - p0;
+    let hosts = lab.hosts().len() as f64;
+    eprintln!("pushes by the leader in a quiet {window:?}: {quiet} for {hosts} agents");
+    assert!(
+        quiet <= hosts * 5.0,
+        "{quiet} pushes in {window:?} to {hosts} agents whose status did not change"
+    );
     for t in &before {
         assert_eq!(
             sample(t, "mmm_host_state", &[("host", "db1"), ("state", "ONLINE")]),

@@ -322,6 +322,20 @@ async fn failover_run(
     Ok(())
 }
 
+/// With `MMM_LAB_KEEP` set, copies the lab's logs aside (a fresh lab reuses the slot's directory).
+fn keep_logs(lab: &Lab, what: &str) {
+    if std::env::var_os(mmm_lab::KEEP_DIR_ENV).is_none() {
+        return;
+    }
+    let to = std::env::temp_dir().join(format!("mmm-bench-failed-{}-{what}", std::process::id()));
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(lab.dir().join("logs"))
+        .arg(&to)
+        .status();
+    eprintln!("  logs of the failed run: {} ({copied:?})", to.display());
+}
+
 /// A series of failovers with `profile`. One lab serves as many runs as it can: when the old writer does
 /// not return to ONLINE (e.g. it kept a transaction nobody else has, and is held out of rotation as it
 /// should be), the next runs use a fresh lab.
@@ -348,6 +362,7 @@ async fn failover_series(profile: Profile, fault: Fault, runs: usize) -> anyhow:
             let t = Instant::now();
             if let Err(e) = failover_run(&lab, &cluster, &writer, fault, &mut series).await {
                 eprintln!("  run {done}: FAILED: {e:#}");
+                keep_logs(&lab, &format!("{fault:?}-run{done}"));
                 series.failures.push(format!("run {done}: {e:#}"));
                 continue;
             }
