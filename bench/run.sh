@@ -6,7 +6,7 @@
 #   scale     - 3 monitors watching 10, 100 and 1,000 stand-in MySQL endpoints (own network namespace).
 # Prints markdown tables on stdout (progress on stderr). Needs root and Linux.
 #
-#   sudo bench/run.sh            # full run (about 15 minutes on 2 cores, after the build)
+#   sudo bench/run.sh            # full run (about 20 minutes on 2 cores, after the build)
 #   sudo bench/run.sh --quick    # fewer runs of everything (a few minutes)
 set -euo pipefail
 

@@ -265,8 +265,13 @@ impl ErrantPoller {
     }
 }
 
-/// Reads the host's positions, then the master's, and compares them.
-async fn check(ctx: &MonitorContext, host: &str, master: &str) -> anyhow::Result<Option<String>> {
+/// Reads the host's positions, then the master's, and compares them: the errant GTIDs of `host`
+/// against `master`, `None` when it has none.
+pub async fn check(
+    ctx: &MonitorContext,
+    host: &str,
+    master: &str,
+) -> anyhow::Result<Option<String>> {
     let h = ctx.agents.system_status(host, POLL_TIMEOUT).await?;
     if !h.mysql_reachable {
         anyhow::bail!("mysqld of {host} not reachable: {}", h.mysql_error);

@@ -73,13 +73,33 @@ pub async fn set_online(ctx: &MonitorContext, host: &str) -> Result<CommandReply
         .filter(|c| c.host == host && (c.check == "ping" || c.check == "mysql"))
         .all(|c| c.counted_ok);
     let reachable = ctx.agents.health(host).reachable;
+    // A host goes ONLINE only if it has no transactions the active master lacks, checked now: the
+    // mark recorded when it came back is cleared only by a check that finds them gone.
+    let recorded = state.hosts.get(host).and_then(|r| r.errant_gtids.clone());
+    let master = state.active_master.clone().filter(|m| m != host);
+    let errant_now = match &master {
+        Some(m) if reachable => match crate::errant::check(ctx, host, m).await {
+            Ok(found) => found,
+            Err(e) => match recorded {
+                Some(gtids) => {
+                    return Ok(refused(engine::OperatorError::ErrantUnchecked {
+                        host: host.to_string(),
+                        gtids,
+                        reason: format!("{e:#}"),
+                    }))
+                }
+                None => None,
+            },
+        },
+        _ => None,
+    };
     match engine::set_online(
         &state,
         &engine_config(ctx),
         host,
         checks_ok,
         reachable,
-        None,
+        errant_now.as_deref(),
         now_ms(),
     ) {
         Ok(plan) => commit_plan(ctx, plan).await,

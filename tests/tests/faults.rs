@@ -843,6 +843,13 @@ async fn fault_old_master_returns_with_errant() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The operator cannot put it back while the transaction is there.
+    let out = env.cluster.mmmctl(&["set_online", "db1"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("errant transactions") && !text.starts_with("OK"),
+        "set_online of a host with an errant transaction is refused: {text}"
+    );
     let out = env.cluster.mmmctl(&["--json", "history", "1000"])?;
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("errant_gtids"),

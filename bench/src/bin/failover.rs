@@ -226,7 +226,8 @@ async fn wait_decision(
 }
 
 /// Waits until every host is ONLINE and a writer is placed, setting ONLINE by hand a host that waits in
-/// AWAITING_RECOVERY for more than a few seconds. Returns the writer.
+/// AWAITING_RECOVERY for more than a few seconds. Returns the writer; fails at once when a host holds
+/// errant transactions (only a repair brings it back).
 async fn wait_recovered(cluster: &MmmCluster<'_>) -> anyhow::Result<String> {
     let start = Instant::now();
     let mut last_nudge = Instant::now();
@@ -236,6 +237,15 @@ async fn wait_recovered(cluster: &MmmCluster<'_>) -> anyhow::Result<String> {
                 && s.hosts.iter().all(|h| h.state == HostState::Online as i32);
             if let (true, Some(w)) = (all_online, owner_of_role(&s, "writer")) {
                 return Ok(w);
+            }
+            // A host kept out of rotation for errant transactions needs an operator's repair;
+            // the series goes on with a fresh lab instead.
+            if let Some(h) = s.hosts.iter().find(|h| !h.errant_gtids.is_empty()) {
+                bail!(
+                    "{} holds errant transactions ({}) and stays out of rotation",
+                    h.name,
+                    h.errant_gtids
+                );
             }
             if last_nudge.elapsed() > Duration::from_secs(5) {
                 last_nudge = Instant::now();

@@ -43,6 +43,16 @@ pub enum OperatorError {
         /// The errant GTIDs.
         gtids: String,
     },
+    /// The host was found with errant transactions and cannot be checked again now.
+    #[error("ERROR: Host '{host}' was found with errant transactions ({gtids}) and cannot be checked again now ({reason}). Try again once its agent and the active master's answer.")]
+    ErrantUnchecked {
+        /// The host.
+        host: String,
+        /// The errant GTIDs recorded.
+        gtids: String,
+        /// Why the check could not run.
+        reason: String,
+    },
     /// `set_ip` outside passive mode.
     #[error("ERROR: This command is only allowed in passive mode")]
     NotPassive,
