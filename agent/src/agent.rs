@@ -37,6 +37,20 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(2);
 /// Longest a SetStatus waits for a previous one (or a re-assertion) to finish.
 const APPLY_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// What is left of a lease of `len` sent at `sent_ms` (the leader's clock) when it arrives at `now_ms`:
+/// a renewal held up in a partition must not grant a fresh lease on arrival. A sender clock ahead of
+/// ours counts as no delay.
+pub fn lease_left(len: Duration, sent_ms: Option<u64>, now_ms: u64) -> Duration {
+    let age = sent_ms.map_or(0, |s| now_ms.saturating_sub(s));
+    len.saturating_sub(Duration::from_millis(age))
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Settings of the local host the agent acts on.
 #[derive(Debug, Clone)]
 pub struct LocalHost {
@@ -273,7 +287,7 @@ impl Agent {
         let id = holder.connection_id();
         match holder.hold_writes(HOLD_TAKE_TIMEOUT).await {
             Ok(()) => {
-                tracing::warn!(host = %self.local.name, "writes held for the hand-over (read_only=1; client statements wait)");
+                tracing::warn!(host = %self.local.name, "writes held for the hand-over (read lock and read_only=1; the writer VIP stays until released)");
                 *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((holder, Instant::now()));
                 true
@@ -356,7 +370,13 @@ impl Agent {
             let mut st = self.state();
             let prev = st.desired.replace(desired.clone());
             match desired.lease {
-                Some(len) => st.lease.grant(received_at, len),
+                Some(len) => {
+                    let left = lease_left(len, desired.sent_unix_ms, unix_now_ms());
+                    if left < len / 2 {
+                        tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, lease_ms = len.as_millis() as u64, left_ms = left.as_millis() as u64, "writer lease arrived late: counted from when it was sent");
+                    }
+                    st.lease.grant(received_at, left)
+                }
                 None => st.lease.clear(),
             }
             let changed = prev.as_ref().is_none_or(|p| {
@@ -673,6 +693,31 @@ pub fn source_matches(current: &str, name: &str, ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_counts_from_when_the_leader_sent_it() {
+        let len = Duration::from_secs(2);
+        let now = 1_000_000;
+        assert_eq!(
+            lease_left(len, None, now),
+            len,
+            "no send time: from receipt"
+        );
+        assert_eq!(
+            lease_left(len, Some(now - 500), now),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            lease_left(len, Some(now - 3_000), now),
+            Duration::ZERO,
+            "spent in transit"
+        );
+        assert_eq!(
+            lease_left(len, Some(now + 200), now),
+            len,
+            "a sender clock ahead is no delay"
+        );
+    }
 
     #[test]
     fn source_matching() {

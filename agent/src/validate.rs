@@ -36,8 +36,10 @@ pub struct DesiredStatus {
     pub monitor: String,
     /// How long to wait for replication catch-up before promotion or re-pointing.
     pub catchup_timeout: Duration,
-    /// Planned hand-over of the writer role: hold client writes rather than refuse them.
+    /// Planned hand-over of the writer role: hold writes and keep the writer VIP until released.
     pub hold_writes: bool,
+    /// When the leader sent it (its clock, ms since the Unix epoch); the lease counts from then.
+    pub sent_unix_ms: Option<u64>,
 }
 
 impl DesiredStatus {
@@ -167,6 +169,7 @@ pub fn validate_set_status(
         monitor: req.monitor.clone(),
         catchup_timeout,
         hold_writes: req.hold_writes && !has_writer,
+        sent_unix_ms: (req.sent_unix_millis > 0).then_some(req.sent_unix_millis),
     })
 }
 
@@ -242,6 +245,7 @@ mod tests {
             monitor: "mon1".into(),
             catchup_timeout_millis: 0,
             hold_writes: false,
+            sent_unix_millis: 0,
         }
     }
 

@@ -81,6 +81,7 @@ fn req(
         lease_millis: lease_ms,
         monitor: "test".into(),
         hold_writes: false,
+        sent_unix_millis: 0,
         catchup_timeout_millis: 10_000,
     }
 }
@@ -525,6 +526,30 @@ async fn agent_lab_lease_expiry_and_health_watch() {
         .unwrap()
         .into_inner();
     assert_eq!(st.lease_remaining_millis, 0);
+
+    // A renewal held up in a partition and delivered after its lease would have run out grants
+    // nothing: the lease counts from when the leader sent it.
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 3_000;
+    let st = a1
+        .set_status(SetStatusRequest {
+            sent_unix_millis: sent,
+            ..req("db1", (2, 1), &[("writer", wvip)], "db1", 2_000)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.lease_remaining_millis, 0, "{st:?}");
+    assert!(
+        read_only(&lab, "db1").await,
+        "a spent renewal opens no writes"
+    );
+    assert_eq!(server_id_via(&lab, wvip).await, None, "nor the writer VIP");
 
     // A renewal restores it.
     let st = a1

@@ -80,7 +80,7 @@ pub struct DesiredStatus {
     pub active_master: Option<String>,
     /// The host holds the writer role: allow writes, keep the writer VIP, renew its lease.
     pub writer: bool,
-    /// The host is handing the writer role over in a planned switchover: client writes wait
-    /// (held) rather than fail, until the new writer is open.
+    /// The host is handing the writer role over in a planned switchover: it holds writes and keeps
+    /// the writer VIP until the new writer is open.
     pub hold_writes: bool,
 }
