@@ -87,6 +87,16 @@ fn req(
 }
 
 /// `@@server_id` of whatever server answers on `ip` (app user), or None.
+/// Sends a status and returns the agent's status after applying it.
+async fn applied(c: &mut Client, r: SetStatusRequest) -> mmm_proto::AgentStatus {
+    c.set_status(r)
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .expect("SetStatus replies with the status")
+}
+
 async fn server_id_via(lab: &Lab, ip: Ipv4Addr) -> Option<u32> {
     let mut c = lab.connect_ip(ip, Duration::from_millis(300)).await.ok()?;
     let id = tokio::time::timeout(
@@ -286,13 +296,11 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
 
     // Move the writer: old owner first, then the replica, then the new owner.
     let t_move = Instant::now();
-    let st = a1
-        .set_status(req("db1", (1, 2), &[("reader", rvips[1])], "db2", 0))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(
+        &mut a1,
+        req("db1", (1, 2), &[("reader", rvips[1])], "db2", 0),
+    )
+    .await;
     let demotion = t_move.elapsed();
     stop_reconnecting.store(true, Ordering::Relaxed);
     for task in reconnecting {
@@ -322,22 +330,18 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
         !vips_on(&mut a1).await.contains(&wvip.to_string()),
         "the old master dropped the writer VIP"
     );
-    let st = a3
-        .set_status(req("db3", (1, 2), &[("reader", rvips[0])], "db2", 0))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(
+        &mut a3,
+        req("db3", (1, 2), &[("reader", rvips[0])], "db2", 0),
+    )
+    .await;
     assert_eq!(st.last_error, "", "{st:?}");
     let t_new = Instant::now();
-    let st = a2
-        .set_status(req("db2", (1, 2), &[("writer", wvip)], "db2", 30_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(
+        &mut a2,
+        req("db2", (1, 2), &[("writer", wvip)], "db2", 30_000),
+    )
+    .await;
     let acquired2 = t_new.elapsed();
     assert_eq!(st.last_error, "", "{st:?}");
     let first_client2 = wait_server_via(&lab, wvip, 2, Duration::from_secs(1)).await + acquired2;
@@ -534,16 +538,14 @@ async fn agent_lab_lease_expiry_and_health_watch() {
         .unwrap()
         .as_millis() as u64
         - 3_000;
-    let st = a1
-        .set_status(SetStatusRequest {
+    let st = applied(
+        &mut a1,
+        SetStatusRequest {
             sent_unix_millis: sent,
             ..req("db1", (2, 1), &[("writer", wvip)], "db1", 2_000)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+        },
+    )
+    .await;
     assert_eq!(st.lease_remaining_millis, 0, "{st:?}");
     assert!(
         read_only(&lab, "db1").await,
@@ -552,13 +554,11 @@ async fn agent_lab_lease_expiry_and_health_watch() {
     assert_eq!(server_id_via(&lab, wvip).await, None, "nor the writer VIP");
 
     // A renewal restores it.
-    let st = a1
-        .set_status(req("db1", (2, 1), &[("writer", wvip)], "db1", 30_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(
+        &mut a1,
+        req("db1", (2, 1), &[("writer", wvip)], "db1", 30_000),
+    )
+    .await;
     assert!(
         !st.lease_expired && st.lease_remaining_millis > 20_000,
         "{st:?}"
@@ -594,13 +594,7 @@ async fn agent_lab_lease_expiry_and_health_watch() {
         ((2, 3), vec![("writer", wvip)], 30_000, true),
     ] {
         let t = Instant::now();
-        let st = a1
-            .set_status(req("db1", epoch, &roles, "db1", lease))
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-            .unwrap();
+        let st = applied(&mut a1, req("db1", epoch, &roles, "db1", lease)).await;
         assert_eq!(st.last_error, "", "{st:?}");
         let ev = tokio::time::timeout(HEARTBEAT / 2, stream.message())
             .await
@@ -686,13 +680,11 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
     let _agent = spawn_agent(&lab, "db1", &configs, "agent-db1");
     let mut a1 = connect(lab.host("db1").ip).await;
     let wvip = lab.writer_vip();
-    let st = a1
-        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(
+        &mut a1,
+        req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000),
+    )
+    .await;
     assert_eq!(st.last_error, "", "{st:?}");
     wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await;
     let mut app = lab.connect_ip(wvip, Duration::from_secs(2)).await.unwrap();
@@ -708,13 +700,7 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
         ..req("db1", epoch, &[], "db2", 0)
     };
     let t = Instant::now();
-    let st = a1
-        .set_status(hold((1, 2)))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(&mut a1, hold((1, 2))).await;
     println!("hold taken and read_only set in {:?}", t.elapsed());
     assert_eq!(st.last_error, "", "{st:?}");
     assert!(st.writes_held, "{st:?}");
@@ -746,13 +732,7 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
     );
 
     // The next status without the hold kills the waiting sessions, then releases the lock.
-    let st = a1
-        .set_status(req("db1", (1, 3), &[], "db2", 0))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(&mut a1, req("db1", (1, 3), &[], "db2", 0)).await;
     assert!(!st.writes_held, "{st:?}");
     let r = tokio::time::timeout(Duration::from_secs(2), root_insert)
         .await
@@ -774,13 +754,7 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
     assert_eq!(n, Some(0), "nothing was written during the hold");
 
     // A host that already refuses writes has none to hold.
-    let st = a1
-        .set_status(hold((1, 4)))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(&mut a1, hold((1, 4))).await;
     assert!(
         !st.writes_held,
         "read_only was already set: no writes to hold"
@@ -791,13 +765,7 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
         .await
         .unwrap();
     assert!(!read_only(&lab, "db1").await);
-    let st = a1
-        .set_status(hold((1, 6)))
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = applied(&mut a1, hold((1, 6))).await;
     assert!(st.writes_held, "{st:?}");
     let released = wait_until(
         "the hold released without a status",

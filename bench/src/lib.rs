@@ -6,3 +6,15 @@ pub mod machine;
 pub mod procstat;
 pub mod standin;
 pub mod stats;
+
+/// Logs of a benchmark binary go to stderr (its tables to stdout), errors only unless `RUST_LOG` says
+/// otherwise.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -437,6 +437,7 @@ fn push_all(
         .is_some_and(|d| d.as_millis() as u64 <= ecfg.writer_lease_ms / 3);
     for host in ctx.config.hosts.keys() {
         let desired = engine::agent_status_for(state, host, ecfg);
+        let health = ctx.agents.health(host);
         let (due, in_flight) = {
             let tracks = lock(&l.tracks);
             let t = tracks.get(host);
@@ -446,8 +447,7 @@ fn push_all(
             let stale = t
                 .and_then(|t| t.acked_at)
                 .is_none_or(|a| a.elapsed() >= renew_every);
-            let reconnected =
-                t.is_some_and(|t| t.pushed_connection != ctx.agents.health(host).connections);
+            let reconnected = t.is_some_and(|t| t.pushed_connection != health.connections);
             if changed || stale || reconnected {
                 tracing::debug!(
                     host,
@@ -483,14 +483,22 @@ fn push_all(
                             .map(|at| (at, push_backoff(t.failed_pushes))),
                     )
                 });
-        let heard_since = |at: Instant| ctx.agents.health(host).last_event.is_some_and(|e| e > at);
+        let heard_since = |at: Instant| health.last_event.is_some_and(|e| e > at);
         if desired.writer && failed_at.is_some_and(|at| !heard_since(at)) {
             continue;
         }
         if backoff_from.is_some_and(|(at, wait)| at.elapsed() < wait && !heard_since(at)) {
             continue;
         }
-        spawn_push(ctx, l, host.clone(), desired, epoch, ecfg.writer_lease_ms);
+        spawn_push(
+            ctx,
+            l,
+            host.clone(),
+            desired,
+            epoch,
+            ecfg.writer_lease_ms,
+            health.connections,
+        );
     }
 }
 
@@ -527,6 +535,8 @@ fn push_backoff(failures: u32) -> Duration {
     Duration::from_millis(ms).min(PUSH_BACKOFF_MAX)
 }
 
+/// Sends `desired` to `host`'s agent in the background; `connection` is the agent's health-stream
+/// connection count seen now (a later reconnect makes the status due again).
 fn spawn_push(
     ctx: &Arc<MonitorContext>,
     l: &Leadership,
@@ -534,6 +544,7 @@ fn spawn_push(
     desired: DesiredStatus,
     epoch: Epoch,
     lease_ms: u64,
+    connection: u64,
 ) {
     let tracks = Arc::clone(&l.tracks);
     let pushed = Arc::clone(&l.pushed);
@@ -542,7 +553,7 @@ fn spawn_push(
         let mut t = lock(&tracks);
         let t = t.entry(host.clone()).or_default();
         t.in_flight = true;
-        t.pushed_connection = ctx.agents.health(&host).connections;
+        t.pushed_connection = connection;
         if desired.writer {
             t.lease_sent_ms = Some(sent_ms);
             ctx.metrics.lease_sent(sent_ms, lease_ms);

@@ -199,13 +199,7 @@ async fn growth(decisions: usize, concurrency: usize) -> anyhow::Result<Growth> 
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mmm_bench::init_logging();
     let args = Args::parse();
     if args.commits == 0 {
         bail!("--commits must be > 0");

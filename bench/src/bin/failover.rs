@@ -554,13 +554,7 @@ fn print_series(title: &str, rows: &[(&str, &Series)]) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mmm_bench::init_logging();
     let mut a = Args::parse();
     if a.quick {
         a.kill_runs = a.kill_runs.min(3);

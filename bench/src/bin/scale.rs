@@ -351,13 +351,7 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mmm_bench::init_logging();
     let mut a = Args::parse();
     if a.quick {
         a.sample_secs = a.sample_secs.min(6);
