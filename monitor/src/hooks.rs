@@ -404,12 +404,7 @@ mod tests {
         .expect("write");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/tests/fixtures/seed-fixed/mmm_mon.conf");
-        let text = std::fs::read_to_string(&file).expect("fixture");
-        let name = file.to_str().expect("utf-8 path");
-        let config = Config::from_str_for_tests(&text, name, mmm_config::Program::Monitor)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::test_support::seed_monitor_config();
         let r = run(&script, &call(), &config, "mon1", Duration::from_secs(5)).await;
         assert!(matches!(r, HookOutcome::Failed(_)), "{r:?}");
         let text = std::fs::read_to_string(&out).expect("output");

@@ -25,3 +25,5 @@ pub mod observe;
 pub mod operator;
 pub mod reporter;
 pub mod reports;
+#[cfg(test)]
+mod test_support;

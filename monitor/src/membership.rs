@@ -314,12 +314,7 @@ mod tests {
 
     #[test]
     fn a_membership_that_differs_from_the_configuration_is_described() {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/tests/fixtures/seed-fixed/mmm_mon.conf");
-        let text = std::fs::read_to_string(&file).expect("fixture");
-        let name = file.to_str().expect("utf-8 path");
-        let config = Config::from_str_for_tests(&text, name, mmm_config::Program::Monitor)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::test_support::seed_monitor_config();
         let configured: BTreeSet<String> = config.monitor_nodes.keys().cloned().collect();
         assert_eq!(mismatch(&config, &configured), None);
         assert_eq!(mismatch(&config, &BTreeSet::new()), None);

@@ -24,13 +24,7 @@ fn print_mmmctl(cluster: &MmmCluster<'_>, args: &[&str]) -> anyhow::Result<()> {
 pub async fn run() -> anyhow::Result<()> {
     println!("== starting the lab: bridge, namespaces, 4 MariaDB servers (db1/db2 master-master, db3/db4 replicas, GTID, semi-sync)");
     let started = Instant::now();
-    let lab = Lab::start(LabSpec {
-        db_hosts: 4,
-        monitors: 3,
-        semi_sync: true,
-        vips: 2,
-    })
-    .await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     println!(
         "   lab up in {:.1} s, subnet {}.0/24, configs in {}",
         started.elapsed().as_secs_f64(),

@@ -48,6 +48,19 @@ impl Default for LabSpec {
     }
 }
 
+impl LabSpec {
+    /// The lab the cluster tests, the demo and the benchmarks run: 4 DB hosts (two masters, two
+    /// replicas), 3 monitors, semi-synchronous replication as the README recommends, 2 reader VIPs.
+    pub fn cluster() -> Self {
+        Self {
+            db_hosts: 4,
+            monitors: 3,
+            semi_sync: true,
+            vips: 2,
+        }
+    }
+}
+
 /// Role of a DB host in MMM's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostMode {

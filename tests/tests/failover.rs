@@ -13,15 +13,6 @@ use mysql_async::prelude::Queryable;
 
 const SETTLE: Duration = Duration::from_secs(40);
 
-fn spec() -> LabSpec {
-    LabSpec {
-        db_hosts: 4,
-        monitors: 3,
-        semi_sync: true,
-        vips: 2,
-    }
-}
-
 /// Source host IP of a replica (`SHOW SLAVE STATUS`), "" when not a replica.
 async fn source_of(lab: &Lab, host: &str) -> anyhow::Result<String> {
     let mut c = lab.mysql(host).await?;
@@ -68,7 +59,7 @@ async fn wait_row(lab: &Lab, host: &str, id: u64, timeout: Duration) -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seed_scenario_writer_dies_then_a_replica_dies_and_returns() -> anyhow::Result<()> {
     mmm_lab::init_logging();
-    let lab = Lab::start(spec()).await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     let cluster = MmmCluster::start(&lab, "auto_set_online 2")?;
     cluster.wait_all_online("db1", SETTLE).await?;
 
@@ -184,7 +175,7 @@ async fn seed_scenario_writer_dies_then_a_replica_dies_and_returns() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_killed_in_the_middle_of_a_failover_still_completes() -> anyhow::Result<()> {
     mmm_lab::init_logging();
-    let lab = Lab::start(spec()).await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     let mut cluster = MmmCluster::start(&lab, "")?;
     cluster.wait_all_online("db1", SETTLE).await?;
     let leader = cluster.cluster_status_of("mon1").await?.leader_name;
@@ -233,7 +224,7 @@ async fn leader_killed_in_the_middle_of_a_failover_still_completes() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_monitor_stopping_changes_nothing_for_the_databases() -> anyhow::Result<()> {
     mmm_lab::init_logging();
-    let lab = Lab::start(spec()).await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     let mut cluster = MmmCluster::start(&lab, "")?;
     let before = cluster.wait_all_online("db1", SETTLE).await?;
     let leader = cluster.cluster_status_of("mon1").await?.leader_name;

@@ -34,15 +34,6 @@ const STABLE: Duration = Duration::from_secs(5);
 /// Environment variable that replays the random sequence with a given seed.
 const SEED_ENV: &str = "MMM_FAULT_SEED";
 
-fn spec() -> LabSpec {
-    LabSpec {
-        db_hosts: 4,
-        monitors: 3,
-        semi_sync: true,
-        vips: 2,
-    }
-}
-
 /// A cluster under test and the faults currently applied to it.
 struct Env<'a> {
     /// The lab.
@@ -523,7 +514,7 @@ fn has_ip(lab: &Lab, host: &str, ip: std::net::Ipv4Addr) -> anyhow::Result<bool>
 
 async fn lab_env() -> anyhow::Result<Lab> {
     mmm_lab::init_logging();
-    Lab::start(spec()).await
+    Lab::start(LabSpec::cluster()).await
 }
 
 const KEYS: &str = "auto_set_online 2";

@@ -206,13 +206,7 @@ fn monitor_log_lines(lab: &Lab) -> anyhow::Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_pass_promtool_and_follow_a_failover() -> anyhow::Result<()> {
     mmm_lab::init_logging();
-    let lab = Lab::start(LabSpec {
-        db_hosts: 4,
-        monitors: 3,
-        semi_sync: true,
-        vips: 2,
-    })
-    .await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     // mon3 starts cut off from the other monitors: it knows no leader while mon1 and mon2 elect one.
     lab.block("mon3", "mon1").await?;
     lab.block("mon3", "mon2").await?;

@@ -93,6 +93,16 @@ enum Fault {
     LinkDown,
 }
 
+impl Fault {
+    /// How the tables name it.
+    fn describe(self) -> &'static str {
+        match self {
+            Fault::KillMysqld => "kill -9 of the writer's mysqld",
+            Fault::LinkDown => "the writer host's link goes down",
+        }
+    }
+}
+
 /// Results of one series of failovers.
 #[derive(Default)]
 struct Series {
@@ -116,15 +126,6 @@ fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn spec() -> LabSpec {
-    LabSpec {
-        db_hosts: 4,
-        monitors: 3,
-        semi_sync: true,
-        vips: 2,
-    }
 }
 
 fn workload_spec(lab: &Lab) -> WorkloadSpec {
@@ -354,7 +355,7 @@ async fn failover_series(profile: Profile, fault: Fault, runs: usize) -> anyhow:
     let (mut done, mut labs) = (0usize, 0usize);
     while done < runs && labs < runs.max(3) {
         labs += 1;
-        let lab = Lab::start(spec()).await?;
+        let lab = Lab::start(LabSpec::cluster()).await?;
         let cluster = MmmCluster::start(&lab, profile.keys)?;
         cluster.wait_all_online("db1", SETTLE).await?;
         while done < runs {
@@ -388,7 +389,7 @@ async fn failover_series(profile: Profile, fault: Fault, runs: usize) -> anyhow:
 
 /// Planned switchovers back and forth between db1 and db2.
 async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, Vec<String>)> {
-    let lab = Lab::start(spec()).await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     let cluster = MmmCluster::start(&lab, DEFAULTS.keys)?;
     cluster.wait_all_online("db1", SETTLE).await?;
     let (mut client, mut reported, mut failures) = (Samples::new(), Samples::new(), Vec::new());
@@ -445,7 +446,7 @@ async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, usi
 /// Monitor leader kills: time until a survivor names a new leader that has committed, and the client's
 /// longest write outage meanwhile.
 async fn leader_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, Vec<String>)> {
-    let lab = Lab::start(spec()).await?;
+    let lab = Lab::start(LabSpec::cluster()).await?;
     let mut cluster = MmmCluster::start(&lab, DEFAULTS.keys)?;
     cluster.wait_all_online("db1", SETTLE).await?;
     let (mut elect, mut outage, mut changes, mut failures) =
@@ -566,10 +567,10 @@ async fn main() -> anyhow::Result<()> {
     let runs = |s: Scenario| a.only.is_empty() || a.only.contains(&s);
 
     if runs(Scenario::Kill) {
-        kill_tables(a.kill_runs).await?;
+        fault_tables(Fault::KillMysqld, a.kill_runs).await?;
     }
     if runs(Scenario::Link) {
-        link_tables(a.link_runs).await?;
+        fault_tables(Fault::LinkDown, a.link_runs).await?;
     }
     if runs(Scenario::Switchover) {
         switchover_table(a.switch_runs).await?;
@@ -580,28 +581,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn kill_tables(runs: usize) -> anyhow::Result<()> {
-    let mut kill = Vec::new();
+async fn fault_tables(fault: Fault, runs: usize) -> anyhow::Result<()> {
+    let mut series = Vec::new();
     for p in [DEFAULTS, FAST] {
-        eprintln!("mysqld kill -9, {}: {runs} runs", p.name);
-        kill.push((p.name, failover_series(p, Fault::KillMysqld, runs).await?));
+        eprintln!("{}, {}: {runs} runs", fault.describe(), p.name);
+        series.push((p.name, failover_series(p, fault, runs).await?));
     }
     print_series(
-        "Unplanned failover: kill -9 of the writer's mysqld",
-        &kill.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>(),
-    );
-    Ok(())
-}
-
-async fn link_tables(runs: usize) -> anyhow::Result<()> {
-    let mut link = Vec::new();
-    for p in [DEFAULTS, FAST] {
-        eprintln!("writer link down, {}: {runs} runs", p.name);
-        link.push((p.name, failover_series(p, Fault::LinkDown, runs).await?));
-    }
-    print_series(
-        "Unplanned failover: the writer host's link goes down",
-        &link.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>(),
+        &format!("Unplanned failover: {}", fault.describe()),
+        &series.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>(),
     );
     Ok(())
 }

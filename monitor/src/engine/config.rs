@@ -237,12 +237,7 @@ mod tests {
 
     #[test]
     fn converts_the_seed_configuration() {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config/tests/fixtures/seed-fixed/mmm_mon.conf");
-        let text = std::fs::read_to_string(&file).expect("fixture");
-        let name = file.to_str().expect("utf-8 path");
-        let c = mmm_config::Config::from_str_for_tests(&text, name, mmm_config::Program::Monitor)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::test_support::seed_monitor_config();
         let e = EngineConfig::from(&c);
         assert_eq!(e.hosts.len(), 4);
         assert_eq!(e.hosts["db1"].kind, HostKind::Master);
