@@ -202,6 +202,7 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
         monitors: 0,
         semi_sync: false,
         vips: 2,
+        clients: 0,
     })
     .await
     .unwrap();
@@ -449,6 +450,7 @@ async fn agent_lab_lease_expiry_and_health_watch() {
         monitors: 0,
         semi_sync: false,
         vips: 0,
+        clients: 0,
     })
     .await
     .unwrap();
@@ -673,6 +675,7 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
         monitors: 0,
         semi_sync: false,
         vips: 1,
+        clients: 0,
     })
     .await
     .unwrap();

@@ -1,5 +1,8 @@
 //! A running mmm-rs cluster on a lab: one `mmm-agent` per DB host and one `mmm-monitor` per monitor
 //! namespace, as real processes, plus helpers to talk to the monitors and wait on what they report.
+//!
+//! Processes can be paused (SIGSTOP) and resumed, and started under a skewed wall clock; a paused
+//! process is still killed by `kill_*` and when the cluster is dropped.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -11,7 +14,7 @@ use mmm_proto::{
 };
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{workspace_bin, Lab, LabConfigs, LabProcess, MONITOR_PORT};
+use crate::{workspace_bin, ClockSkew, Lab, LabConfigs, LabProcess, MONITOR_PORT};
 
 /// The processes of an mmm-rs cluster running on a lab.
 pub struct MmmCluster<'a> {
@@ -40,6 +43,20 @@ impl<'a> MmmCluster<'a> {
     /// `mmmctl certs init`, `<socket> type ssl` in every config; the control clients use the
     /// operator's certificate).
     pub fn start_with(lab: &'a Lab, extra_monitor_keys: &str, tls: bool) -> anyhow::Result<Self> {
+        let mut c = Self::configure(lab, extra_monitor_keys, tls)?;
+        for h in lab.hosts() {
+            c.start_agent(&h.name)?;
+        }
+        for m in lab.monitors() {
+            c.start_monitor(&m.name)?;
+        }
+        Ok(c)
+    }
+
+    /// Writes the configs like [`MmmCluster::start_with`] but starts no process: set up what must exist
+    /// before a process starts (a small disk under a monitor's data dir, a skewed clock), then start
+    /// each with `start_agent`/`start_monitor` or their `_with_clock` forms.
+    pub fn configure(lab: &'a Lab, extra_monitor_keys: &str, tls: bool) -> anyhow::Result<Self> {
         let configs = crate::configs::write_with(lab, extra_monitor_keys, tls)?;
         let ctl_tls = match &configs.tls {
             Some(t) => {
@@ -48,21 +65,14 @@ impl<'a> MmmCluster<'a> {
             }
             None => None,
         };
-        let mut c = MmmCluster {
+        Ok(MmmCluster {
             lab,
             configs,
             agents: BTreeMap::new(),
             monitors: BTreeMap::new(),
             starts: BTreeMap::new(),
             ctl_tls,
-        };
-        for h in lab.hosts() {
-            c.start_agent(&h.name)?;
-        }
-        for m in lab.monitors() {
-            c.start_monitor(&m.name)?;
-        }
-        Ok(c)
+        })
     }
 
     fn log_name(&mut self, what: &str, name: &str) -> String {
@@ -73,13 +83,24 @@ impl<'a> MmmCluster<'a> {
 
     /// Starts (or restarts) the agent of `host` inside its namespace.
     pub fn start_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        self.spawn_agent(host, &[])
+    }
+
+    /// Starts (or restarts) the agent of `host` with its wall clock off by `skew` (libfaketime), like a
+    /// host whose NTP is broken.
+    pub fn start_agent_with_clock(&mut self, host: &str, skew: ClockSkew) -> anyhow::Result<()> {
+        self.spawn_agent(host, &skew.env()?)
+    }
+
+    fn spawn_agent(&mut self, host: &str, env: &[(String, String)]) -> anyhow::Result<()> {
         let config = self.configs.agent(host)?.to_string_lossy().into_owned();
         let log = self.log_name("agent", host);
-        let p = self.lab.spawn_in(
+        let p = self.lab.spawn_in_with_env(
             host,
             &workspace_bin("mmm-agent"),
             &["--config", &config],
             &log,
+            env,
         )?;
         self.agents.insert(host.to_string(), p);
         Ok(())
@@ -87,16 +108,94 @@ impl<'a> MmmCluster<'a> {
 
     /// Starts (or restarts) monitor `name` inside its namespace.
     pub fn start_monitor(&mut self, name: &str) -> anyhow::Result<()> {
+        self.spawn_monitor(name, &[])
+    }
+
+    /// Starts (or restarts) monitor `name` with its wall clock off by `skew` (libfaketime).
+    pub fn start_monitor_with_clock(&mut self, name: &str, skew: ClockSkew) -> anyhow::Result<()> {
+        self.spawn_monitor(name, &skew.env()?)
+    }
+
+    fn spawn_monitor(&mut self, name: &str, env: &[(String, String)]) -> anyhow::Result<()> {
         let config = self.configs.monitor(name)?.to_string_lossy().into_owned();
         let log = self.log_name("monitor", name);
-        let p = self.lab.spawn_in(
+        let p = self.lab.spawn_in_with_env(
             name,
             &workspace_bin("mmm-monitor"),
             &["--config", &config],
             &log,
+            env,
         )?;
         self.monitors.insert(name.to_string(), p);
         Ok(())
+    }
+
+    /// Pauses the agent of `host` (SIGSTOP): the agent stops renewing anything and answers nothing, but
+    /// its connections stay open — a stalled agent, unlike a dead one. Until [`MmmCluster::resume_agent`].
+    pub fn pause_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        match self.agents.get_mut(host) {
+            Some(p) => p.pause(),
+            None => bail!("agent of {host} is not running"),
+        }
+    }
+
+    /// Resumes a paused agent (SIGCONT).
+    pub fn resume_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        match self.agents.get_mut(host) {
+            Some(p) => p.resume(),
+            None => bail!("agent of {host} is not running"),
+        }
+    }
+
+    /// Pauses monitor `name` (SIGSTOP): a leader that stalls keeps believing it leads when it resumes.
+    pub fn pause_monitor(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.monitors.get_mut(name) {
+            Some(p) => p.pause(),
+            None => bail!("monitor {name} is not running"),
+        }
+    }
+
+    /// Resumes a paused monitor (SIGCONT).
+    pub fn resume_monitor(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.monitors.get_mut(name) {
+            Some(p) => p.resume(),
+            None => bail!("monitor {name} is not running"),
+        }
+    }
+
+    /// The running agent process of `host` (its pid, log, pause state).
+    pub fn agent_process(&self, host: &str) -> Option<&LabProcess> {
+        self.agents.get(host)
+    }
+
+    /// The running process of monitor `name`.
+    pub fn monitor_process(&self, name: &str) -> Option<&LabProcess> {
+        self.monitors.get(name)
+    }
+
+    /// The paused processes, as `agent-<host>` and `monitor-<name>`.
+    pub fn paused(&self) -> Vec<String> {
+        let agents = self
+            .agents
+            .iter()
+            .filter(|(_, p)| p.is_paused())
+            .map(|(h, _)| format!("agent-{h}"));
+        let monitors = self
+            .monitors
+            .iter()
+            .filter(|(_, p)| p.is_paused())
+            .map(|(m, _)| format!("monitor-{m}"));
+        agents.chain(monitors).collect()
+    }
+
+    /// Resumes every paused agent and monitor, and every paused mariadbd of the lab.
+    pub fn resume_all(&mut self) -> anyhow::Result<()> {
+        for p in self.agents.values_mut().chain(self.monitors.values_mut()) {
+            if p.is_paused() {
+                p.resume()?;
+            }
+        }
+        self.lab.resume_all()
     }
 
     /// kill -9 of the agent of `host`.

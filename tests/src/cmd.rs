@@ -75,9 +75,28 @@ pub(crate) async fn run_input(
     args: &[&str],
     input: Option<&str>,
 ) -> anyhow::Result<String> {
+    run_env_input(program, args, &[], input).await
+}
+
+/// Like [`run`], with extra environment variables.
+pub(crate) async fn run_env(
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> anyhow::Result<String> {
+    run_env_input(program, args, env, None).await
+}
+
+async fn run_env_input(
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    input: Option<&str>,
+) -> anyhow::Result<String> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {

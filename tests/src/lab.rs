@@ -35,6 +35,9 @@ pub struct LabSpec {
     pub semi_sync: bool,
     /// Number of reader VIPs (0..=99); there is always exactly one writer VIP.
     pub vips: usize,
+    /// Number of client namespaces (0..=9): cli1.. at `.31`.., so a partition can put application
+    /// clients on either side (the root namespace is a single client that is on no side).
+    pub clients: usize,
 }
 
 impl Default for LabSpec {
@@ -44,19 +47,22 @@ impl Default for LabSpec {
             monitors: 3,
             semi_sync: false,
             vips: 4,
+            clients: 0,
         }
     }
 }
 
 impl LabSpec {
     /// The lab the cluster tests, the demo and the benchmarks run: 4 DB hosts (two masters, two
-    /// replicas), 3 monitors, semi-synchronous replication as the README recommends, 2 reader VIPs.
+    /// replicas), 3 monitors, semi-synchronous replication as the README recommends, 2 reader VIPs,
+    /// 2 client namespaces (one per side of a partition).
     pub fn cluster() -> Self {
         Self {
             db_hosts: 4,
             monitors: 3,
             semi_sync: true,
             vips: 2,
+            clients: 2,
         }
     }
 }
@@ -112,6 +118,18 @@ pub struct MonitorNs {
     pub iface: String,
 }
 
+/// A client namespace: application code run inside it (a thread that `setns`es into `ns`, or
+/// `ip netns exec`) reaches the servers from `ip`, and partitions can put it on either side.
+#[derive(Debug, Clone)]
+pub struct ClientNs {
+    /// Client name (`cli1`), usable wherever the lab takes a node name.
+    pub name: String,
+    /// Its network namespace.
+    pub ns: String,
+    /// Its address on the lab bridge (`.31`..).
+    pub ip: Ipv4Addr,
+}
+
 /// A running lab. Dropping it kills every process in its namespaces, deletes the namespaces, the bridge,
 /// the nftables table and the lab directory (kept if `MMM_LAB_KEEP` is set), and frees the slot.
 pub struct Lab {
@@ -123,12 +141,17 @@ pub struct Lab {
     hosts: Vec<DbHost>,
     /// The monitor namespaces, in order mon1, ...
     monitors: Vec<MonitorNs>,
+    /// The client namespaces, in order cli1, ...
+    clients: Vec<ClientNs>,
     /// Path of mariadbd.
     mariadbd: PathBuf,
     /// Running MariaDB servers by host name.
     mysqld: std::sync::Mutex<BTreeMap<String, LabProcess>>,
     /// Current partitions; a tokio mutex so a change and its `nft` run are one step.
     blocks: tokio::sync::Mutex<Blocks>,
+    /// Mount points (small disks) made under the lab; unmounted on drop before the lab dir is removed,
+    /// in case their handles outlive the lab.
+    pub(crate) mounts: std::sync::Mutex<Vec<PathBuf>>,
     /// Lab directory path (also valid after `dir` has been given up in drop).
     dir_path: PathBuf,
     /// The lab directory; removed on drop.
@@ -172,8 +195,15 @@ impl Lab {
     pub async fn start(spec: LabSpec) -> anyhow::Result<Lab> {
         let started = Instant::now();
         let (mariadbd, install_db) = preflight()?;
-        if !(1..=9).contains(&spec.db_hosts) || spec.monitors > 9 || spec.vips > 99 {
-            bail!("lab size out of range: 1..=9 DB hosts, 0..=9 monitors, 0..=99 reader VIPs ({spec:?})");
+        if !(1..=9).contains(&spec.db_hosts)
+            || spec.monitors > 9
+            || spec.vips > 99
+            || spec.clients > 9
+        {
+            bail!(
+                "lab size out of range: 1..=9 DB hosts, 0..=9 monitors, 0..=99 reader VIPs, 0..=9 clients \
+                 ({spec:?})"
+            );
         }
         let slot = tokio::task::spawn_blocking(slot::acquire)
             .await
@@ -234,15 +264,27 @@ impl Lab {
                 }
             })
             .collect();
+        let clients = (1..=spec.clients)
+            .map(|i| {
+                let name = format!("cli{i}");
+                ClientNs {
+                    ns: names.ns(&name),
+                    ip: names.ip(30 + i as u8),
+                    name,
+                }
+            })
+            .collect();
         // From here on, a failure drops `lab`, which removes whatever was made.
         let lab = Lab {
             spec,
             names,
             hosts,
             monitors,
+            clients,
             mariadbd: mariadbd.clone(),
             mysqld: Default::default(),
             blocks: Default::default(),
+            mounts: Default::default(),
             dir_path,
             dir: Some(dir),
             _slot: slot,
@@ -264,7 +306,8 @@ impl Lab {
             .hosts
             .iter()
             .map(|h| (h.name.clone(), h.ip))
-            .chain(self.monitors.iter().map(|m| (m.name.clone(), m.ip)));
+            .chain(self.monitors.iter().map(|m| (m.name.clone(), m.ip)))
+            .chain(self.clients.iter().map(|c| (c.name.clone(), c.ip)));
         try_join_all(
             nodes.map(|(name, ip)| async move { net::add_node(self.names, &name, ip).await }),
         )
@@ -379,6 +422,17 @@ impl Lab {
             .find(|m| m.name == name)
             .unwrap_or_else(|| panic!("the lab has no monitor {name}"))
     }
+    /// The client namespaces, cli1 first.
+    pub fn clients(&self) -> &[ClientNs] {
+        &self.clients
+    }
+    /// A client namespace by name; panics on a name the lab does not have (a bug in the test).
+    pub fn client(&self, name: &str) -> &ClientNs {
+        self.clients
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("the lab has no client {name}"))
+    }
     /// The writer VIP (`.100`).
     pub fn writer_vip(&self) -> Ipv4Addr {
         self.names.ip(100)
@@ -394,8 +448,8 @@ impl Lab {
         self.names.ip(1)
     }
 
-    /// Resolves a node reference: a host or monitor name (`db1`), a namespace name (`mmm3-db1`), or
-    /// `root` / `client` for the root namespace (`None`).
+    /// Resolves a node reference: a host, monitor or client name (`db1`, `cli1`), a namespace name
+    /// (`mmm3-db1`), or `root` / `client` for the root namespace (`None`).
     fn resolve(&self, node: &str) -> anyhow::Result<Option<String>> {
         if node == "root" || node == "client" {
             return Ok(None);
@@ -404,13 +458,14 @@ impl Lab {
             .hosts
             .iter()
             .map(|h| (&h.name, &h.ns))
-            .chain(self.monitors.iter().map(|m| (&m.name, &m.ns)));
+            .chain(self.monitors.iter().map(|m| (&m.name, &m.ns)))
+            .chain(self.clients.iter().map(|c| (&c.name, &c.ns)));
         for (name, ns) in names {
             if node == name || node == ns {
                 return Ok(Some(name.clone()));
             }
         }
-        bail!("the lab has no node or namespace {node:?} (nodes: db1.., mon1.., root)")
+        bail!("the lab has no node or namespace {node:?} (nodes: db1.., mon1.., cli1.., root)")
     }
 
     /// The namespace of a node (`db1` -> `mmm3-db1`); `None` for the root namespace.
@@ -440,9 +495,21 @@ impl Lab {
         args: &[&str],
         log_name: &str,
     ) -> anyhow::Result<LabProcess> {
+        self.spawn_in_with_env(ns, program, args, log_name, &[])
+    }
+
+    /// [`Lab::spawn_in`] with extra environment variables (e.g. [`crate::ClockSkew::env`]).
+    pub fn spawn_in_with_env(
+        &self,
+        ns: &str,
+        program: &Path,
+        args: &[&str],
+        log_name: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<LabProcess> {
         let ns = self.ns_of(ns)?;
         let log = self.dir_path.join("logs").join(format!("{log_name}.log"));
-        LabProcess::spawn(ns.as_deref(), program, args, &log)
+        LabProcess::spawn_with_env(ns.as_deref(), program, args, &log, env)
     }
 
     /// True if the host's mariadbd was started by the lab and has not exited.
@@ -467,6 +534,47 @@ impl Lab {
             .await
             .context("kill task")??;
         tracing::info!(host, %status, "mariadbd killed");
+        Ok(())
+    }
+
+    /// Pauses the host's mariadbd (SIGSTOP): it keeps its sockets, so clients connect at the TCP level
+    /// and then wait for a greeting or a result that does not come — a server stalled by a VM freeze or a
+    /// stuck disk, which the monitor's checks and the agent's statements must time out on. It stays
+    /// paused until [`Lab::resume_mysqld`] or [`Lab::resume_all`]; killing it and dropping the lab work
+    /// while it is paused.
+    pub fn pause_mysqld(&self, host: &str) -> anyhow::Result<()> {
+        let mut map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+        let proc = map
+            .get_mut(host)
+            .ok_or_else(|| anyhow!("mariadbd on {host} is not running"))?;
+        proc.pause()
+            .with_context(|| format!("pausing mariadbd on {host}"))
+    }
+
+    /// Resumes a mariadbd paused by [`Lab::pause_mysqld`] (SIGCONT).
+    pub fn resume_mysqld(&self, host: &str) -> anyhow::Result<()> {
+        let mut map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+        let proc = map
+            .get_mut(host)
+            .ok_or_else(|| anyhow!("mariadbd on {host} is not running"))?;
+        proc.resume()
+            .with_context(|| format!("resuming mariadbd on {host}"))
+    }
+
+    /// The hosts whose mariadbd is paused.
+    pub fn paused_mysqld(&self) -> Vec<String> {
+        let map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, p)| p.is_paused())
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
+    /// Resumes every paused mariadbd.
+    pub fn resume_all(&self) -> anyhow::Result<()> {
+        for host in self.paused_mysqld() {
+            self.resume_mysqld(&host)?;
+        }
         Ok(())
     }
 
@@ -583,6 +691,86 @@ impl Lab {
         Ok(())
     }
 
+    /// Drops only the frames from `from` to `to` (nodes as for [`Lab::block`]): `to` still reaches
+    /// `from`, but nothing `from` sends to `to` arrives — replies included, so a TCP connection from `to`
+    /// to `from` never completes (its SYN-ACK is lost). Models a link or a firewall that loses one
+    /// direction, where each side has a different view of who is reachable.
+    pub async fn block_one_way(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        let (a, b) = (self.endpoint(from)?, self.endpoint(to)?);
+        if a == b {
+            bail!("cannot block {from} from itself");
+        }
+        let mut blocks = self.blocks.lock().await;
+        blocks.add_one_way(a, b);
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(from, to, "traffic blocked one way");
+        Ok(())
+    }
+
+    /// Removes the drop made by [`Lab::block_one_way`] for this direction (the other direction, if
+    /// blocked, stays blocked).
+    pub async fn unblock_one_way(&self, from: &str, to: &str) -> anyhow::Result<()> {
+        let (a, b) = (self.endpoint(from)?, self.endpoint(to)?);
+        let mut blocks = self.blocks.lock().await;
+        blocks.remove_one_way(a, b);
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(from, to, "traffic unblocked one way");
+        Ok(())
+    }
+
+    /// Splits the lab: drops all traffic in both directions between every node of `side_a` and every
+    /// node of `side_b`, and nothing within a side (nodes not named keep reaching both sides). One
+    /// `nft` run, so the partition starts at one instant. E.g. the old writer keeping a client:
+    /// `partition(&["db1", "cli1"], &["mon1", "mon2", "mon3", "db2", "db3", "db4", "cli2"])`.
+    pub async fn partition(&self, side_a: &[&str], side_b: &[&str]) -> anyhow::Result<()> {
+        let pairs = self.cross_pairs(side_a, side_b)?;
+        let mut blocks = self.blocks.lock().await;
+        for (a, b) in pairs {
+            blocks.add(a, b);
+        }
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(?side_a, ?side_b, "lab partitioned");
+        Ok(())
+    }
+
+    /// Removes the blocks a [`Lab::partition`] with the same sides made (in one `nft` run).
+    pub async fn heal_partition(&self, side_a: &[&str], side_b: &[&str]) -> anyhow::Result<()> {
+        let pairs = self.cross_pairs(side_a, side_b)?;
+        let mut blocks = self.blocks.lock().await;
+        for (a, b) in pairs {
+            blocks.remove(a, b);
+        }
+        net::apply_firewall(&blocks.render(&self.names.nft_table())).await?;
+        tracing::info!(?side_a, ?side_b, "partition healed");
+        Ok(())
+    }
+
+    /// Every pair of endpoints across two sides; fails if a node is on both sides.
+    fn cross_pairs(
+        &self,
+        side_a: &[&str],
+        side_b: &[&str],
+    ) -> anyhow::Result<Vec<(Endpoint, Endpoint)>> {
+        let a: Vec<Endpoint> = side_a
+            .iter()
+            .map(|n| self.endpoint(n))
+            .collect::<anyhow::Result<_>>()?;
+        let b: Vec<Endpoint> = side_b
+            .iter()
+            .map(|n| self.endpoint(n))
+            .collect::<anyhow::Result<_>>()?;
+        let mut pairs = Vec::new();
+        for x in &a {
+            for y in &b {
+                if x == y {
+                    bail!("a node is on both sides of the partition ({side_a:?} / {side_b:?})");
+                }
+                pairs.push((x.clone(), y.clone()));
+            }
+        }
+        Ok(pairs)
+    }
+
     /// Removes every block.
     pub async fn unblock_all(&self) -> anyhow::Result<()> {
         let mut blocks = self.blocks.lock().await;
@@ -649,6 +837,10 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let procs = std::mem::take(&mut *self.mysqld.lock().unwrap_or_else(|e| e.into_inner()));
         drop(procs);
+        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
+        for m in mounts {
+            crate::nemesis::unmount(&m);
+        }
         slot::cleanup_network(self.names);
         if std::env::var_os(KEEP_DIR_ENV).is_some() {
             if let Some(dir) = self.dir.take() {

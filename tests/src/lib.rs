@@ -4,6 +4,11 @@
 //! Everything needs root. A lab takes a *slot* (0..=250) so several labs run at once; the slot fixes the names
 //! (`mmm{N}b` bridge, `mmm{N}-db1` namespaces) and the subnet `10.213.N.0/24`. Dropping a [`Lab`] tears it all
 //! down; [`cleanup_all_leftovers`] removes what a crashed run left behind.
+//!
+//! Besides kill -9, pulled links and full blocks, the lab injects the faults that break leases in real
+//! deployments: paused processes (SIGSTOP), one-way blocks and multi-node partitions (with client
+//! namespaces on either side), skewed clocks (libfaketime), sessions holding locks, a password changed on
+//! one server, and a full disk (see the `nemesis` items).
 
 mod bins;
 pub mod cluster;
@@ -14,6 +19,7 @@ mod firewall;
 mod lab;
 mod mariadb;
 mod names;
+mod nemesis;
 mod net;
 mod process;
 mod slot;
@@ -22,7 +28,10 @@ pub mod workload;
 
 pub use bins::{try_workspace_bin, workspace_bin};
 pub use configs::{LabConfigs, AGENT_PORT, METRICS_PORT, MONITOR_PORT};
-pub use lab::{DbHost, HostMode, Lab, LabSpec, MonitorNs, KEEP_DIR_ENV};
+pub use lab::{ClientNs, DbHost, HostMode, Lab, LabSpec, MonitorNs, KEEP_DIR_ENV};
+pub use nemesis::{
+    faketime_library, is_mounted, ClockSkew, HolderOutcome, LockHolder, SmallDisk, NEMESIS_TABLE,
+};
 pub use process::LabProcess;
 pub use slot::cleanup_all_leftovers;
 

@@ -1,5 +1,10 @@
 //! Processes the lab runs inside namespaces: stdout/stderr to a log file, killed (the whole process group)
 //! when dropped.
+//!
+//! A process may be paused (SIGSTOP to its group) to model a stalled host: a long GC-like pause, a VM
+//! freeze, a process stuck in the kernel. A paused process is still killed by SIGKILL (the kernel delivers
+//! it to stopped processes), so `kill` and `Drop` never hang on it; `stop` resumes it after its SIGTERM so
+//! the process can act on the signal.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,9 @@ pub struct LabProcess {
     log: PathBuf,
     /// Short label for logs and errors.
     label: String,
+    /// True between `pause` and `resume`: `stop` must then send SIGCONT after SIGTERM, and tests ask
+    /// which processes are still stalled.
+    paused: bool,
 }
 
 impl LabProcess {
@@ -29,6 +37,17 @@ impl LabProcess {
         program: &Path,
         args: &[&str],
         log: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(ns, program, args, log, &[])
+    }
+
+    /// [`LabProcess::spawn`] with extra environment variables (e.g. libfaketime's, for a skewed clock).
+    pub(crate) fn spawn_with_env(
+        ns: Option<&str>,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         if !program.exists() {
             bail!(
@@ -51,6 +70,7 @@ impl LabProcess {
             None => Command::new(program),
         };
         cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -77,6 +97,7 @@ impl LabProcess {
             pid,
             log: log.to_path_buf(),
             label,
+            paused: false,
         })
     }
 
@@ -105,6 +126,28 @@ impl LabProcess {
             );
         }
         Ok(())
+    }
+
+    /// Stops the process group with SIGSTOP: it keeps its sockets and memory but runs no code, so peers see
+    /// connections that open (the kernel completes TCP handshakes) but never answer.
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGSTOP)?;
+        self.paused = true;
+        tracing::info!(pid = self.pid, process = %self.label, "lab process paused");
+        Ok(())
+    }
+
+    /// Continues a paused process group with SIGCONT (harmless on a running one).
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGCONT)?;
+        self.paused = false;
+        tracing::info!(pid = self.pid, process = %self.label, "lab process resumed");
+        Ok(())
+    }
+
+    /// True between [`LabProcess::pause`] and [`LabProcess::resume`].
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// True while the process has not exited.
@@ -146,7 +189,9 @@ impl LabProcess {
             bail!("{} was already reaped", self.label)
         };
         // SAFETY: as in `signal`; the child is not reaped yet.
+        // SIGKILL also ends a stopped (paused) process: no SIGCONT is needed before it.
         unsafe { libc::kill(-(self.pid as i32), libc::SIGKILL) };
+        self.paused = false;
         let status = child
             .wait()
             .with_context(|| format!("reaping {}", self.label))?;
@@ -157,6 +202,10 @@ impl LabProcess {
     /// SIGTERM, then SIGKILL if the process has not exited within `grace`.
     pub async fn stop(&mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
         self.signal(libc::SIGTERM)?;
+        if self.paused {
+            // A stopped process only acts on the pending SIGTERM once it runs again.
+            self.resume()?;
+        }
         match self.wait_exit(grace).await {
             Ok(s) => Ok(s),
             Err(_) => self.kill(),

@@ -91,6 +91,9 @@ pub(crate) fn kill_ns_processes(ns: &str) {
 /// Removes every namespace, link, nftables table and temp dir named for this slot. Idempotent.
 pub(crate) fn cleanup_slot(names: SlotNames) {
     cleanup_network(names);
+    // Small disks a crashed lab left mounted under its dir: removing the dir cannot remove a mount point.
+    let dir_prefix = std::env::temp_dir().join(names.dir_prefix());
+    crate::nemesis::unmount_under(&dir_prefix.to_string_lossy());
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for e in entries.flatten() {
             if e.file_name()

@@ -23,6 +23,20 @@ pub const APP_PASSWORD: &str = "lab-app-pw";
 /// The application's database.
 pub const APP_DB: &str = "app";
 
+/// The standard password of a lab account, `None` for a name that is not one.
+pub fn password_of(user: &str) -> Option<&'static str> {
+    [
+        (ROOT_USER, ROOT_PASSWORD),
+        (AGENT_USER, AGENT_PASSWORD),
+        (MONITOR_USER, MONITOR_PASSWORD),
+        (REPLICATION_USER, REPLICATION_PASSWORD),
+        (APP_USER, APP_PASSWORD),
+    ]
+    .into_iter()
+    .find(|(u, _)| *u == user)
+    .map(|(_, p)| p)
+}
+
 /// SQL run once (bootstrap mode, binary log off) when the template datadir is made, so every host starts with
 /// the same accounts and an empty GTID history: nothing to replicate, nothing to conflict under gtid_strict_mode.
 pub(crate) fn setup_sql() -> String {

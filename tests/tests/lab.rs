@@ -73,6 +73,7 @@ async fn four_host_lab_replicates_injects_faults_and_cleans_up() -> anyhow::Resu
         monitors: 3,
         semi_sync: false,
         vips: 4,
+        clients: 0,
     })
     .await?;
     eprintln!("4-host lab up in {:?}", started.elapsed());
@@ -257,6 +258,7 @@ async fn two_labs_run_at_once_with_semi_sync() -> anyhow::Result<()> {
         monitors: 1,
         semi_sync: true,
         vips: 1,
+        clients: 0,
     };
     let (a, b) = tokio::try_join!(Lab::start(spec.clone()), Lab::start(spec))?;
     assert_ne!(a.slot(), b.slot());

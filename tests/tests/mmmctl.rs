@@ -74,6 +74,7 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
         monitors: 3,
         semi_sync: false,
         vips: 2,
+        clients: 0,
     })
     .await?;
     let cluster = MmmCluster::start(&lab, "auto_set_online 1")?;

@@ -91,6 +91,7 @@ async fn ops_membership_add_remove_refuse_and_replace() -> anyhow::Result<()> {
         monitors: 4,
         semi_sync: false,
         vips: 1,
+        clients: 0,
     })
     .await?;
     // mon1..mon3 run with a configuration that lists only them; mon4's lists all four.
@@ -261,6 +262,7 @@ async fn ops_hooks_once_per_decision_and_pre_failover_veto() -> anyhow::Result<(
         monitors: 3,
         semi_sync: false,
         vips: 1,
+        clients: 0,
     })
     .await?;
     let dir = lab.dir().join("hooks");
@@ -420,6 +422,7 @@ async fn ops_rolling_restart_of_every_process_under_writes() -> anyhow::Result<(
         monitors: 3,
         semi_sync: false,
         vips: 1,
+        clients: 0,
     })
     .await?;
     let mut cluster = MmmCluster::start(&lab, "auto_set_online 2")?;

@@ -190,6 +190,7 @@ async fn security_mutual_tls_lab_refuses_intruders_and_fails_over() -> anyhow::R
         monitors: 3,
         semi_sync: false,
         vips: 0,
+        clients: 0,
     })
     .await?;
     let mut cluster = MmmCluster::start_with(&lab, "auto_set_online 2", true)?;

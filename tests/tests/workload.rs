@@ -183,6 +183,7 @@ async fn workload_lab_steady_writer_on_db1_loses_nothing() -> anyhow::Result<()>
         monitors: 0,
         semi_sync: false,
         vips: 0,
+        clients: 0,
     })
     .await?;
     let (db3, db4) = (lab.host("db3").ip, lab.host("db4").ip);
@@ -290,6 +291,7 @@ async fn workload_lab_kill_db1_measures_outage_and_keeps_semi_sync_acks() -> any
         monitors: 0,
         semi_sync: true,
         vips: 0,
+        clients: 0,
     })
     .await?;
     let w = Workload::start(

@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
                 monitors,
                 semi_sync,
                 vips,
+                clients: 0,
             })
             .await?;
             let configs = lab.write_mmm_configs(&monitor_keys)?;
