@@ -234,7 +234,10 @@ fn ended_by(e: &mysql_async::Error) -> HolderOutcome {
 
 /// Runs one statement of a holder with [`HOLDER_STATEMENT_TIMEOUT`].
 async fn holder_exec(c: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<()> {
-    mariadb::exec(c, sql).await
+    tokio::time::timeout(HOLDER_STATEMENT_TIMEOUT, c.query_drop(sql))
+        .await
+        .with_context(|| format!("`{sql}` timed out"))?
+        .with_context(|| format!("`{sql}` failed"))
 }
 
 /// What ended a table lock holder's wait.
@@ -603,7 +606,7 @@ impl Lab {
     }
 
     /// Mounts a tmpfs of `size_mib` MiB at `path` (created if needed): a small disk that
-    /// [`SmallDisk::fill`] makes full. Processes started afterwards in any namespace see it (each
+    /// [`SmallDisk::fill`] makes full (a slow disk cannot be modelled here: no `dm-delay`). Processes started afterwards in any namespace see it (each
     /// `ip netns exec` copies the mounts of the moment), so mount it before starting the process that
     /// should use it. Unmounted when the handle or the lab is dropped.
     pub async fn small_disk(&self, path: &Path, size_mib: u32) -> anyhow::Result<SmallDisk> {

@@ -33,6 +33,9 @@ enum Command {
         /// Semi-synchronous replication.
         #[arg(long)]
         semi_sync: bool,
+        /// Number of client namespaces (cli1.., for partitions that keep a client on one side).
+        #[arg(long, default_value_t = 0)]
+        clients: usize,
         /// Extra lines for the monitors' `<monitor>` section of the written configs.
         #[arg(long, default_value = "")]
         monitor_keys: String,
@@ -59,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             monitors,
             vips,
             semi_sync,
+            clients,
             monitor_keys,
         } => {
             let lab = Lab::start(LabSpec {
@@ -66,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
                 monitors,
                 semi_sync,
                 vips,
-                clients: 0,
+                clients,
             })
             .await?;
             let configs = lab.write_mmm_configs(&monitor_keys)?;
@@ -83,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
             }
             for m in lab.monitors() {
                 println!("  {} {} ns {}", m.name, m.ip, m.ns);
+            }
+            for c in lab.clients() {
+                println!("  {} {} ns {}", c.name, c.ip, c.ns);
             }
             println!("writer VIP {}", lab.writer_vip());
             let readers: Vec<String> = lab.reader_vips().iter().map(ToString::to_string).collect();
