@@ -506,7 +506,9 @@ impl Lab {
     /// (holding its row lock and an uncommitted change), sleeps `seconds` inside the transaction
     /// (`DO SLEEP`), then commits — a slow application transaction open across a demotion. As the
     /// application user, read_only applies to it: its COMMIT fails if the server became read-only, and
-    /// [`LockHolder::committed`] says whether the write was committed (and is binlogged).
+    /// [`LockHolder::committed`] says whether the write was committed (and is binlogged). The row
+    /// replicates: a server that was paused or cut off when the table was first created lacks the table
+    /// and stops replicating on it.
     pub async fn long_transaction(&self, host: &str, seconds: u32) -> anyhow::Result<LockHolder> {
         self.ensure_nemesis_table(host).await?;
         let ip = self

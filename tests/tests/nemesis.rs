@@ -414,5 +414,12 @@ async fn small_disk_fills_frees_and_unmounts() -> anyhow::Result<()> {
     write_file(&path.join("after"), 64 * 1024)?;
     drop(disk);
     assert!(!is_mounted(&path));
+
+    // A disk whose handle outlives the lab is unmounted by the lab's teardown.
+    let disk = lab.small_disk_for_monitor("mon1", 1).await?;
+    assert!(is_mounted(&path));
+    drop(lab);
+    assert!(!is_mounted(&path));
+    drop(disk);
     Ok(())
 }
