@@ -423,3 +423,21 @@ async fn small_disk_fills_frees_and_unmounts() -> anyhow::Result<()> {
     drop(disk);
     Ok(())
 }
+
+#[test]
+fn cleanup_unmounts_a_crashed_labs_small_disk() -> anyhow::Result<()> {
+    // A "crashed" lab in slot 249 (free unless 249 labs run at once) left a small disk mounted in its dir.
+    let dir = std::env::temp_dir().join("mmm-lab-249-nemesis");
+    let mount_point = dir.join("mon1").join("data");
+    std::fs::create_dir_all(&mount_point)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mount_point)
+        .status()?;
+    assert!(mounted.success(), "mount failed");
+    assert!(is_mounted(&mount_point));
+    mmm_lab::cleanup_all_leftovers()?;
+    assert!(!is_mounted(&mount_point), "leftover mount not removed");
+    assert!(!dir.exists(), "leftover lab dir not removed");
+    Ok(())
+}
