@@ -1,6 +1,21 @@
 //! The agent's core: the status it was told, its lease, and the one procedure that makes the host match
 //! it (writes, VIPs, replication), run after every SetStatus, every second as re-assertion, and when the
 //! writer lease runs out. Runs of that procedure are serialized by a mutex; every step in it is bounded.
+//!
+//! Rules of the writer's side (the lease itself is in [`crate::lease`], the fence in mysqld in
+//! [`crate::fence`]):
+//! - Writes are allowed only while the lease is valid, and only after the lease's end was written into
+//!   mysqld's fence, which denies writes by itself when the lease ends even if the agent does not.
+//! - A host that must not write loses the writer VIP first (no SQL needed), then every client session is
+//!   killed and `read_only` set without waiting for locks, repeated until it holds (bounded by
+//!   [`DEMOTE_DEADLINE`]), then sessions are killed again. When the lease runs out the sessions are killed
+//!   even if `read_only` was already on (privileged accounts write through it).
+//! - A status that denies writes counts as applied only once `read_only=1` was read back, or mysqld is
+//!   certainly down (connection refused, socket gone): never on a timeout, an authentication error or
+//!   `Too many connections`. The leader then waits for the lease and the fence instead.
+//! - A freshly started agent knows no status: it adopts what is left of the lease kept in mysqld (a writer
+//!   whose agent restarts keeps writing, within the lease the cluster granted) and otherwise denies writes
+//!   at once: it starts fenced, never open.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,19 +29,20 @@ use tonic::Status;
 use crate::db::DbTarget;
 use crate::epoch::{Epoch, EpochError, EpochStore};
 use crate::health::HealthSnapshot;
-use crate::lease::Lease;
+use crate::lease::{Lease, Stamp, StampBook};
 use crate::metrics::Metrics;
 use crate::topology::Topology;
 use crate::validate::DesiredStatus;
 use crate::vip::VipManager;
 
-/// How long a freshly started agent leaves the host as it found it while waiting for its first status.
-/// A writer whose agent restarts keeps writing: its leader renews the lease every third of a lease
-/// (3 s by default) and pushes at once to an agent it has not heard from, so the first status arrives
-/// well within this; a host the cluster no longer wants as writer gets that status (a newer epoch)
-/// just as fast. Without any status by then, the host denies writes and drops the writer VIP, as when
-/// a lease runs out.
-pub const STARTUP_GRACE: Duration = Duration::from_secs(3);
+/// Longest the SQL part of a demotion (kill, flip, verify) tries in one apply; the fence in mysqld stops
+/// writes within its own bound whatever happens here, and the next re-assertion tries again.
+pub const DEMOTE_DEADLINE: Duration = Duration::from_millis(1500);
+/// Longest a lease that ran out waits for a running apply before demoting on a connection of its own.
+const LAPSE_LOCK_WAIT: Duration = Duration::from_millis(100);
+/// Health heartbeat interval while this host holds (or may hold) the writer role: the stamp a lease
+/// renewal echoes is at most this old, which is what the lease loses to it.
+pub const WRITER_HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// Longest the agent waits to take the hold on writes of a planned hand-over (a long-running statement
 /// can delay it); past this it refuses writes instead.
@@ -36,20 +52,6 @@ pub const HOLD_LIMIT: Duration = Duration::from_secs(2);
 
 /// Longest a SetStatus waits for a previous one (or a re-assertion) to finish.
 const APPLY_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What is left of a lease of `len` sent at `sent_ms` (the leader's clock) when it arrives at `now_ms`:
-/// a renewal held up in a partition must not grant a fresh lease on arrival. A sender clock ahead of
-/// ours counts as no delay.
-pub fn lease_left(len: Duration, sent_ms: Option<u64>, now_ms: u64) -> Duration {
-    let age = sent_ms.map_or(0, |s| now_ms.saturating_sub(s));
-    len.saturating_sub(Duration::from_millis(age))
-}
-
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Settings of the local host the agent acts on.
 #[derive(Debug, Clone)]
@@ -77,6 +79,9 @@ struct AgentState {
     desired: Option<DesiredStatus>,
     /// The writer lease.
     lease: Lease,
+    /// The lease was adopted from mysqld's fence at start (no status known yet): the host keeps acting
+    /// as the writer until it ends or a status says otherwise.
+    adopted: bool,
     /// True when writes were allowed by the agent (writer role applied fully).
     writable: bool,
     /// Errors of the last apply, "" when it was complete.
@@ -88,8 +93,11 @@ struct AgentState {
 pub enum ApplyKind {
     /// A SetStatus (with the previous host state, for replication start/stop).
     Command(Option<HostState>),
-    /// Periodic re-assertion, or lease expiry: writes and VIPs only.
+    /// Periodic re-assertion: writes and VIPs only.
     Reassert,
+    /// The writer lease ran out: as re-assertion, and client sessions are killed even if `read_only`
+    /// was already on.
+    LeaseLapsed,
 }
 
 /// The agent.
@@ -104,6 +112,10 @@ pub struct Agent {
     pub vips: VipManager,
     /// The fencing epoch store.
     epochs: Mutex<EpochStore>,
+    /// The stamps this run gave its health messages and replies (what a lease renewal counts from).
+    stamps: Mutex<StampBook>,
+    /// The fence is installed in mysqld (checked once per agent run, again after a failure).
+    fence_installed: std::sync::atomic::AtomicBool,
     /// What the agent was told.
     state: Mutex<AgentState>,
     /// Serializes applies (SetStatus, re-assertion, lease expiry).
@@ -164,6 +176,8 @@ impl Agent {
             db,
             vips,
             epochs: Mutex::new(epochs),
+            stamps: Mutex::new(StampBook::new(rand::random())),
+            fence_installed: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(AgentState::default()),
             apply_lock: tokio::sync::Mutex::new(()),
             held: Mutex::new(None),
@@ -207,6 +221,30 @@ impl Agent {
         self.state().writable = writable;
         self.writable_tx
             .send_if_modified(|w| std::mem::replace(w, writable) != writable);
+    }
+
+    /// Makes a new stamp (for a health message or a reply) and remembers when.
+    pub fn issue_stamp(&self) -> Stamp {
+        self.stamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issue(Instant::now())
+    }
+
+    /// How often health heartbeats go out: often while this host holds or is granted the writer role,
+    /// so the stamp a renewal echoes is fresh.
+    pub fn heartbeat_interval(&self) -> Duration {
+        let st = self.state();
+        let writer = st.lease.is_valid(Instant::now())
+            || st
+                .desired
+                .as_ref()
+                .is_some_and(|d| d.has_writer(&self.topo));
+        if writer {
+            WRITER_HEARTBEAT
+        } else {
+            crate::service::HEARTBEAT_INTERVAL
+        }
     }
 
     /// The highest accepted epoch.
@@ -263,6 +301,8 @@ impl Agent {
             last_error: st.last_error.clone(),
             uptime_seconds: self.uptime().as_secs(),
             writes_held: self.writes_held(),
+            stamp: Some(self.issue_stamp().into()),
+            fence_remaining_millis: 0,
         }
     }
 
@@ -343,13 +383,8 @@ impl Agent {
             .set(i64::from(self.health.borrow().mysql == MysqlHealth::Up));
     }
 
-    /// Handles a validated SetStatus received at `received_at`: fences on the epoch, records the status and
-    /// the lease, and applies it.
-    pub async fn set_status(
-        &self,
-        desired: DesiredStatus,
-        received_at: Instant,
-    ) -> Result<AgentStatus, Status> {
+    /// Handles a validated SetStatus: fences on the epoch, records the status and the lease, and applies it.
+    pub async fn set_status(&self, desired: DesiredStatus) -> Result<AgentStatus, Status> {
         let _guard = tokio::time::timeout(APPLY_LOCK_TIMEOUT, self.apply_lock.lock())
             .await
             .map_err(|_| {
@@ -366,18 +401,30 @@ impl Agent {
                 return Err(Status::internal(e.to_string()));
             }
         };
+        let granted_from = match (desired.lease, desired.stamp) {
+            (Some(_), Some(stamp)) => self
+                .stamps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .made_at(stamp, Instant::now()),
+            _ => None,
+        };
         let prev_state = {
             let mut st = self.state();
             let prev = st.desired.replace(desired.clone());
-            match desired.lease {
-                Some(len) => {
-                    let left = lease_left(len, desired.sent_unix_ms, unix_now_ms());
+            st.adopted = false;
+            match (desired.lease, granted_from) {
+                (Some(len), Some(from)) => {
+                    st.lease.extend_to(from + len);
+                    let left = st.lease.remaining(Instant::now());
                     if left < len / 2 {
-                        tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, lease_ms = len.as_millis() as u64, left_ms = left.as_millis() as u64, "writer lease arrived late: counted from when it was sent");
+                        tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, lease_ms = len.as_millis() as u64, left_ms = left.as_millis() as u64, "writer lease renewal arrived late: counted from the stamp it names");
                     }
-                    st.lease.grant(received_at, left)
                 }
-                None => st.lease.clear(),
+                (Some(_), None) => {
+                    tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, stamp = ?desired.stamp, "writer lease renewal names no stamp of this agent run (restarted agent, or too old): no lease granted by it");
+                }
+                (None, _) => st.lease.clear(),
             }
             let changed = prev.as_ref().is_none_or(|p| {
                 p.state != desired.state
@@ -403,80 +450,187 @@ impl Agent {
         Ok(self.status())
     }
 
-    /// Re-asserts the status (periodic); skipped when an apply is already running, and during the
-    /// start-up grace while no status has been received.
-    pub async fn reassert(&self) {
-        let Ok(_guard) = self.apply_lock.try_lock() else {
-            return;
+    /// At start, before any status: adopts what is left of a lease kept in mysqld's fence (a restarted
+    /// agent of a writer leaves it writing, within the lease the cluster granted), and otherwise makes
+    /// the host deny writes at once. Returns when done or when mysqld cannot be reached (then the next
+    /// re-assertion does it).
+    pub async fn start_fenced(&self) {
+        let _guard = self.apply_lock.lock().await;
+        let mut db = match self.db.connect().await {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::info!(error = %e, "mysqld not reachable at start: nothing to adopt; writes are denied once it answers");
+                return;
+            }
         };
-        if self.state().desired.is_none() && self.uptime() < STARTUP_GRACE {
-            return;
+        self.ensure_fence(&mut db).await;
+        let left = match db.fence_remaining().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the lease kept in mysqld");
+                Duration::ZERO
+            }
+        };
+        let writable = matches!(db.read_only().await, Ok(false));
+        db.close().await;
+        if writable && !left.is_zero() {
+            let mut st = self.state();
+            if st.desired.is_none() {
+                st.lease.extend_to(Instant::now() + left);
+                st.adopted = true;
+                tracing::warn!(host = %self.local.name, left_ms = left.as_millis() as u64, "writable at start with a lease kept in mysqld: adopted until a monitor renews it or it ends");
+                return;
+            }
         }
         self.apply(ApplyKind::Reassert).await;
     }
 
-    /// Demotes the host if its writer lease just ran out.
+    /// Re-asserts the status (periodic); skipped when an apply is already running.
+    pub async fn reassert(&self) {
+        let Ok(_guard) = self.apply_lock.try_lock() else {
+            return;
+        };
+        self.apply(ApplyKind::Reassert).await;
+    }
+
+    /// Demotes the host if its writer lease just ran out: the writer VIP goes at once (no SQL, no lock),
+    /// then writes are denied; when an apply is running and does not finish quickly, on a connection of
+    /// its own (the fence in mysqld denies them in any case).
     pub async fn check_lease(&self) {
         let expired = {
             let mut st = self.state();
-            let has_writer = st
-                .desired
-                .as_ref()
-                .is_some_and(|d| d.has_writer(&self.topo));
-            has_writer && st.lease.check_expiry(Instant::now())
+            let writer = st.adopted
+                || st
+                    .desired
+                    .as_ref()
+                    .is_some_and(|d| d.has_writer(&self.topo));
+            writer && st.lease.check_expiry(Instant::now())
         };
         if !expired {
             return;
         }
+        self.set_writable(false);
         {
             let st = self.state();
             tracing::warn!(
                 host = %self.local.name,
                 epoch = %self.accepted_epoch().map(|e| e.to_string()).unwrap_or_default(),
                 monitor = %st.desired.as_ref().map(|d| d.monitor.clone()).unwrap_or_default(),
-                "writer lease expired without renewal: demoting (deny writes, kill sessions, drop the writer VIP)"
+                "writer lease expired without renewal: demoting (drop the writer VIP, kill sessions, deny writes)"
             );
         }
-        let Ok(_guard) = tokio::time::timeout(APPLY_LOCK_TIMEOUT, self.apply_lock.lock()).await
-        else {
-            tracing::error!("lease expired but the apply lock stayed busy");
-            return;
-        };
-        self.apply(ApplyKind::Reassert).await;
+        let mut errors = Vec::new();
+        self.drop_writer_vips(&mut errors).await;
+        match tokio::time::timeout(LAPSE_LOCK_WAIT, self.apply_lock.lock()).await {
+            Ok(_guard) => self.apply(ApplyKind::LeaseLapsed).await,
+            Err(_) => {
+                tracing::warn!("an apply is running: denying writes on a connection of its own");
+                match self.db.connect().await {
+                    Ok(mut db) => {
+                        if let Err(e) = self.deny(&mut db, true).await {
+                            errors.push(e);
+                        }
+                        db.close().await;
+                    }
+                    Err(e) => errors.push(format!("mysqld: {e}")),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            tracing::error!(errors = %errors.join("; "), "demotion after the lease ran out incomplete (the fence in mysqld denies writes within its bound)");
+        }
         self.state().lease.mark_demoted(Instant::now());
+    }
+
+    /// Removes every writer VIP from the interface.
+    async fn drop_writer_vips(&self, errors: &mut Vec<String>) {
+        let present = match self.vips.present().await {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("listing VIPs: {e:#}"));
+                return;
+            }
+        };
+        for ip in present.intersection(&self.topo.writer_ips()) {
+            match self.vips.remove(*ip).await {
+                Ok(()) => {
+                    tracing::info!(vip = %ip, iface = self.vips.iface(), "writer VIP removed")
+                }
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+    }
+
+    /// Installs the fence in mysqld once per agent run (again after a failure).
+    async fn ensure_fence(&self, db: &mut crate::db::Db) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.fence_installed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let r = async {
+            crate::fence::check_scheduler(db).await?;
+            db.install_fence(&self.local.agent_user).await
+        }
+        .await;
+        match r {
+            Ok(fresh) => {
+                if fresh {
+                    tracing::info!(schema = crate::fence::SCHEMA, bound = ?crate::fence::FENCE_BOUND, "writer fence installed in mysqld");
+                }
+                self.fence_installed.store(true, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot install the writer fence in mysqld: this host will not be allowed to write");
+                false
+            }
+        }
+    }
+
+    /// Denies writes (bounded), killing sessions also when `read_only` was already on if `kill_anyway`.
+    /// `Ok` means `read_only=1` was read back; the error says why not.
+    async fn deny(&self, db: &mut crate::db::Db, kill_anyway: bool) -> Result<(), String> {
+        let started = Instant::now();
+        match db
+            .deny_writes(
+                &self.local.agent_user,
+                self.local.max_kill_retries,
+                DEMOTE_DEADLINE,
+                kill_anyway,
+            )
+            .await
+        {
+            Ok(d) => {
+                if d.flipped {
+                    tracing::warn!(host = %self.local.name, killed = d.killed, took = ?started.elapsed(), "writes denied (read_only=1)");
+                } else if d.killed > 0 {
+                    tracing::warn!(host = %self.local.name, killed = d.killed, "client sessions killed (read_only already on)");
+                }
+                if d.flipped || kill_anyway {
+                    if let Err(e) = db.disarm_fence().await {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot clear the lease kept in mysqld");
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("denying writes: {e:#}")),
+        }
     }
 
     /// Makes the host match the recorded status. The caller holds `apply_lock`.
     async fn apply(&self, kind: ApplyKind) {
-        let (desired, writer) = {
+        let (desired, writer, lease_end) = {
             let st = self.state();
-            let writer = st
-                .desired
-                .as_ref()
-                .is_some_and(|d| d.has_writer(&self.topo))
-                && st.lease.is_valid(Instant::now());
-            (st.desired.clone(), writer)
+            let now = Instant::now();
+            let writer = st.lease.is_valid(now)
+                && st
+                    .desired
+                    .as_ref()
+                    .map_or(st.adopted, |d| d.has_writer(&self.topo));
+            (st.desired.clone(), writer, st.lease.expires_at())
         };
         let mut errors: Vec<String> = Vec::new();
         let writer_ips = self.topo.writer_ips();
-
-        let mut db = match self.db.connect().await {
-            Ok(db) => Some(db),
-            Err(e) => {
-                // A server we cannot reach accepts no writes through the VIPs we drop below, and the
-                // regular re-assertion denies writes as soon as it is back; so for a host that must
-                // not write, an unreachable mysqld does not stop the status from counting as applied.
-                if desired.as_ref().is_some_and(|d| d.has_writer(&self.topo)) {
-                    errors.push(format!("mysqld: {e}"));
-                } else {
-                    tracing::debug!(error = %e, "mysqld unreachable while not the writer");
-                }
-                None
-            }
-        };
-
-        // 0. Writes held for a planned hand-over stay held while the status asks for it (and not
-        //    beyond HOLD_LIMIT); then the waiting sessions are killed and the hold released.
         let hold_wanted = !writer && desired.as_ref().is_some_and(|d| d.hold_writes);
         let held_since = self
             .held
@@ -484,36 +638,59 @@ impl Agent {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|(_, since)| *since);
-        if let Some(since) = held_since {
-            if !hold_wanted || since.elapsed() >= HOLD_LIMIT {
-                self.release_held_writes(db.as_mut(), &mut errors).await;
-            }
+        let release_hold =
+            held_since.is_some_and(|since| !hold_wanted || since.elapsed() >= HOLD_LIMIT);
+
+        // 1. A host that must not write loses the writer VIP first: it needs no SQL, so a hung or
+        //    unreachable mysqld cannot delay it. Held writes keep it until the hold ends (below).
+        if !writer && !hold_wanted && (held_since.is_none() || release_hold) {
+            self.set_writable(false);
+            self.drop_writer_vips(&mut errors).await;
         }
 
-        // 1. Not the writer (or lease gone): deny writes first — or, in a planned hand-over, hold
-        //    them so clients wait rather than fail. The sessions of a host that allowed writes are
-        //    killed once the writer VIP is gone (below), so that clients cannot reconnect through it
-        //    while they are being killed; held sessions are killed when the hold ends.
-        let mut kill_sessions = false;
+        let mut db = match self.db.connect().await {
+            Ok(db) => Some(db),
+            Err(e) => {
+                // Writes are certainly denied only when mysqld is certainly down; any other failure
+                // (timeout, authentication, too many connections) leaves the demotion unverified, and
+                // the leader waits for the lease and the fence in mysqld instead.
+                if writer || !e.is_definite() {
+                    errors.push(format!("mysqld: {e}"));
+                } else {
+                    tracing::debug!(error = %e, "mysqld down while not the writer: no writes to deny");
+                }
+                None
+            }
+        };
+        if let Some(db) = db.as_mut() {
+            self.ensure_fence(db).await;
+        }
+
+        // 2. Writes held for a planned hand-over stay held while the status asks for it (and not
+        //    beyond HOLD_LIMIT); the writer VIP is gone by now, then the waiting sessions are killed
+        //    and the hold released.
+        if release_hold {
+            self.release_held_writes(db.as_mut(), &mut errors).await;
+        }
+
+        // 3. Not the writer (or lease gone): deny writes — or, in a planned hand-over, hold them so
+        //    clients wait rather than fail.
         if !writer {
             self.set_writable(false);
             if let Some(db) = db.as_mut() {
-                match db.read_only().await {
-                    Ok(true) => {}
-                    Ok(false) if hold_wanted && self.hold_writes(db).await => {}
-                    Ok(false) => match db.set_writable(false).await {
-                        Ok(()) => {
-                            tracing::warn!(host = %self.local.name, "writes denied (read_only=1)");
-                            kill_sessions = true;
-                        }
-                        Err(e) => errors.push(format!("denying writes: {e:#}")),
-                    },
-                    Err(e) => errors.push(format!("reading read_only: {e:#}")),
+                let holding = self.writes_held()
+                    || (hold_wanted
+                        && matches!(db.read_only().await, Ok(false))
+                        && self.hold_writes(db).await);
+                if !holding {
+                    if let Err(e) = self.deny(db, kind == ApplyKind::LeaseLapsed).await {
+                        errors.push(e);
+                    }
                 }
             }
         }
 
-        // 2. Drop every configured role IP that is not wanted now.
+        // 4. Drop every other configured role IP that is not wanted now.
         let present = match self.vips.present().await {
             Ok(p) => p,
             Err(e) => {
@@ -523,7 +700,12 @@ impl Agent {
         };
         let mut want: BTreeSet<Ipv4Addr> = match &desired {
             Some(d) => d.ips(),
-            None => present.difference(&writer_ips).copied().collect(),
+            // No status yet: keep what is there (the writer VIP only under an adopted lease).
+            None => present
+                .iter()
+                .filter(|ip| writer || !writer_ips.contains(ip))
+                .copied()
+                .collect(),
         };
         if !writer {
             want.retain(|ip| !writer_ips.contains(ip));
@@ -539,17 +721,8 @@ impl Agent {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if let (true, Some(db)) = (kill_sessions, db.as_mut()) {
-            match db
-                .kill_sessions(&self.local.agent_user, self.local.max_kill_retries)
-                .await
-            {
-                Ok(n) => tracing::info!(killed = n, "client sessions killed"),
-                Err(e) => errors.push(format!("killing sessions: {e:#}")),
-            }
-        }
 
-        // 3. Replication (commands only; not while writes are held: a replication change would wait
+        // 5. Replication (commands only; not while writes are held: a replication change would wait
         //    for the held lock).
         let held = self.writes_held();
         if let (ApplyKind::Command(prev_state), Some(d), Some(db), false) =
@@ -560,27 +733,13 @@ impl Agent {
             }
         }
 
-        // 4. The writer: wait for catch-up, then allow writes.
+        // 6. The writer: keep the lease in mysqld's fence, wait for catch-up, then allow writes.
         let mut writable = false;
         if writer {
-            if let (Some(db), Some(d)) = (db.as_mut(), &desired) {
-                match db.read_only().await {
-                    Ok(false) => writable = true,
-                    Ok(true) => {
-                        let started = Instant::now();
-                        match db.wait_received_applied(d.catchup_timeout).await {
-                            Ok(()) => match db.set_writable(true).await {
-                                Ok(()) => {
-                                    tracing::info!(host = %self.local.name, epoch = %d.epoch, catchup = ?started.elapsed(), "writes allowed (read_only=0)");
-                                    writable = true;
-                                }
-                                Err(e) => errors.push(format!("allowing writes: {e:#}")),
-                            },
-                            Err(e) => errors.push(format!("catch-up before promotion: {e:#}")),
-                        }
-                    }
-                    Err(e) => errors.push(format!("reading read_only: {e:#}")),
-                }
+            if let (Some(db), Some(end)) = (db.as_mut(), lease_end) {
+                writable = self
+                    .open_writes(db, desired.as_ref(), end, &mut errors)
+                    .await;
             }
             // A lease that ran out while we waited must not end in a writable host.
             let still = self.state().lease.is_valid(Instant::now());
@@ -588,10 +747,10 @@ impl Agent {
                 writable = false;
                 errors.push("writer lease ran out while promoting".into());
             }
-            self.set_writable(writable);
+            self.set_writable(writable && desired.is_some());
         }
 
-        // 5. Add the wanted VIPs (writer IPs only once writes are allowed) and announce them.
+        // 7. Add the wanted VIPs (writer IPs only once writes are allowed) and announce them.
         if !writable {
             want.retain(|ip| !writer_ips.contains(ip));
         }
@@ -631,6 +790,58 @@ impl Agent {
             }
         }
         st.last_error = text;
+    }
+
+    /// The writer's side of an apply: the lease's end goes into mysqld's fence first (every renewal
+    /// moves it), then, when the server is still read-only, the candidate applies what it received and
+    /// allows writes. Returns whether writes are allowed.
+    async fn open_writes(
+        &self,
+        db: &mut crate::db::Db,
+        desired: Option<&DesiredStatus>,
+        lease_end: Instant,
+        errors: &mut Vec<String>,
+    ) -> bool {
+        if !self.ensure_fence(db).await {
+            errors.push("the writer fence is not installed in mysqld: writes stay denied".into());
+            return false;
+        }
+        if let Err(e) = db.arm_fence(lease_end).await {
+            self.fence_installed
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            errors.push(format!("{e:#}"));
+            return false;
+        }
+        match db.read_only().await {
+            Ok(false) => true,
+            Ok(true) => {
+                // Only a status opens writes; an adopted lease keeps what is open.
+                let Some(d) = desired else {
+                    return false;
+                };
+                let started = Instant::now();
+                match db.wait_received_applied(d.catchup_timeout).await {
+                    Ok(()) => match db.set_writable(true).await {
+                        Ok(()) => {
+                            tracing::info!(host = %self.local.name, epoch = %d.epoch, catchup = ?started.elapsed(), "writes allowed (read_only=0)");
+                            true
+                        }
+                        Err(e) => {
+                            errors.push(format!("allowing writes: {e:#}"));
+                            false
+                        }
+                    },
+                    Err(e) => {
+                        errors.push(format!("catch-up before promotion: {e:#}"));
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                errors.push(format!("reading read_only: {e:#}"));
+                false
+            }
+        }
     }
 
     async fn apply_replication(
@@ -693,31 +904,6 @@ pub fn source_matches(current: &str, name: &str, ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lease_counts_from_when_the_leader_sent_it() {
-        let len = Duration::from_secs(2);
-        let now = 1_000_000;
-        assert_eq!(
-            lease_left(len, None, now),
-            len,
-            "no send time: from receipt"
-        );
-        assert_eq!(
-            lease_left(len, Some(now - 500), now),
-            Duration::from_millis(1500)
-        );
-        assert_eq!(
-            lease_left(len, Some(now - 3_000), now),
-            Duration::ZERO,
-            "spent in transit"
-        );
-        assert_eq!(
-            lease_left(len, Some(now + 200), now),
-            len,
-            "a sender clock ahead is no delay"
-        );
-    }
 
     #[test]
     fn source_matching() {

@@ -110,6 +110,15 @@ impl DbTarget {
     }
 }
 
+/// What [`Db::deny_writes`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Denied {
+    /// `read_only` was turned on by this call (the server was writable).
+    pub flipped: bool,
+    /// Client sessions killed.
+    pub killed: usize,
+}
+
 /// The replica side of the server (one `SHOW SLAVE STATUS` row).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaInfo {
@@ -188,14 +197,18 @@ impl Db {
         self.exec_timeout(sql, self.stmt_timeout).await
     }
 
-    async fn exec_timeout(&mut self, sql: &str, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn exec_timeout(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         tokio::time::timeout(timeout, self.conn.query_drop(sql))
             .await
             .map_err(|_| anyhow!("`{}` timed out after {timeout:?}", redact(sql)))?
             .with_context(|| format!("`{}` failed", redact(sql)))
     }
 
-    async fn query<T: FromRow + Send + 'static>(
+    pub(crate) async fn query<T: FromRow + Send + 'static>(
         &mut self,
         sql: &str,
         timeout: Duration,
@@ -206,7 +219,7 @@ impl Db {
             .with_context(|| format!("`{sql}` failed"))
     }
 
-    async fn query_first<T: FromRow + Send + 'static>(
+    pub(crate) async fn query_first<T: FromRow + Send + 'static>(
         &mut self,
         sql: &str,
     ) -> anyhow::Result<Option<T>> {
@@ -272,45 +285,55 @@ impl Db {
         self.exec(&format!("KILL QUERY {id}")).await
     }
 
-    /// Kills client sessions (not ours, not agent sessions, not system or replication threads), listing
-    /// again after each round, up to `max_rounds` rounds. Returns how many kills were issued.
+    /// One round of killing client sessions (not ours, not agent sessions, not system or replication
+    /// threads). Returns how many kills were issued.
+    pub async fn kill_round(&mut self, agent_user: &str) -> anyhow::Result<usize> {
+        let own = u64::from(self.conn.id());
+        let rows: Vec<(u64, Option<String>, Option<String>)> = self
+            .query(
+                "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
+                self.stmt_timeout,
+            )
+            .await?;
+        let victims: Vec<Session> = rows
+            .into_iter()
+            .map(|(id, user, command)| Session {
+                id,
+                user: user.unwrap_or_default(),
+                command: command.unwrap_or_default(),
+            })
+            .filter(|s| sql::should_kill(s, own, agent_user))
+            .collect();
+        let mut killed = 0;
+        for v in &victims {
+            match self.exec(&sql::kill(v.id)).await {
+                Ok(()) => killed += 1,
+                // 1094: unknown thread id: it ended by itself.
+                Err(e) if format!("{e:#}").contains("1094") => {}
+                Err(e) => return Err(e),
+            }
+            tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
+        }
+        Ok(killed)
+    }
+
+    /// Kills client sessions, listing again after each round, up to `max_rounds` rounds. Returns how many
+    /// kills were issued; fails when sessions are still alive after the last round.
     pub async fn kill_sessions(
         &mut self,
         agent_user: &str,
         max_rounds: u32,
     ) -> anyhow::Result<usize> {
-        let own = u64::from(self.conn.id());
         let mut killed = 0;
         for _round in 0..max_rounds.max(1) {
-            let rows: Vec<(u64, Option<String>, Option<String>)> = self
-                .query(
-                    "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
-                    self.stmt_timeout,
-                )
-                .await?;
-            let victims: Vec<Session> = rows
-                .into_iter()
-                .map(|(id, user, command)| Session {
-                    id,
-                    user: user.unwrap_or_default(),
-                    command: command.unwrap_or_default(),
-                })
-                .filter(|s| sql::should_kill(s, own, agent_user))
-                .collect();
-            if victims.is_empty() {
+            let n = self.kill_round(agent_user).await?;
+            if n == 0 {
                 return Ok(killed);
             }
-            for v in &victims {
-                match self.exec(&sql::kill(v.id)).await {
-                    Ok(()) => killed += 1,
-                    // 1094: unknown thread id: it ended by itself.
-                    Err(e) if format!("{e:#}").contains("1094") => {}
-                    Err(e) => return Err(e),
-                }
-                tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
-            }
+            killed += n;
             tokio::time::sleep(KILL_ROUND_PAUSE).await;
         }
+        let own = u64::from(self.conn.id());
         let left: Vec<(u64, Option<String>, Option<String>)> = self
             .query(
                 "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
@@ -335,6 +358,47 @@ impl Db {
             bail!("{left} client sessions still alive after {max_rounds} kill rounds");
         }
         Ok(killed)
+    }
+
+    /// Denies writes whatever client sessions hold, within `deadline`: while the server is writable,
+    /// kills every client session (lock holders, long statements, commits waiting for a semi-sync
+    /// acknowledgement) and sets `read_only` without waiting for locks, again until it holds; then kills
+    /// the sessions again (those that connected meanwhile, and privileged accounts that write through
+    /// `read_only`) when it flipped or `kill_anyway` (a lease that ran out). Verifies `read_only` at the
+    /// end: `Ok` means the server was seen read-only.
+    pub async fn deny_writes(
+        &mut self,
+        agent_user: &str,
+        max_kill_rounds: u32,
+        deadline: Duration,
+        kill_anyway: bool,
+    ) -> anyhow::Result<Denied> {
+        let until = std::time::Instant::now() + deadline;
+        let mut out = Denied::default();
+        let mut last_err = None;
+        self.exec("SET SESSION lock_wait_timeout = 0").await?;
+        while !self.read_only().await? {
+            if std::time::Instant::now() >= until {
+                let why = last_err
+                    .map(|e: anyhow::Error| format!(": {e:#}"))
+                    .unwrap_or_default();
+                bail!("the server is still writable after {deadline:?} of killing sessions and setting read_only{why}");
+            }
+            out.killed += self.kill_round(agent_user).await?;
+            match self.set_writable(false).await {
+                Ok(()) => out.flipped = true,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "setting read_only failed (a new lock holder?): killing and trying again");
+                    last_err = Some(e);
+                    tokio::time::sleep(KILL_ROUND_PAUSE).await;
+                }
+            }
+        }
+        self.exec("SET SESSION lock_wait_timeout = DEFAULT").await?;
+        if out.flipped || kill_anyway {
+            out.killed += self.kill_sessions(agent_user, max_kill_rounds).await?;
+        }
+        Ok(out)
     }
 
     /// The replica state; `None` when the server is not a replica.

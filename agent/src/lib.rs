@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cli;
 pub mod db;
 pub mod epoch;
+pub mod fence;
 pub mod garp;
 pub mod health;
 pub mod lease;
@@ -196,9 +197,9 @@ pub async fn run(
 
 /// The agent's periodic work: lease expiry, re-assertion, ARP refresh, metrics, the privilege warning.
 async fn housekeeping(agent: Arc<Agent>) {
-    // No status is known yet: the host is left as it is for the start-up grace (a restarted writer's
-    // agent is renewed within it), then writes are denied until a monitor grants the lease.
-    tracing::info!(grace = ?crate::agent::STARTUP_GRACE, "no status received yet: waiting for a monitor before changing anything");
+    // No status is known yet: a writer keeps only what is left of the lease kept in mysqld; any other
+    // host denies writes at once.
+    agent.start_fenced().await;
     let mut privileges_checked = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

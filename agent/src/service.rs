@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::Stream;
 use mmm_proto::agent_server::Agent as AgentRpc;
@@ -56,6 +56,7 @@ fn health_event(agent: &Agent, h: &HealthSnapshot) -> HealthEvent {
         agent_uptime_seconds: agent.uptime().as_secs(),
         observed_at_millis: now_millis(),
         writable: agent.writable_now(),
+        stamp: Some(agent.issue_stamp().into()),
     }
 }
 
@@ -75,7 +76,6 @@ impl AgentRpc for AgentService {
         &self,
         request: Request<SetStatusRequest>,
     ) -> Result<Response<SetStatusReply>, Status> {
-        let received_at = Instant::now();
         if let Some(policy) = &self.monitors_only {
             policy.check(&request).inspect_err(|e| {
                 tracing::warn!(monitor = %request.get_ref().monitor, error = %e.message(), "SetStatus refused");
@@ -85,7 +85,7 @@ impl AgentRpc for AgentService {
         let desired = validate_set_status(&self.agent.topo, &req).inspect_err(|e| {
             tracing::warn!(monitor = %req.monitor, host = %req.host, error = %e.message(), "SetStatus refused");
         })?;
-        let status = self.agent.set_status(desired, received_at).await?;
+        let status = self.agent.set_status(desired).await?;
         Ok(Response::new(SetStatusReply {
             protocol_version: PROTOCOL_VERSION,
             status: Some(status),
@@ -173,8 +173,6 @@ impl AgentRpc for AgentService {
         tokio::spawn(async move {
             let mut health = agent.health();
             let mut writable = agent.writable_changes();
-            let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
-            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let event = {
                     let h = health.borrow_and_update().clone();
@@ -184,11 +182,12 @@ impl AgentRpc for AgentService {
                 if tx.send(Ok(event)).await.is_err() {
                     break;
                 }
-                beat.reset();
+                // A writer's agent beats more often: the stamp a lease renewal echoes is that fresh.
+                let beat = tokio::time::sleep(agent.heartbeat_interval());
                 tokio::select! {
                     changed = health.changed() => if changed.is_err() { break },
                     changed = writable.changed() => if changed.is_err() { break },
-                    _ = beat.tick() => {},
+                    _ = beat => {},
                     _ = tx.closed() => break,
                 }
             }

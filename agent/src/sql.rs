@@ -234,19 +234,23 @@ pub struct Session {
     pub command: String,
 }
 
+/// Commands of server and replication threads a demotion never kills (a replica's `Binlog Dump`
+/// connection to this server included: it carries no client writes).
+pub const SPARED_COMMANDS: [&str; 7] = [
+    "Binlog Dump",
+    "Binlog Dump GTID",
+    "Daemon",
+    "Slave_IO",
+    "Slave_SQL",
+    "Slave_worker",
+    "Connect",
+];
+/// Users of the server's own threads a demotion never kills.
+pub const SPARED_USERS: [&str; 3] = ["system user", "event_scheduler", "DELAYED"];
+
 /// True when a demotion must kill this session: a client session that is not our own connection, not an
 /// agent session, and not a server or replication thread.
 pub fn should_kill(s: &Session, own_id: u64, agent_user: &str) -> bool {
-    const SPARED_COMMANDS: [&str; 7] = [
-        "Binlog Dump",
-        "Binlog Dump GTID",
-        "Daemon",
-        "Slave_IO",
-        "Slave_SQL",
-        "Slave_worker",
-        "Connect",
-    ];
-    const SPARED_USERS: [&str; 3] = ["system user", "event_scheduler", "DELAYED"];
     s.id != own_id
         && s.user != agent_user
         && !SPARED_USERS.contains(&s.user.as_str())

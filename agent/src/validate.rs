@@ -38,8 +38,8 @@ pub struct DesiredStatus {
     pub catchup_timeout: Duration,
     /// Planned hand-over of the writer role: hold writes and keep the writer VIP until released.
     pub hold_writes: bool,
-    /// When the leader sent it (its clock, ms since the Unix epoch); the lease counts from then.
-    pub sent_unix_ms: Option<u64>,
+    /// The agent's own stamp the lease counts from (see [`crate::lease`]).
+    pub stamp: Option<crate::lease::Stamp>,
 }
 
 impl DesiredStatus {
@@ -169,7 +169,10 @@ pub fn validate_set_status(
         monitor: req.monitor.clone(),
         catchup_timeout,
         hold_writes: req.hold_writes && !has_writer,
-        sent_unix_ms: (req.sent_unix_millis > 0).then_some(req.sent_unix_millis),
+        stamp: req.lease_stamp.map(|s| crate::lease::Stamp {
+            boot_id: s.boot_id,
+            seq: s.seq,
+        }),
     })
 }
 
@@ -245,7 +248,7 @@ mod tests {
             monitor: "mon1".into(),
             catchup_timeout_millis: 0,
             hold_writes: false,
-            sent_unix_millis: 0,
+            ..Default::default()
         }
     }
 

@@ -81,7 +81,7 @@ fn status(term: u64, index: u64) -> SetStatusRequest {
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
         hold_writes: false,
-        sent_unix_millis: 0,
+        ..Default::default()
     }
 }
 

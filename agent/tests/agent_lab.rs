@@ -81,14 +81,31 @@ fn req(
         lease_millis: lease_ms,
         monitor: "test".into(),
         hold_writes: false,
-        sent_unix_millis: 0,
         catchup_timeout_millis: 10_000,
+        ..Default::default()
     }
+}
+
+/// Names a fresh stamp of the agent (from GetStatus) in a request that grants a lease, as a leader
+/// does with the stamps it receives: the lease counts from when the agent made it.
+async fn stamped(c: &mut Client, mut r: SetStatusRequest) -> SetStatusRequest {
+    if r.lease_millis > 0 && r.lease_stamp.is_none() {
+        let st = c
+            .get_status(GetStatusRequest {
+                protocol_version: PROTOCOL_VERSION,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        r.lease_stamp = st.stamp;
+    }
+    r
 }
 
 /// `@@server_id` of whatever server answers on `ip` (app user), or None.
 /// Sends a status and returns the agent's status after applying it.
 async fn applied(c: &mut Client, r: SetStatusRequest) -> mmm_proto::AgentStatus {
+    let r = stamped(c, r).await;
     c.set_status(r)
         .await
         .unwrap()
@@ -217,21 +234,33 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
     let rvips = lab.reader_vips();
 
     // db1 becomes the writer; db3 gets a reader VIP.
-    a2.set_status(req("db2", (1, 1), &[], "db1", 0))
+    a2.set_status(stamped(&mut a2.clone(), req("db2", (1, 1), &[], "db1", 0)).await)
         .await
         .unwrap();
-    a3.set_status(req("db3", (1, 1), &[("reader", rvips[0])], "db1", 0))
-        .await
-        .unwrap();
+    a3.set_status(
+        stamped(
+            &mut a3.clone(),
+            req("db3", (1, 1), &[("reader", rvips[0])], "db1", 0),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     let reply = a1
-        .set_status(req(
-            "db1",
-            (1, 1),
-            &[("writer", wvip), ("reader", rvips[1])],
-            "db1",
-            30_000,
-        ))
+        .set_status(
+            stamped(
+                &mut a1.clone(),
+                req(
+                    "db1",
+                    (1, 1),
+                    &[("writer", wvip), ("reader", rvips[1])],
+                    "db1",
+                    30_000,
+                ),
+            )
+            .await,
+        )
         .await
         .unwrap();
     let acquired = t0.elapsed();
@@ -412,7 +441,13 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
 
     // A stale epoch is refused, also after the agent restarts.
     let err = a1
-        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
+        .set_status(
+            stamped(
+                &mut a1.clone(),
+                req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000),
+            )
+            .await,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
@@ -421,7 +456,13 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
     let _agent1 = spawn_agent(&lab, "db1", &configs, "agent-db1-restarted");
     let mut a1 = connect(ip1).await;
     let err = a1
-        .set_status(req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000))
+        .set_status(
+            stamped(
+                &mut a1.clone(),
+                req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000),
+            )
+            .await,
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
@@ -468,9 +509,15 @@ async fn agent_lab_lease_expiry_and_health_watch() {
 
     // A short lease, not renewed.
     let t0 = Instant::now();
-    a1.set_status(req("db1", (2, 1), &[("writer", wvip)], "db1", 1500))
-        .await
-        .unwrap();
+    a1.set_status(
+        stamped(
+            &mut a1.clone(),
+            req("db1", (2, 1), &[("writer", wvip)], "db1", 1500),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
     let reached = wait_server_via(&lab, wvip, 1, Duration::from_secs(1)).await + t0.elapsed();
     println!("lease test: call -> first client through the VIP: {reached:?}");
     let metrics = http_get(ip1, 9991, "/metrics").await;
@@ -534,20 +581,14 @@ async fn agent_lab_lease_expiry_and_health_watch() {
     assert_eq!(st.lease_remaining_millis, 0);
 
     // A renewal held up in a partition and delivered after its lease would have run out grants
-    // nothing: the lease counts from when the leader sent it.
-    let sent = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        - 3_000;
-    let st = applied(
+    // nothing: the lease counts from the agent's own stamp the renewal names, not from its arrival.
+    let old = stamped(
         &mut a1,
-        SetStatusRequest {
-            sent_unix_millis: sent,
-            ..req("db1", (2, 1), &[("writer", wvip)], "db1", 2_000)
-        },
+        req("db1", (2, 1), &[("writer", wvip)], "db1", 1_000),
     )
     .await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let st = applied(&mut a1, old).await;
     assert_eq!(st.lease_remaining_millis, 0, "{st:?}");
     assert!(
         read_only(&lab, "db1").await,
@@ -764,9 +805,15 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
     );
 
     // A hold nobody releases ends by itself.
-    a1.set_status(req("db1", (1, 5), &[("writer", wvip)], "db1", 30_000))
-        .await
-        .unwrap();
+    a1.set_status(
+        stamped(
+            &mut a1.clone(),
+            req("db1", (1, 5), &[("writer", wvip)], "db1", 30_000),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
     assert!(!read_only(&lab, "db1").await);
     let st = applied(&mut a1, hold((1, 6))).await;
     assert!(st.writes_held, "{st:?}");

@@ -43,7 +43,7 @@ fn valid() -> SetStatusRequest {
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
         hold_writes: false,
-        sent_unix_millis: 0,
+        ..Default::default()
     }
 }
 

@@ -18,7 +18,7 @@ use crate::network::{CallError, Network, Rpc, TransportOptions, MAX_MESSAGE_BYTE
 use crate::service::{local_read_index, local_write, RaftService};
 use crate::state::{ClusterState, Epoch, Request, Response};
 use crate::store::{self, LogStore, SmData};
-use crate::types::{node_id, Metrics, NodeId, NodeInfo, Raft};
+use crate::types::{epoch_of, node_id, Metrics, NodeId, NodeInfo, Raft};
 use crate::view::ClusterView;
 use crate::wire::{self, Forward, ForwardReply};
 
@@ -150,6 +150,14 @@ impl ConsensusNode {
     /// The locally applied state (may lag the leader; see [`read_linearizable`](Self::read_linearizable)).
     pub fn state(&self) -> Arc<ClusterState> {
         Arc::clone(&self.sm.read().unwrap_or_else(|e| e.into_inner()).state)
+    }
+
+    /// The state and the epoch it was read at (the log id of the last applied entry, blank entries of
+    /// a new leader included), in one read: a status pushed with this epoch says exactly this state.
+    pub fn state_and_epoch(&self) -> (Arc<ClusterState>, Epoch) {
+        let d = self.sm.read().unwrap_or_else(|e| e.into_inner());
+        let epoch = d.last_applied.as_ref().map(epoch_of).unwrap_or_default();
+        (Arc::clone(&d.state), epoch)
     }
 
     /// Woken with the epoch of every applied entry.

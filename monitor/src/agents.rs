@@ -44,6 +44,9 @@ pub struct AgentHealth {
     /// Health streams established so far: a new one means the agent (or the path to it) came back,
     /// and it should hear its status at once.
     pub connections: u64,
+    /// The newest stamp the agent sent on this stream and when it arrived: what a writer lease renewal
+    /// counts from (see `crate::lease`).
+    pub stamp: Option<(mmm_proto::LeaseStamp, Instant)>,
 }
 
 impl Default for AgentHealth {
@@ -56,6 +59,7 @@ impl Default for AgentHealth {
             writable: false,
             last_event: None,
             connections: 0,
+            stamp: None,
         }
     }
 }
@@ -270,6 +274,9 @@ impl AgentHub {
             h.uptime_s = Some(ev.agent_uptime_seconds);
             h.writable = ev.writable;
             h.last_event = Some(Instant::now());
+            if let Some(stamp) = ev.stamp {
+                h.stamp = Some((stamp, Instant::now()));
+            }
         });
     }
 

@@ -5,13 +5,19 @@
 //! Followers run the same task but it idles until they become leader. All it knows about agents
 //! (what they acknowledged, when the writer's lease was last renewed) is per leadership: a new leader
 //! starts from nothing and assumes the worst about leases granted by its predecessor.
+//!
+//! Lease renewals have a path of their own (a task per leadership, [`renew_loop`]), so a slow commit or
+//! a `pre_failover` hook in the round never lets a healthy writer's lease run out. Every push reads the
+//! state and its epoch in one read, so a status always goes out with the epoch of the state it says;
+//! an old writer's demotion counts only when the status it acknowledged is a demotion. The arithmetic
+//! of when a lease is certainly over is in [`crate::lease`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mmm_consensus::{epoch_of, ClusterState, Command, Epoch, Request};
-use mmm_proto::{RoleIp, SetStatusRequest};
+use mmm_consensus::{ClusterState, Command, Epoch, Request};
+use mmm_proto::{LeaseStamp, RoleIp, SetStatusRequest};
 use tokio::sync::watch;
 
 use crate::context::MonitorContext;
@@ -19,6 +25,7 @@ use crate::control::host_state_to_proto;
 use crate::engine::{
     self, Action, AgentFacts, DesiredStatus, EngineConfig, Input, StartupEvidence,
 };
+use crate::lease::{lease_over_at, LeaseBounds};
 
 /// How often the loop runs without a wake-up.
 const TICK: Duration = Duration::from_millis(100);
@@ -37,6 +44,9 @@ const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the renewal task looks whether the writer's lease is due (a third of the lease is the
+/// renewal period; this only bounds how late within it a renewal goes out).
+const RENEW_TICK: Duration = Duration::from_millis(50);
 
 /// Milliseconds since the Unix epoch (the leader's clock stamps its proposals).
 pub fn now_ms() -> u64 {
@@ -54,8 +64,15 @@ struct AgentTrack {
     acked_status: Option<DesiredStatus>,
     /// When the last push was acknowledged.
     acked_at: Option<Instant>,
-    /// When (ms) a writer lease was last sent (acknowledged or not: it may still arrive).
-    lease_sent_ms: Option<u64>,
+    /// When a writer lease was last sent (acknowledged or not: it may still arrive), on this
+    /// monitor's monotonic clock, taken after the stamp it echoes was received.
+    lease_sent_at: Option<Instant>,
+    /// The stamp of the agent's last reply, and when it arrived (a renewal echoes the freshest stamp
+    /// of the agent's current run, from this or its health stream).
+    reply_stamp: Option<(LeaseStamp, Instant)>,
+    /// Highest epoch at which the agent acknowledged a status that denies it writes (verified by the
+    /// agent: read_only read back, or mysqld certainly down).
+    demotion_acked_epoch: Option<Epoch>,
     /// A push is under way; no second one is started.
     in_flight: bool,
     /// The agent's last reply said it holds the writer role with a valid lease.
@@ -85,24 +102,41 @@ struct AgentTrack {
     pushed_connection: u64,
 }
 
-/// State of one leadership.
-struct Leadership {
-    /// When this node became leader (ms): leases of the previous leader are assumed to run until
-    /// this time plus a lease and the margin.
-    since_ms: u64,
+/// What pushing needs, shared by the round and the renewal task of one leadership.
+#[derive(Clone)]
+struct Pusher {
     /// Per host.
     tracks: Arc<Mutex<BTreeMap<String, AgentTrack>>>,
+    /// Signalled when a push finishes, so the next step of a failover follows at once.
+    pushed: Arc<tokio::sync::Notify>,
+    /// The lease arithmetic of this cluster.
+    bounds: LeaseBounds,
+}
+
+/// State of one leadership.
+struct Leadership {
+    /// When this node noticed it became leader: leases of the previous leader are assumed to run
+    /// until [`crate::lease::inherited_lease_over_after`] this.
+    since: Instant,
+    /// Per host, and the push signal.
+    pusher: Pusher,
+    /// The lease renewal task of this leadership (stopped with it).
+    renewer: tokio::task::JoinHandle<()>,
     /// Startup evidence, gathered once when the cluster has no writer yet.
     startup: Option<StartupEvidence>,
     /// Errant transaction checks of returning hosts (polled off the hot path, cached).
     errant: crate::errant::ErrantPoller,
     /// Hook events whose hook this leadership is running (not started twice).
     hooks_running: Arc<Mutex<std::collections::BTreeSet<crate::hooks::EventKey>>>,
-    /// Signalled when a push finishes, so the next step of a failover follows at once.
-    pushed: Arc<tokio::sync::Notify>,
     /// The engine's log lines of the last round: a condition that lasts (e.g. waiting for evidence)
     /// is logged when it starts, not once per round.
     logged: std::collections::BTreeSet<(Option<String>, String)>,
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,7 +154,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leadership: Option<Leadership> = None;
     loop {
-        let pushed = leadership.as_ref().map(|l| Arc::clone(&l.pushed));
+        let pushed = leadership.as_ref().map(|l| Arc::clone(&l.pusher.pushed));
         tokio::select! {
             _ = tick.tick() => {}
             _ = async { match &pushed { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
@@ -137,14 +171,27 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let l = leadership.get_or_insert_with(|| {
-            tracing::info!(monitor = %ctx.name, "became leader: taking over decisions");
-            Leadership {
-                since_ms: now_ms(),
+            let pusher = Pusher {
                 tracks: Arc::default(),
+                pushed: Arc::default(),
+                bounds: LeaseBounds::new(Duration::from_millis(ecfg.writer_lease_ms)),
+            };
+            tracing::info!(
+                monitor = %ctx.name,
+                inherited_lease_wait_ms = pusher.bounds.after_leadership_start().as_millis() as u64,
+                "became leader: taking over decisions"
+            );
+            Leadership {
+                since: Instant::now(),
+                renewer: tokio::spawn(renew_loop(
+                    Arc::clone(&ctx),
+                    Arc::clone(&ecfg),
+                    pusher.clone(),
+                )),
+                pusher,
                 startup: None,
                 errant: Default::default(),
                 hooks_running: Arc::default(),
-                pushed: Arc::default(),
                 logged: Default::default(),
             }
         });
@@ -172,8 +219,7 @@ async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Lead
     let input = gather_input(ctx, ecfg, l, &state);
     let out = engine::decide(&state, &input, ecfg);
     let committed = commit_round(ctx, out.proposals).await;
-    let state = ctx.consensus.state();
-    let epoch = current_epoch(ctx);
+    let (state, epoch) = ctx.consensus.state_and_epoch();
     let mut logged = std::collections::BTreeSet::new();
     for action in out.actions {
         if !committed {
@@ -190,20 +236,25 @@ async fn round(ctx: &Arc<MonitorContext>, ecfg: &Arc<EngineConfig>, l: &mut Lead
         act(ctx, l, &state, action);
     }
     l.logged = logged;
-    push_all(ctx, ecfg, l, &state, epoch);
+    push_all(ctx, ecfg, &l.pusher, &state, epoch, false);
     crate::hooks::run_pending(ctx, &l.hooks_running);
 }
 
-/// The epoch pushed to agents: the log id of the last applied entry (new leaders commit a blank
-/// entry at their term first, so every leader's epochs are higher than its predecessors').
-fn current_epoch(ctx: &MonitorContext) -> Epoch {
-    ctx.consensus
-        .metrics()
-        .borrow()
-        .last_applied
-        .as_ref()
-        .map(epoch_of)
-        .unwrap_or_default()
+/// The lease renewal path of one leadership: independent of the round (whose commits and hooks may
+/// take seconds), it renews the committed writer's lease when it is due. The epoch pushed is the log
+/// id of the last applied entry read together with the state (new leaders commit a blank entry at
+/// their term first, so every leader's epochs are higher than its predecessors').
+async fn renew_loop(ctx: Arc<MonitorContext>, ecfg: Arc<EngineConfig>, pusher: Pusher) {
+    let mut tick = tokio::time::interval(RENEW_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !ctx.consensus.is_leader() {
+            continue;
+        }
+        let (state, epoch) = ctx.consensus.state_and_epoch();
+        push_all(&ctx, &ecfg, &pusher, &state, epoch, true);
+    }
 }
 
 /// Commits a round's proposals in order: each run of ordinary decisions as one log entry, and a
@@ -320,8 +371,8 @@ fn gather_input(
             )
         })
         .collect();
-    let tracks = lock(&l.tracks).clone();
-    let lease_ms = ecfg.writer_lease_ms;
+    let tracks = lock(&l.pusher.tracks).clone();
+    let mono_now = Instant::now();
     let agents = ctx
         .config
         .hosts
@@ -331,19 +382,18 @@ fn gather_input(
             let t = tracks.get(host).cloned().unwrap_or_default();
             let holds_writer = state.active_master.as_deref() == Some(host.as_str());
             // The writer's lease may have been renewed by the previous leader up to the moment this
-            // one took over, and by this one up to its last send.
+            // one took over, and by this one up to its last send; counted on this monitor's monotonic
+            // clock and handed to the engine as a time of this round's clock.
             let lease_expires_ms = holds_writer.then(|| {
-                let inherited = l.since_ms + lease_ms + ecfg.lease_margin_ms;
-                let own = t
-                    .lease_sent_ms
-                    .map_or(0, |s| s + lease_ms + ecfg.lease_margin_ms);
-                inherited.max(own)
+                let over = lease_over_at(&l.pusher.bounds, l.since, t.lease_sent_at);
+                now + over.saturating_duration_since(mono_now).as_millis() as u64
             });
             (
                 host.clone(),
                 AgentFacts {
                     reachable: health.reachable,
                     acked_epoch: t.acked_epoch,
+                    demotion_acked_epoch: t.demotion_acked_epoch,
                     writable: health.writable || t.writable,
                     holds_writer_vip: holds_writer,
                     lease_expires_ms,
@@ -375,11 +425,14 @@ fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action:
             // The candidate's agent applies its relay log before it opens writes (bounded by the
             // catch-up timeout) and refuses to open when it cannot; here we only need it reachable.
             if ctx.agents.health(&host).reachable {
-                lock(&l.tracks).entry(host).or_default().caught_up_for = Some(epoch);
+                lock(&l.pusher.tracks)
+                    .entry(host)
+                    .or_default()
+                    .caught_up_for = Some(epoch);
             }
         }
         Action::Repoint { host, master, .. } => {
-            if let Some(t) = lock(&l.tracks).get_mut(&host) {
+            if let Some(t) = lock(&l.pusher.tracks).get_mut(&host) {
                 t.acked_status = None;
                 t.repointed_to = None;
             }
@@ -389,7 +442,7 @@ fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action:
             let Some(bin) = ctx.config.monitor.kill_host_bin.clone() else {
                 return;
             };
-            let tracks = Arc::clone(&l.tracks);
+            let tracks = Arc::clone(&l.pusher.tracks);
             let timeout = ctx.config.monitor.hook_timeout;
             tokio::spawn(async move {
                 let run = tokio::process::Command::new(&bin)
@@ -422,24 +475,28 @@ fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action:
 }
 
 /// Pushes to every agent whose committed status it has not acknowledged, and renews the writer's
-/// lease (and re-asserts everyone's status) every third of a lease.
+/// lease (and re-asserts everyone's status) every third of a lease. `writer_only`: the renewal task's
+/// call, which looks at the writer alone.
 fn push_all(
     ctx: &Arc<MonitorContext>,
     ecfg: &Arc<EngineConfig>,
-    l: &Leadership,
+    p: &Pusher,
     state: &ClusterState,
     epoch: Epoch,
+    writer_only: bool,
 ) {
     let renew_every = Duration::from_millis(ecfg.writer_lease_ms / 3);
-    let confirmed = ctx
-        .consensus
-        .leadership_confirmed_within()
-        .is_some_and(|d| d.as_millis() as u64 <= ecfg.writer_lease_ms / 3);
+    let confirmed = p
+        .bounds
+        .may_renew(ctx.consensus.leadership_confirmed_within());
     for host in ctx.config.hosts.keys() {
         let desired = engine::agent_status_for(state, host, ecfg);
+        if writer_only && !desired.writer {
+            continue;
+        }
         let health = ctx.agents.health(host);
         let (due, in_flight) = {
-            let tracks = lock(&l.tracks);
+            let tracks = lock(&p.tracks);
             let t = tracks.get(host);
             let changed = t.and_then(|t| t.acked_status.as_ref()) != Some(&desired)
                 || t.and_then(|t| t.acked_epoch)
@@ -465,7 +522,7 @@ fn push_all(
         if !due || in_flight {
             continue;
         }
-        if releases_hold_too_early(l, state, host, &desired) {
+        if releases_hold_too_early(p, state, host, &desired) {
             continue;
         }
         if desired.writer && !confirmed {
@@ -473,7 +530,7 @@ fn push_all(
             continue;
         }
         let (failed_at, backoff_from) =
-            lock(&l.tracks)
+            lock(&p.tracks)
                 .get(host)
                 .filter(|t| t.unreachable)
                 .map_or((None, None), |t| {
@@ -492,12 +549,12 @@ fn push_all(
         }
         spawn_push(
             ctx,
-            l,
+            p,
             host.clone(),
             desired,
             epoch,
             ecfg.writer_lease_ms,
-            health.connections,
+            &health,
         );
     }
 }
@@ -506,7 +563,7 @@ fn push_all(
 /// should wait: the held client sessions are killed on release, and reconnect at once, so they must
 /// find the writer VIP already on the new writer. The wait is bounded by [`HOLD_RELEASE_WAIT`].
 fn releases_hold_too_early(
-    l: &Leadership,
+    p: &Pusher,
     state: &ClusterState,
     host: &str,
     desired: &DesiredStatus,
@@ -514,7 +571,7 @@ fn releases_hold_too_early(
     if desired.hold_writes {
         return false;
     }
-    let tracks = lock(&l.tracks);
+    let tracks = lock(&p.tracks);
     let Some(since) = tracks.get(host).and_then(|t| t.writes_held_since) else {
         return false;
     };
@@ -535,30 +592,58 @@ fn push_backoff(failures: u32) -> Duration {
     Duration::from_millis(ms).min(PUSH_BACKOFF_MAX)
 }
 
-/// Sends `desired` to `host`'s agent in the background; `connection` is the agent's health-stream
-/// connection count seen now (a later reconnect makes the status due again).
+/// The freshest stamp of the agent's newest run, from its health stream or its last reply.
+fn freshest_stamp(
+    stream: Option<(LeaseStamp, Instant)>,
+    reply: Option<(LeaseStamp, Instant)>,
+) -> Option<LeaseStamp> {
+    match (stream, reply) {
+        (Some((a, at)), Some((b, bt))) => Some(if a.boot_id == b.boot_id {
+            if a.seq >= b.seq {
+                a
+            } else {
+                b
+            }
+        } else if at >= bt {
+            a
+        } else {
+            b
+        }),
+        (a, b) => a.or(b).map(|(s, _)| s),
+    }
+}
+
+/// Sends `desired` to `host`'s agent in the background; `health` is what its health stream said last
+/// (a later reconnect makes the status due again; its stamp may name the lease's start).
 fn spawn_push(
     ctx: &Arc<MonitorContext>,
-    l: &Leadership,
+    p: &Pusher,
     host: String,
     desired: DesiredStatus,
     epoch: Epoch,
     lease_ms: u64,
-    connection: u64,
+    health: &crate::agents::AgentHealth,
 ) {
-    let tracks = Arc::clone(&l.tracks);
-    let pushed = Arc::clone(&l.pushed);
-    let sent_ms = now_ms();
-    {
+    let tracks = Arc::clone(&p.tracks);
+    let pushed = Arc::clone(&p.pushed);
+    let stamp = {
         let mut t = lock(&tracks);
         let t = t.entry(host.clone()).or_default();
         t.in_flight = true;
-        t.pushed_connection = connection;
+        t.pushed_connection = health.connections;
+        let stamp = desired
+            .writer
+            .then(|| freshest_stamp(health.stamp, t.reply_stamp))
+            .flatten();
         if desired.writer {
-            t.lease_sent_ms = Some(sent_ms);
-            ctx.metrics.lease_sent(sent_ms, lease_ms);
+            // Taken after the stamp arrived: the agent's lease, counted from the stamp, ends before
+            // the estimate counted from here.
+            let sent_at = Instant::now();
+            t.lease_sent_at = Some(sent_at);
+            ctx.metrics.lease_sent(now_ms(), lease_ms);
         }
-    }
+        stamp
+    };
     let ctx = Arc::clone(ctx);
     tokio::spawn(async move {
         let req = SetStatusRequest {
@@ -582,7 +667,7 @@ fn spawn_push(
             monitor: String::new(),
             catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
             hold_writes: desired.hold_writes,
-            sent_unix_millis: sent_ms,
+            lease_stamp: stamp,
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
@@ -628,6 +713,9 @@ fn record_push(
     }
     match result {
         Ok(status) => {
+            if let Some(stamp) = status.stamp {
+                t.reply_stamp = Some((stamp, Instant::now()));
+            }
             if !status.last_error.is_empty() {
                 tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");
                 t.last_error = Some(status.last_error.clone());
@@ -639,6 +727,9 @@ fn record_push(
             }
             t.acked_epoch = Some(epoch);
             t.acked_at = Some(Instant::now());
+            if !desired.writer {
+                t.demotion_acked_epoch = t.demotion_acked_epoch.max(Some(epoch));
+            }
             t.writable = desired.writer && !status.lease_expired;
             t.writes_held_since = match (status.writes_held, t.writes_held_since) {
                 (true, since) => since.or_else(|| Some(Instant::now())),

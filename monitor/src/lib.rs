@@ -17,6 +17,7 @@ pub mod engine;
 pub mod errant;
 pub mod hooks;
 pub mod leader;
+pub mod lease;
 pub mod logging;
 pub mod membership;
 pub mod metrics;

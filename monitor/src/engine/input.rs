@@ -65,12 +65,17 @@ pub struct AgentFacts {
     pub reachable: bool,
     /// Highest epoch the agent acknowledged (it applied the status committed at that epoch).
     pub acked_epoch: Option<Epoch>,
+    /// Highest epoch at which the agent acknowledged a status denying it writes, verified by the agent
+    /// (`read_only` read back, or mysqld certainly down). Only this counts as a demotion: a writer's
+    /// lease renewal at the same epoch does not.
+    pub demotion_acked_epoch: Option<Epoch>,
     /// The agent reports `read_only=0` (it acts as a writer).
     pub writable: bool,
     /// The agent reports holding a writer VIP.
     pub holds_writer_vip: bool,
-    /// Leader's conservative estimate of when the agent's writer lease ends: last renewal sent + lease +
-    /// RPC timeout. `None` when this leader never granted one.
+    /// Leader's conservative estimate of when the old writer certainly writes no more: the later of its
+    /// own last renewal and its leadership's start, plus the lease, the fence in mysqld and the margins
+    /// of `crate::lease`. `None` when the host does not hold the writer role.
     pub lease_expires_ms: Option<u64>,
     /// The failover (by its start epoch) for which this agent, as candidate, reported its relay log applied.
     pub caught_up_for: Option<Epoch>,

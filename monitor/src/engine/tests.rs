@@ -140,6 +140,7 @@ fn healthy_input(c: &EngineConfig, s: &ClusterState, now: u64) -> Input {
             let f = AgentFacts {
                 reachable: true,
                 acked_epoch: Some(s.last_epoch),
+                demotion_acked_epoch: (!writer).then_some(s.last_epoch),
                 writable: writer,
                 holds_writer_vip: writer,
                 ..Default::default()
@@ -1212,9 +1213,10 @@ fn demotion_evidence_table() {
         },
     );
     let started = Epoch { term: 2, index: 20 };
-    // (acked epoch, kill ok at, leader's lease estimate, now offset, advances)
+    // (acked demotion epoch, kill ok at, leader's lease estimate, now offset, advances)
     let rows: Vec<(Option<Epoch>, Option<Epoch>, Option<u64>, u64, bool)> = vec![
         (Some(started), None, None, 10, true),
+        // A writer status acknowledged at the failover's epoch (a renewal) is no demotion: see below.
         (Some(Epoch { term: 2, index: 19 }), None, None, 10, false),
         (None, Some(started), None, 10, true),
         (None, Some(Epoch { term: 1, index: 5 }), None, 10, false),
@@ -1233,6 +1235,7 @@ fn demotion_evidence_table() {
         let f = facts(&mut input, "db1");
         f.reachable = ack.is_some();
         f.acked_epoch = ack;
+        f.demotion_acked_epoch = ack;
         f.kill_host_ok_at = kill;
         f.lease_expires_ms = lease;
         let out = decide(&s, &input, &c);
@@ -1241,6 +1244,21 @@ fn demotion_evidence_table() {
         });
         assert_eq!(got, advances, "row {i}: {}", reasons(&out));
     }
+    // The old writer acknowledged a status at the failover's epoch, but it was a lease renewal (a
+    // writer status read before the failover was committed): not a demotion, the failover waits.
+    let mut input = healthy_input(&c, &s, NOW + 10);
+    fail(&mut input, "db1", "mysql");
+    let f = facts(&mut input, "db1");
+    f.acked_epoch = Some(started);
+    f.demotion_acked_epoch = None;
+    let out = decide(&s, &input, &c);
+    assert!(
+        !commands(&out).contains(&Command::FailoverStep {
+            step: FailoverStep::CatchUp
+        }),
+        "a renewal is no demotion: {}",
+        reasons(&out)
+    );
 }
 
 fn failover_at(c: &EngineConfig, step: FailoverStep, step_since: u64) -> (ClusterState, Epoch) {
@@ -1734,7 +1752,7 @@ fn forced_move_to_replication_fail_host_completes() {
     assert!(!agent_status_for(&s, "db2", &c).hold_writes);
     let mut input = healthy_input(&c, &s, NOW + 100);
     fail(&mut input, "db2", "rep_threads");
-    facts(&mut input, "db1").acked_epoch = Some(started);
+    facts(&mut input, "db1").demotion_acked_epoch = Some(started);
     facts(&mut input, "db2").caught_up_for = Some(started);
     for h in ["db1", "db3", "db4"] {
         facts(&mut input, h).repointed_to = Some("db2".into());

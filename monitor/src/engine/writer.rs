@@ -3,8 +3,9 @@
 //!
 //! Steps (each committed before it is carried out, so a new leader resumes where the old one stopped):
 //! 1. `BeginFailover` with the writer IP taken from the old writer (pushes tell it to deny writes).
-//! 2. `DemoteOld` → `CatchUp` once the old writer acknowledged a status at an epoch ≥ the failover's start,
-//!    or its lease has certainly run out, or `kill_host_bin` succeeded against it.
+//! 2. `DemoteOld` → `CatchUp` once the old writer acknowledged a status denying it writes at an epoch ≥
+//!    the failover's start (the agent acknowledges only what it verified), or its lease and the fence in
+//!    mysqld have certainly run out, or `kill_host_bin` succeeded against it.
 //! 3. `CatchUp` → `Repoint` once the candidate reports its relay log applied for this failover. A
 //!    candidate that cannot catch up within `catch_up_timeout_ms` is not promoted blindly: the failover is
 //!    abandoned and the cluster goes to PASSIVE with a cause, because any other candidate would be
@@ -348,7 +349,7 @@ fn demoted(round: &Round<'_>, f: &Failover) -> Option<String> {
         return Some("there is no previous writer".into());
     };
     let facts = round.input.agent(old);
-    if let Some(e) = facts.acked_epoch.filter(|e| *e >= f.started_epoch) {
+    if let Some(e) = facts.demotion_acked_epoch.filter(|e| *e >= f.started_epoch) {
         return Some(format!("{old} acknowledged its demotion at epoch {e}"));
     }
     if facts.kill_host_ok_at.is_some_and(|e| e >= f.started_epoch) {

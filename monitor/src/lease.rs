@@ -1,0 +1,161 @@
+//! The leader's side of the writer lease: when it may renew, and until when it must assume a lease it (or
+//! a predecessor) granted may still let the old writer write. All the margin arithmetic is here.
+//!
+//! What the agent does (see `mmm_agent::lease` and `mmm_agent::fence`): its lease ends at `stamp + L` on
+//! its own monotonic clock, where the stamp is one of its own messages that the leader had received before
+//! it sent the renewal; the same end is kept in mysqld, whose fence denies writes within `F`
+//! (`mmm_proto::FENCE_BOUND_MILLIS`) after it, whether or not the agent is alive.
+//!
+//! Assumptions: clocks run at rates that differ by at most `ρ` ([`CLOCK_RATE_BOUND`]); nothing assumes
+//! synchronized wall clocks. A renewal is sent only while a quorum of monitors acknowledged this leader
+//! within `A` ([`RENEW_MAX_QUORUM_ACK_AGE`]).
+//!
+//! Guarantees, in real time:
+//! - own renewal sent at `s` (captured before the request is built, after the stamp was received): the
+//!   agent's lease ends before `s + L(1+ρ)`, writes stop before `s + L(1+ρ) + F(1+ρ)`;
+//!   [`own_lease_over_after`] adds a slack `ε` for timer granularity.
+//! - a predecessor's renewals: it renewed only while a quorum acknowledged it within `A`; this leader was
+//!   elected with a vote from at least one of that quorum, given after its acknowledgement, so the
+//!   predecessor's last renewal was sent before `election + A`. This leader noticed its election no
+//!   earlier than the election, so [`inherited_lease_over_after`] (`since + A + L(1+ρ) + F(1+ρ) + ε`) is
+//!   safe counted from when it noticed.
+
+use std::time::{Duration, Instant};
+
+/// Largest relative difference between two clocks' rates assumed (1 %: far above what NTP-disciplined
+/// or even free-running quartz clocks drift, so a virtual machine's clock counts too).
+pub const CLOCK_RATE_BOUND: f64 = 0.01;
+/// Slack for timer granularity and scheduling between a deadline and the code that acts on it.
+pub const SLACK: Duration = Duration::from_millis(50);
+/// A leader renews a lease only while a quorum acknowledged it this recently (openraft heartbeats every
+/// 50 ms, so a healthy leader's acknowledgement is at most about that old).
+pub const RENEW_MAX_QUORUM_ACK_AGE: Duration = Duration::from_millis(250);
+
+/// The lease parameters of one cluster.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaseBounds {
+    /// Lease length granted with each renewal.
+    pub lease: Duration,
+    /// Bound of the fence kept in mysqld after the lease ends.
+    pub fence: Duration,
+    /// Largest quorum-acknowledgement age at which a renewal is still sent.
+    pub max_ack_age: Duration,
+    /// Relative clock-rate difference assumed.
+    pub rate: f64,
+    /// Timer slack.
+    pub slack: Duration,
+}
+
+impl LeaseBounds {
+    /// The defaults for a lease of `lease`.
+    pub fn new(lease: Duration) -> Self {
+        LeaseBounds {
+            lease,
+            fence: Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS),
+            max_ack_age: RENEW_MAX_QUORUM_ACK_AGE,
+            rate: CLOCK_RATE_BOUND,
+            slack: SLACK,
+        }
+    }
+
+    /// `d` stretched by the clock-rate bound (rounded up to a millisecond).
+    fn stretched(&self, d: Duration) -> Duration {
+        let ms = d.as_secs_f64() * 1000.0 * (1.0 + self.rate);
+        Duration::from_millis(ms.ceil() as u64)
+    }
+
+    /// Time after its own renewal's sending at which the old writer certainly writes no more.
+    pub fn after_own_renewal(&self) -> Duration {
+        self.stretched(self.lease) + self.stretched(self.fence) + self.slack
+    }
+
+    /// Time after this node noticed it became leader at which every lease a predecessor granted is
+    /// certainly over, fence included.
+    pub fn after_leadership_start(&self) -> Duration {
+        self.max_ack_age + self.after_own_renewal()
+    }
+
+    /// Whether a renewal may be sent with the quorum last acknowledged `ack_age` ago.
+    pub fn may_renew(&self, ack_age: Option<Duration>) -> bool {
+        ack_age.is_some_and(|a| a <= self.max_ack_age)
+    }
+}
+
+/// When the writer's lease is certainly over, fence included, for a leader that took over at `since` and
+/// last sent a renewal at `last_sent` (if it did).
+pub fn lease_over_at(b: &LeaseBounds, since: Instant, last_sent: Option<Instant>) -> Instant {
+    let inherited = inherited_lease_over_after(b, since);
+    match last_sent {
+        Some(s) => inherited.max(own_lease_over_after(b, s)),
+        None => inherited,
+    }
+}
+
+/// See [`LeaseBounds::after_own_renewal`].
+pub fn own_lease_over_after(b: &LeaseBounds, sent: Instant) -> Instant {
+    sent + b.after_own_renewal()
+}
+
+/// See [`LeaseBounds::after_leadership_start`].
+pub fn inherited_lease_over_after(b: &LeaseBounds, since: Instant) -> Instant {
+    since + b.after_leadership_start()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn margins_table() {
+        // (lease, fence, max ack age, rate, slack) -> (after own renewal, after leadership start)
+        let cases = [
+            ((2000, 400, 250, 0.01, 50), (2020 + 404 + 50, 250 + 2474)),
+            ((2000, 400, 250, 0.0, 0), (2400, 2650)),
+            ((3000, 400, 250, 0.01, 50), (3030 + 404 + 50, 250 + 3484)),
+            ((500, 0, 100, 0.01, 10), (505 + 10, 100 + 515)),
+        ];
+        for ((lease, fence, ack, rate, slack), (own, inherited)) in cases {
+            let b = LeaseBounds {
+                lease: lease * MS,
+                fence: fence * MS,
+                max_ack_age: ack * MS,
+                rate,
+                slack: slack * MS,
+            };
+            assert_eq!(
+                b.after_own_renewal(),
+                own * MS,
+                "{lease} {fence} {ack} {rate}"
+            );
+            assert_eq!(b.after_leadership_start(), inherited * MS);
+        }
+    }
+
+    #[test]
+    fn the_later_of_own_and_inherited_counts() {
+        let b = LeaseBounds::new(2000 * MS);
+        let t0 = Instant::now();
+        assert_eq!(lease_over_at(&b, t0, None), t0 + b.after_leadership_start());
+        assert_eq!(
+            lease_over_at(&b, t0, Some(t0 + 10 * MS)),
+            t0 + b.after_leadership_start(),
+            "an early own renewal ends before the inherited bound"
+        );
+        let late = t0 + 1000 * MS;
+        assert_eq!(
+            lease_over_at(&b, t0, Some(late)),
+            late + b.after_own_renewal()
+        );
+    }
+
+    #[test]
+    fn renewals_need_a_fresh_quorum() {
+        let b = LeaseBounds::new(2000 * MS);
+        assert!(b.may_renew(Some(40 * MS)));
+        assert!(b.may_renew(Some(250 * MS)));
+        assert!(!b.may_renew(Some(251 * MS)));
+        assert!(!b.may_renew(None), "not the leader");
+    }
+}
