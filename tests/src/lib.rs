@@ -15,6 +15,7 @@ mod lab;
 mod mariadb;
 mod names;
 mod net;
+pub mod oracle;
 mod process;
 mod slot;
 pub mod users;
