@@ -837,7 +837,7 @@ async fn oracle_negative_dropped_acknowledged_row_is_reported() -> anyhow::Resul
         println!("  {f}");
     }
     let lost: Vec<(&str, &LostWrite)> = report.lost();
-    let expected = vec![
+    let expected = [
         LostWrite::Insert {
             id,
             by: "db1".into(),
