@@ -462,7 +462,8 @@ impl Oracle {
     }
 }
 
-/// Reads the final data of the final writer and the converging hosts, until they agree or the bound passes.
+/// Reads the final data of the final writer and the converging hosts once replication has settled on each
+/// of them ([`state::settled`]) and they agree, or when [`CONVERGE_TIMEOUT`] has passed.
 async fn final_states(
     lab: &Lab,
     final_writer: &str,
@@ -475,19 +476,37 @@ async fn final_states(
             bail!("the lab has no DB host {n}");
         }
     }
+    let sockets_by_ip = lab
+        .hosts()
+        .iter()
+        .map(|h| (h.ip.to_string(), h.socket.clone()))
+        .collect();
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     loop {
-        let mut out = BTreeMap::new();
+        let expired = Instant::now() >= deadline;
+        let mut all_settled = true;
         for n in &names {
-            let r = state::read(&lab.host(n).socket)
+            if !state::settled(&lab.host(n).socket, &sockets_by_ip)
                 .await
-                .map_err(|e| format!("{e:#}"));
-            out.insert(n.to_string(), r);
+                .unwrap_or(false)
+            {
+                all_settled = false;
+                break;
+            }
         }
-        let reference = out.get(final_writer).and_then(|r| r.as_ref().ok());
-        let agreed = reference.is_some() && out.values().all(|r| r.as_ref().ok() == reference);
-        if agreed || Instant::now() >= deadline {
-            return Ok(out);
+        if all_settled || expired {
+            let mut out = BTreeMap::new();
+            for n in &names {
+                let r = state::read(&lab.host(n).socket)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                out.insert(n.to_string(), r);
+            }
+            let reference = out.get(final_writer).and_then(|r| r.as_ref().ok());
+            let agreed = reference.is_some() && out.values().all(|r| r.as_ref().ok() == reference);
+            if agreed || expired {
+                return Ok(out);
+            }
         }
         tokio::time::sleep(POLL).await;
     }

@@ -75,3 +75,91 @@ pub(super) async fn read(socket: &Path) -> anyhow::Result<FinalState> {
         )
     })?
 }
+
+/// Per replication domain, the highest sequence number in a GTID position (`0-1-12,1-2-5`).
+pub fn gtid_seqs(pos: &str) -> BTreeMap<u32, u64> {
+    let mut out = BTreeMap::new();
+    for gtid in pos.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let mut parts = gtid.split('-');
+        let (Some(d), Some(_server), Some(seq)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if let (Ok(d), Ok(seq)) = (d.parse::<u32>(), seq.parse::<u64>()) {
+            let e = out.entry(d).or_insert(0);
+            *e = (*e).max(seq);
+        }
+    }
+    out
+}
+
+/// True when `have` contains every domain of `need` at least as far.
+pub fn gtid_covers(have: &str, need: &str) -> bool {
+    let have = gtid_seqs(have);
+    gtid_seqs(need)
+        .into_iter()
+        .all(|(d, seq)| have.get(&d).is_some_and(|h| *h >= seq))
+}
+
+/// True when a host's replication has nothing more to apply: it has no master, its replication threads are
+/// not both running (nothing more will arrive), its master cannot be read, or it has applied everything in
+/// its master's binary log. `sockets_by_ip` finds the master's socket from `Master_Host`.
+pub(super) async fn settled(
+    socket: &Path,
+    sockets_by_ip: &BTreeMap<String, std::path::PathBuf>,
+) -> anyhow::Result<bool> {
+    tokio::time::timeout(READ_TIMEOUT, async {
+        let mut c = super::sampler::connect_socket(socket, READ_TIMEOUT).await?;
+        let row: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+        let Some(row) = row else {
+            return anyhow::Ok(true);
+        };
+        let get = |name: &str| -> String {
+            row.get_opt::<String, _>(name)
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        };
+        if get("Slave_IO_Running") != "Yes" || get("Slave_SQL_Running") != "Yes" {
+            return Ok(true);
+        }
+        let Some(master) = sockets_by_ip.get(&get("Master_Host")) else {
+            return Ok(true);
+        };
+        let have: Option<String> = c.query_first("SELECT @@gtid_current_pos").await?;
+        let _ = c.disconnect().await;
+        let need = async {
+            let mut m = super::sampler::connect_socket(master, READ_TIMEOUT).await?;
+            let need: Option<String> = m.query_first("SELECT @@gtid_binlog_pos").await?;
+            let _ = m.disconnect().await;
+            anyhow::Ok(need)
+        }
+        .await;
+        Ok(match need {
+            Ok(need) => gtid_covers(&have.unwrap_or_default(), &need.unwrap_or_default()),
+            Err(_) => true,
+        })
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "checking replication through {}: took longer than {READ_TIMEOUT:?}",
+            socket.display()
+        )
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtid_positions_compare_per_domain() {
+        assert_eq!(
+            gtid_seqs("0-1-12, 1-2-5"),
+            BTreeMap::from([(0, 12), (1, 5)])
+        );
+        assert!(gtid_covers("0-2-12,1-2-5", "0-1-12"));
+        assert!(!gtid_covers("0-2-11", "0-1-12"));
+        assert!(!gtid_covers("0-2-11", "1-1-1"));
+        assert!(gtid_covers("", ""));
+    }
+}
