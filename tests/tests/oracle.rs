@@ -952,6 +952,7 @@ async fn oracle_positive_steady_writer_has_no_findings() -> anyhow::Result<()> {
     let site = NsRuntime::start(&lab.monitor("mon1").ns)?;
     let spec = OracleSpec {
         client_site: Some(site.handle()),
+        writer_vip_reader: true,
         ..OracleSpec::default()
     };
     let oracle = Oracle::start(&lab, spec).await?;
@@ -975,7 +976,7 @@ async fn oracle_positive_steady_writer_has_no_findings() -> anyhow::Result<()> {
         "probe-db2 refused only {} writes",
         db2.failed
     );
-    for vip in &readers {
+    for vip in readers.iter().chain([&lab.writer_vip()]) {
         let c = report.client(&format!("reader-{vip}")).expect("reader");
         assert!(c.reads > 50, "{c:?}");
     }
@@ -985,5 +986,72 @@ async fn oracle_positive_steady_writer_has_no_findings() -> anyhow::Result<()> {
         "only {} samples",
         report.samples
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_sampler_paused_server_does_not_stall_the_others() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    // Without semi-sync: with it, db1's commits wait for the paused db2's acknowledgement (up to the
+    // semi-sync timeout), which is the servers' behaviour, not the oracle's.
+    let lab = Lab::start(LabSpec {
+        semi_sync: false,
+        ..LabSpec::cluster()
+    })
+    .await?;
+    let oracle = Oracle::start(
+        &lab,
+        probes_only(
+            &lab,
+            Workloads {
+                insert: true,
+                cas: false,
+                list: false,
+            },
+        ),
+    )
+    .await?;
+    oracle.wait_acks(20, ACK_TIMEOUT).await?;
+    // mariadbd runs as the pid in its pid file (`ip netns exec` execs it).
+    let pid_file = lab.host("db2").cnf.with_file_name("mysqld.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    // SAFETY: kill(2) on the lab's own mariadbd; SIGCONT follows below whatever happens in between.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ev = oracle.stop_evidence(&lab, "db1", &[]).await?;
+    let report = judge(&ev);
+    println!("{}", report.summary("paused db2"));
+    let db2 = &ev.samples.read_only["db2"];
+    let paused: Vec<Duration> = db2
+        .runs
+        .iter()
+        .filter(|r| r.value.is_none())
+        .filter_map(|r| r.certain().map(|(s, e)| e - s))
+        .collect();
+    println!("db2 no-answer windows: {paused:?}; runs {:?}", db2.runs);
+    // 1 s paused, less up to one sample timeout on each side of the certain part.
+    assert!(
+        paused.iter().any(|d| *d > Duration::from_millis(300)),
+        "db2 was not seen silent while paused: {paused:?}"
+    );
+    // db1 was sampled all along: at least 70% of the samples the interval allows.
+    let db1 = &ev.samples.read_only["db1"];
+    let span = ev.history.stopped - ev.history.started;
+    let expected = span.as_millis() as u64 / oracle::DEFAULT_SAMPLE_INTERVAL.as_millis() as u64;
+    assert!(
+        db1.samples() * 10 >= expected * 7,
+        "db1 sampled {} times in {span:?}",
+        db1.samples()
+    );
+    assert!(db1.runs.iter().all(|r| r.value == Some(false)), "{db1:?}");
+    let probe = report.client("probe-db1").expect("probe-db1");
+    assert!(
+        probe.longest_outage < Duration::from_millis(500),
+        "{probe:?}"
+    );
+    report.ensure_ok()?;
     Ok(())
 }

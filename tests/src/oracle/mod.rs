@@ -139,6 +139,8 @@ pub struct OracleSpec {
     pub vip_writers: usize,
     /// One reader per reader VIP.
     pub readers: bool,
+    /// One more reader through the writer VIP (reads from the writer must be monotonic too).
+    pub writer_vip_reader: bool,
     /// What the writers do.
     pub workloads: Workloads,
     /// Where the probes, VIP writers and readers run (a namespace's runtime handle; `None`: the caller's
@@ -159,6 +161,7 @@ impl Default for OracleSpec {
             probes: true,
             vip_writers: 1,
             readers: true,
+            writer_vip_reader: false,
             workloads: Workloads::ALL,
             client_site: None,
             extra_clients: Vec::new(),
@@ -338,6 +341,13 @@ impl Oracle {
                 specs.push(client(format!("reader-{vip}"), vip, Role::Reader));
             }
         }
+        if spec.writer_vip_reader {
+            specs.push(client(
+                format!("reader-{writer_vip}"),
+                writer_vip,
+                Role::Reader,
+            ));
+        }
         specs.extend(spec.extra_clients.iter().cloned());
         let names: BTreeSet<&str> = specs.iter().map(|c| c.name.as_str()).collect();
         if names.len() != specs.len() {
@@ -437,28 +447,39 @@ impl Oracle {
     }
 
     /// Stops everything, reads the final data of `final_writer` and of the `converge` hosts (waiting at most
-    /// [`CONVERGE_TIMEOUT`] for them to equal the final writer's) and judges.
+    /// [`CONVERGE_TIMEOUT`] for replication to settle and for them to equal the final writer's) and judges.
     pub async fn stop(
-        mut self,
+        self,
         lab: &Lab,
         final_writer: &str,
         converge: &[&str],
     ) -> anyhow::Result<OracleReport> {
+        Ok(judge(
+            &self.stop_evidence(lab, final_writer, converge).await?,
+        ))
+    }
+
+    /// Like [`Oracle::stop`], returning what was recorded instead of judging it (see [`judge()`]).
+    pub async fn stop_evidence(
+        mut self,
+        lab: &Lab,
+        final_writer: &str,
+        converge: &[&str],
+    ) -> anyhow::Result<Evidence> {
         let history = self.stop_clients().await;
         let samples = match self.sampler.take() {
             Some(s) => s.stop().await,
             None => Samples::default(),
         };
         let final_states = final_states(lab, final_writer, converge).await?;
-        let evidence = Evidence {
+        Ok(Evidence {
             history,
             samples,
             hosts: self.hosts.clone(),
             writer_vip: self.writer_vip,
             final_writer: final_writer.to_string(),
             final_states,
-        };
-        Ok(judge(&evidence))
+        })
     }
 }
 
