@@ -178,7 +178,8 @@ async fn perform(
     client: &str,
 ) -> Result<Outcome, OpError> {
     match op {
-        Op::Connect => Ok(Outcome::Acked),
+        // Connecting is done by the caller; `choose` never asks for it.
+        Op::Connect => Err(OpError::Failed("connect is not an operation".into())),
         Op::Insert { id } => {
             conn.exec_drop(
                 format!(

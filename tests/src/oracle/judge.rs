@@ -381,7 +381,7 @@ impl OracleReport {
         self.clients.iter().find(|c| c.name == name)
     }
 
-    /// Number of findings of lost writes.
+    /// The lost-write findings: the host whose final data lacks the write, and the write.
     pub fn lost(&self) -> Vec<(&str, &LostWrite)> {
         self.findings
             .iter()
