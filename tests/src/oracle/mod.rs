@@ -95,8 +95,11 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default pause between two operations of one client: about 100 operations per second per client, enough
 /// contention on the CAS keys to expose two writers within a second.
 pub const DEFAULT_OP_INTERVAL: Duration = Duration::from_millis(10);
-/// How long [`Oracle::start`] keeps trying to create the tables, and waits for them on every host.
+/// How long [`Oracle::start`] keeps trying to create the tables (the writer may still be starting).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Oracle::start`] waits for the tables to replicate to every host: seconds in a healthy lab; a
+/// host that is down on purpose only costs this once.
+const TABLES_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`Oracle::stop`] waits for the converging hosts to have the final writer's data.
 pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause between two looks while waiting.
@@ -144,7 +147,8 @@ pub struct OracleSpec {
     /// What the writers do.
     pub workloads: Workloads,
     /// Where the probes, VIP writers and readers run (a namespace's runtime handle; `None`: the caller's
-    /// runtime in the root namespace).
+    /// runtime in the root namespace). The runtime must outlive the oracle: a client whose runtime is gone
+    /// has its events dropped.
     pub client_site: Option<tokio::runtime::Handle>,
     /// More clients (each with its own site), e.g. a root writer to prove writes through `read_only` are seen.
     pub extra_clients: Vec<ClientSpec>,
@@ -257,7 +261,7 @@ async fn setup(target: Ipv4Addr, op_timeout: Duration) -> anyhow::Result<u64> {
 /// Waits until every host has the oracle's tables and rows (replicated from the setup target); a host that
 /// does not within the bound is only warned about (it may be down on purpose).
 async fn wait_tables(lab: &Lab) {
-    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let deadline = Instant::now() + TABLES_TIMEOUT;
     for h in lab.hosts() {
         loop {
             let ok = async {

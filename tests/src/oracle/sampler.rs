@@ -63,14 +63,14 @@ pub(super) struct Sampler {
     vips: Vec<(String, JoinHandle<Timeline<VipSet>>)>,
 }
 
-/// A root connection through a unix socket, bounded by `timeout`.
+/// A root connection through a unix socket (`root@localhost`), bounded by `timeout`.
 pub(super) async fn connect_socket(
     socket: &std::path::Path,
     timeout: Duration,
 ) -> anyhow::Result<mysql_async::Conn> {
     let opts = mysql_async::OptsBuilder::default()
         .socket(Some(socket.to_string_lossy().into_owned()))
-        .user(Some("root"))
+        .user(Some(users::ROOT_USER))
         .pass(Some(users::ROOT_PASSWORD));
     tokio::time::timeout(timeout, mysql_async::Conn::new(opts))
         .await
