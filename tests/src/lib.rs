@@ -21,6 +21,7 @@ mod mariadb;
 mod names;
 mod nemesis;
 mod net;
+pub mod oracle;
 mod process;
 mod slot;
 pub mod users;
