@@ -688,6 +688,7 @@ async fn oracle_netns_runtime_connects_from_inside_a_host_namespace() -> anyhow:
         monitors: 0,
         semi_sync: false,
         vips: 0,
+        clients: 0,
     })
     .await?;
     let local = || {
