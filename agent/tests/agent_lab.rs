@@ -83,6 +83,7 @@ fn req(
         hold_writes: false,
         sent_unix_millis: 0,
         catchup_timeout_millis: 10_000,
+        cluster_id: String::new(),
     }
 }
 

@@ -44,6 +44,7 @@ fn valid() -> SetStatusRequest {
         catchup_timeout_millis: 1000,
         hold_writes: false,
         sent_unix_millis: 0,
+        cluster_id: "0123456789abcdef0123456789abcdef".into(),
     }
 }
 

@@ -583,6 +583,7 @@ fn spawn_push(
             catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
             hold_writes: desired.hold_writes,
             sent_unix_millis: sent_ms,
+            cluster_id: desired.cluster_id.clone(),
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
