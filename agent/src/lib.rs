@@ -186,6 +186,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::HealthSnapshot::default());
+    if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+        tracing::warn!("{warning}");
+    }
     let agent = Arc::new(build_agent(&config, health_rx)?);
     let grpc_addr = listeners.grpc.local_addr()?;
     tracing::info!(

@@ -64,6 +64,9 @@ async fn main() -> ExitCode {
     }
     if args.check_config {
         print!("{}", config.render_effective());
+        if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+            eprintln!("warning: {warning}");
+        }
         return ExitCode::SUCCESS;
     }
     if args.forget_cluster {

@@ -1,6 +1,6 @@
 //! The agent in-process on port 0, without a lab: fencing survives a restart, bad requests are refused with
 //! the field named, a status of another monitor cluster is refused until `--forget-cluster`, and
-//! `--check-config` validates and masks passwords. mysqld is deliberately unreachable
+//! `--check-config` validates, masks passwords and warns about plain text. mysqld is deliberately unreachable
 //! (127.0.0.1:1) and no roles are given, so nothing on the machine is changed.
 
 use std::path::{Path, PathBuf};
@@ -437,4 +437,32 @@ async fn agent_inprocess_a_rebuilt_monitor_cluster_is_adopted_only_after_forget_
     );
     let _ = d.stop.send(());
     d.task.await.unwrap().unwrap();
+}
+
+#[test]
+fn agent_check_config_warns_about_plain_text_only_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |cfg: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmm-agent"))
+            .args(["--check-config", "--config"])
+            .arg(cfg)
+            .output()
+            .expect("run mmm-agent --check-config");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = check(&write_config(dir.path()));
+    assert!(
+        stderr.contains("accept unauthenticated commands from anyone who can reach them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mmmctl certs init"), "says how: {stderr}");
+    // Negative control: with mutual TLS configured there is no warning.
+    let tls = format!(
+        "<socket>\n    type ssl\n    cert_file {0}/db1.pem\n    key_file {0}/db1.key\n    ca_file {0}/ca.pem\n</socket>\n",
+        dir.path().display()
+    );
+    let stderr = check(&write_config_with(dir.path(), "", &tls));
+    assert!(!stderr.contains("unauthenticated"), "{stderr}");
 }
