@@ -390,11 +390,18 @@ impl Agent {
             .map_err(|_| {
                 Status::unavailable("the agent is still applying a previous status; try again")
             })?;
-        let is_new = match self.epochs().accept(desired.epoch) {
+        let is_new = match self.epochs().accept(desired.epoch, &desired.cluster_id) {
             Ok(new) => new,
             Err(e @ EpochError::Stale { .. }) => {
                 tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, error = %e, "stale SetStatus refused");
                 return Err(Status::failed_precondition(e.to_string()));
+            }
+            Err(e @ (EpochError::OtherCluster { .. } | EpochError::NoClusterId { .. })) => {
+                tracing::warn!(epoch = %desired.epoch, monitor = %desired.monitor, cluster_id = %desired.cluster_id, error = %e, "SetStatus of another monitor cluster refused");
+                return Err(Status::failed_precondition(e.to_string()));
+            }
+            Err(e @ EpochError::BadClusterId(_)) => {
+                return Err(Status::invalid_argument(format!("cluster_id: {e}")));
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot persist the epoch");

@@ -13,7 +13,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `mmm-agent [@CLUSTER] [--config FILE] [--check-config]`
+/// `mmm-agent [@CLUSTER] [--config FILE] [--check-config | --forget-cluster]`
 #[derive(Debug, Parser)]
 #[command(
     name = "mmm-agent",
@@ -30,6 +30,11 @@ pub struct Args {
     /// Validate the configuration, print it (passwords masked) and exit: 0 when valid, 1 otherwise.
     #[arg(long)]
     pub check_config: bool,
+    /// Remove the persisted epoch and monitor cluster id (printing them first) and exit, so that the
+    /// agent adopts the next monitor cluster that talks to it: after the whole monitor cluster was
+    /// replaced. Stop the agent first.
+    #[arg(long, conflicts_with = "check_config")]
+    pub forget_cluster: bool,
     /// Log format on stderr (filter with RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -71,5 +76,13 @@ mod tests {
         assert!(Args::try_parse_from(["mmm-agent", "prod"]).is_err());
         let a = Args::try_parse_from(["mmm-agent", "--log-format", "json"]).unwrap();
         assert_eq!(a.log_format, LogFormat::Json);
+        assert!(!a.forget_cluster);
+        let a = Args::try_parse_from(["mmm-agent", "@prod", "--forget-cluster"]).unwrap();
+        assert!(a.forget_cluster);
+        assert_eq!(a.cluster.as_deref(), Some("prod"));
+        assert!(
+            Args::try_parse_from(["mmm-agent", "--forget-cluster", "--check-config"]).is_err(),
+            "one action at a time"
+        );
     }
 }

@@ -47,6 +47,9 @@ const GARP_REFRESH_TICKS: u64 = 100;
 const DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of one ordinary statement.
 const DB_STMT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `--forget-cluster` waits for a connection to the agent's own gRPC port, to tell whether
+/// the agent still runs: a local listener accepts at once, so this only bounds a misconfigured IP.
+const RUNNING_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The sockets the agent serves on.
 #[derive(Debug)]
@@ -86,6 +89,47 @@ fn this_host(config: &Config) -> anyhow::Result<&mmm_config::HostConfig> {
     })
 }
 
+/// `mmm-agent --forget-cluster`: removes the persisted epoch and monitor cluster id of this host's
+/// agent after writing what it removes to `out`, so that the agent adopts the next monitor cluster
+/// that talks to it (after the whole monitor cluster was replaced). Refused while something answers
+/// on the agent's gRPC port: a running agent keeps both in memory and would write them back.
+pub async fn forget_cluster(config: &Config, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let host = this_host(config)?;
+    let addr = SocketAddr::new(host.ip, host.agent_port);
+    if let Ok(Ok(_)) =
+        tokio::time::timeout(RUNNING_PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+    {
+        return Err(anyhow!(
+            "something answers on the agent's port {addr}: stop mmm-agent first (a running agent keeps \
+             the epoch and cluster id in memory and writes them back)"
+        ));
+    }
+    let dir = config.agent_state_dir();
+    let mut announced = Ok(());
+    let forgotten = EpochStore::forget(&dir, |f| {
+        announced = match &f.held {
+            Ok(stored) => writeln!(out, "removing {}: {stored}", f.path.display()),
+            Err(reason) => writeln!(out, "removing {} ({reason})", f.path.display()),
+        };
+    })?;
+    announced.context("cannot write to stdout")?;
+    match forgotten {
+        Some(_) => writeln!(
+            out,
+            "removed: the agent of {} adopts the next monitor cluster that sends it a status",
+            host.name
+        ),
+        None => writeln!(
+            out,
+            "nothing to remove: {} does not exist (the agent of {} follows no monitor cluster yet)",
+            dir.join(epoch::EPOCH_FILE).display(),
+            host.name
+        ),
+    }
+    .context("cannot write to stdout")?;
+    Ok(())
+}
+
 /// Builds the agent from the configuration (opens the epoch store and the netlink socket).
 pub fn build_agent(
     config: &Config,
@@ -95,7 +139,7 @@ pub fn build_agent(
     let topo = Topology::from_config(config);
     let epochs = EpochStore::open(&config.agent_state_dir())?;
     if let Some(e) = epochs.current() {
-        tracing::info!(epoch = %e, file = %epochs.path().display(), "highest accepted epoch loaded");
+        tracing::info!(epoch = %e, cluster_id = epochs.cluster_id().unwrap_or("none"), file = %epochs.path().display(), "highest accepted epoch loaded");
     }
     let vips = VipManager::new(&host.cluster_interface, topo.all_role_ips())?;
     let db = DbTarget {
@@ -143,6 +187,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health_tx, health_rx) = tokio::sync::watch::channel(health::HealthSnapshot::default());
+    if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+        tracing::warn!("{warning}");
+    }
     let agent = Arc::new(build_agent(&config, health_rx)?);
     let grpc_addr = listeners.grpc.local_addr()?;
     tracing::info!(

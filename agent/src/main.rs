@@ -1,5 +1,5 @@
 //! `mmm-agent`: parses arguments, sets up logging, loads the configuration and runs the agent until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM (or only checks the configuration, or forgets the adopted monitor cluster).
 
 use std::process::ExitCode;
 
@@ -64,7 +64,19 @@ async fn main() -> ExitCode {
     }
     if args.check_config {
         print!("{}", config.render_effective());
+        if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+            eprintln!("warning: {warning}");
+        }
         return ExitCode::SUCCESS;
+    }
+    if args.forget_cluster {
+        return match mmm_agent::forget_cluster(&config, &mut std::io::stdout()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mmm-agent --forget-cluster: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let listeners = match mmm_agent::Listeners::bind(&config).await {
         Ok(l) => l,

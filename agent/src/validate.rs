@@ -40,6 +40,9 @@ pub struct DesiredStatus {
     pub hold_writes: bool,
     /// The agent's own stamp the lease counts from (see [`crate::lease`]).
     pub stamp: Option<crate::lease::Stamp>,
+    /// The sending monitor cluster's id ("" from a monitor that has none): the epoch store accepts
+    /// only the cluster it adopted.
+    pub cluster_id: String,
 }
 
 impl DesiredStatus {
@@ -160,6 +163,13 @@ pub fn validate_set_status(
         }
         ms => Duration::from_millis(ms),
     };
+    if !req.cluster_id.is_empty() && !mmm_proto::is_cluster_id(&req.cluster_id) {
+        return Err(Status::invalid_argument(format!(
+            "cluster_id: {:?} is not {} lower-case hex digits",
+            req.cluster_id.chars().take(80).collect::<String>(),
+            mmm_proto::CLUSTER_ID_LEN
+        )));
+    }
     Ok(DesiredStatus {
         epoch,
         state,
@@ -173,6 +183,7 @@ pub fn validate_set_status(
             boot_id: s.boot_id,
             seq: s.seq,
         }),
+        cluster_id: req.cluster_id.clone(),
     })
 }
 
@@ -248,6 +259,7 @@ mod tests {
             monitor: "mon1".into(),
             catchup_timeout_millis: 0,
             hold_writes: false,
+            cluster_id: "0123456789abcdef0123456789abcdef".into(),
             ..Default::default()
         }
     }
@@ -272,6 +284,16 @@ mod tests {
         assert_eq!(d.catchup_timeout, DEFAULT_CATCHUP_TIMEOUT);
         assert_eq!(d.ips().len(), 2);
         assert_eq!(d.active_master.as_deref(), Some("db1"));
+        assert_eq!(d.cluster_id, "0123456789abcdef0123456789abcdef");
+        let mut old_monitor = good();
+        old_monitor.cluster_id.clear();
+        assert_eq!(
+            validate_set_status(&topo(), &old_monitor)
+                .unwrap()
+                .cluster_id,
+            "",
+            "no id is valid (the epoch store decides)"
+        );
     }
 
     #[test]
@@ -313,6 +335,11 @@ mod tests {
             ("catchup_timeout_millis", |r| {
                 r.catchup_timeout_millis = u64::MAX
             }),
+            ("cluster_id", |r| r.cluster_id = "prod".into()),
+            ("cluster_id", |r| {
+                r.cluster_id = "0123456789ABCDEF0123456789ABCDEF".into()
+            }),
+            ("cluster_id", |r| r.cluster_id.push('0')),
         ];
         for (field, breaker) in cases {
             let mut r = good();

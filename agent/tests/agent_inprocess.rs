@@ -1,5 +1,6 @@
 //! The agent in-process on port 0, without a lab: fencing survives a restart, bad requests are refused with
-//! the field named, and `--check-config` validates and masks passwords. mysqld is deliberately unreachable
+//! the field named, a status of another monitor cluster is refused until `--forget-cluster`, and
+//! `--check-config` validates, masks passwords and warns about plain text. mysqld is deliberately unreachable
 //! (127.0.0.1:1) and no roles are given, so nothing on the machine is changed.
 
 use std::path::{Path, PathBuf};
@@ -13,17 +14,22 @@ use mmm_proto::{
 use tokio::net::TcpListener;
 
 fn write_config(dir: &Path) -> PathBuf {
+    write_config_with(dir, "", "")
+}
+
+/// The test configuration with `db1_extra` added to `<host db1>` and `extra` at the end.
+fn write_config_with(dir: &Path, db1_extra: &str, extra: &str) -> PathBuf {
     let text = format!(
         "active_master_role writer\n\
          this db1\n\
          <monitor_node mon1>\n    ip 127.0.0.1\n</monitor_node>\n\
          <host default>\n    cluster_interface lo\n    mysql_port 1\n    agent_user a\n    agent_password s3cretpw\n    \
          monitor_user m\n    monitor_password mpw\n    replication_user r\n    replication_password rpw\n</host>\n\
-         <host db1>\n    ip 127.0.0.1\n    mode master\n    peer db2\n</host>\n\
+         <host db1>\n    ip 127.0.0.1\n    mode master\n    peer db2\n{db1_extra}</host>\n\
          <host db2>\n    ip 127.0.0.2\n    mode master\n    peer db1\n</host>\n\
          <role writer>\n    hosts db1, db2\n    ips 192.0.2.100\n    mode exclusive\n</role>\n\
          <role reader>\n    hosts db1, db2\n    ips 192.0.2.101\n    mode balanced\n</role>\n\
-         <agent>\n    state_dir {}\n</agent>\n",
+         <agent>\n    state_dir {}\n</agent>\n{extra}",
         dir.join("state").display()
     );
     let path = dir.join("mmm_agent.conf");
@@ -81,6 +87,7 @@ fn status(term: u64, index: u64) -> SetStatusRequest {
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
         hold_writes: false,
+        cluster_id: String::new(),
         ..Default::default()
     }
 }
@@ -288,4 +295,174 @@ fn agent_check_config_masks_passwords_and_reports_errors() {
         stderr.contains("mmm_agent.conf:") && stderr.contains("ipp"),
         "{stderr}"
     );
+}
+
+/// A monitor cluster's id, as the monitors make them.
+const CLUSTER_A: &str = "0123456789abcdef0123456789abcdef";
+/// The id of a rebuilt monitor cluster.
+const CLUSTER_B: &str = "fedcba9876543210fedcba9876543210";
+
+fn status_of(cluster_id: &str, term: u64, index: u64) -> SetStatusRequest {
+    SetStatusRequest {
+        cluster_id: cluster_id.into(),
+        ..status(term, index)
+    }
+}
+
+/// A port nothing listens on now (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn forget_cluster(config: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mmm-agent"))
+        .args(["--forget-cluster", "--config"])
+        .arg(config)
+        .output()
+        .expect("run mmm-agent --forget-cluster")
+}
+
+#[tokio::test]
+async fn agent_inprocess_a_rebuilt_monitor_cluster_is_adopted_only_after_forget_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config_with(dir.path(), &format!("    agent_port {port}\n"), "");
+    let epoch_file = dir.path().join("state/epoch");
+
+    // The first cluster's status is adopted; a status of no cluster, of another cluster (even with
+    // the highest epoch), is refused after that.
+    let a = start(&cfg).await;
+    let mut c = client(a.addr).await;
+    c.set_status(status(40, 399))
+        .await
+        .expect("no id before adoption: accepted");
+    c.set_status(status_of(CLUSTER_A, 40, 400))
+        .await
+        .expect("cluster A adopted");
+    assert_eq!(
+        std::fs::read_to_string(&epoch_file).unwrap(),
+        format!("40 400 {CLUSTER_A}\n")
+    );
+    let err = c
+        .set_status(status_of(CLUSTER_B, u64::MAX, u64::MAX))
+        .await
+        .expect_err("another cluster fences the adopted one out");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    for part in [CLUSTER_A, CLUSTER_B, "--forget-cluster"] {
+        assert!(err.message().contains(part), "{part}: {}", err.message());
+    }
+    let err = c
+        .set_status(status(41, 1))
+        .await
+        .expect_err("a status without id after adoption");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let err = c
+        .set_status(status_of("not-an-id", 41, 1))
+        .await
+        .expect_err("a malformed id");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("cluster_id:"), "{err:?}");
+    c.set_status(status_of(CLUSTER_A, 40, 400))
+        .await
+        .expect("the adopted cluster renews");
+
+    // While something answers on the agent's port, --forget-cluster refuses and removes nothing.
+    let busy = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the agent port");
+    let out = forget_cluster(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stop mmm-agent first"), "{stderr}");
+    assert!(epoch_file.exists(), "nothing removed while running");
+    drop(busy);
+    let _ = a.stop.send(());
+    a.task.await.unwrap().unwrap();
+
+    // The rebuilt cluster (new log, low epochs) is refused after a restart as well...
+    let b = start(&cfg).await;
+    let mut c = client(b.addr).await;
+    let err = c
+        .set_status(status_of(CLUSTER_B, 1, 5))
+        .await
+        .expect_err("the rebuilt cluster before --forget-cluster");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let _ = b.stop.send(());
+    b.task.await.unwrap().unwrap();
+
+    // ...until the operator runs --forget-cluster, which says what it removes.
+    let out = forget_cluster(&cfg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "removing {}: epoch 40-400 of monitor cluster {CLUSTER_A}",
+            epoch_file.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("adopts the next monitor cluster"),
+        "{stdout}"
+    );
+    assert!(!epoch_file.exists());
+    let out = forget_cluster(&cfg);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("nothing to remove"), "{stdout}");
+
+    let d = start(&cfg).await;
+    let mut c = client(d.addr).await;
+    let st = c
+        .set_status(status_of(CLUSTER_B, 1, 5))
+        .await
+        .expect("the rebuilt cluster is adopted")
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.epoch, Some(Epoch { term: 1, index: 5 }));
+    let err = c
+        .set_status(status_of(CLUSTER_A, 40, 401))
+        .await
+        .expect_err("the old cluster is now the other one");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert_eq!(
+        std::fs::read_to_string(&epoch_file).unwrap(),
+        format!("1 5 {CLUSTER_B}\n")
+    );
+    let _ = d.stop.send(());
+    d.task.await.unwrap().unwrap();
+}
+
+#[test]
+fn agent_check_config_warns_about_plain_text_only_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |cfg: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmm-agent"))
+            .args(["--check-config", "--config"])
+            .arg(cfg)
+            .output()
+            .expect("run mmm-agent --check-config");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = check(&write_config(dir.path()));
+    assert!(
+        stderr.contains("accept unauthenticated commands from anyone who can reach them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mmmctl certs init"), "says how: {stderr}");
+    // Negative control: with mutual TLS configured there is no warning.
+    let tls = format!(
+        "<socket>\n    type ssl\n    cert_file {0}/db1.pem\n    key_file {0}/db1.key\n    ca_file {0}/ca.pem\n</socket>\n",
+        dir.path().display()
+    );
+    let stderr = check(&write_config_with(dir.path(), "", &tls));
+    assert!(!stderr.contains("unauthenticated"), "{stderr}");
 }

@@ -82,6 +82,7 @@ fn req(
         monitor: "test".into(),
         hold_writes: false,
         catchup_timeout_millis: 10_000,
+        cluster_id: String::new(),
         ..Default::default()
     }
 }

@@ -43,6 +43,7 @@ fn valid() -> SetStatusRequest {
         monitor: "mon1".into(),
         catchup_timeout_millis: 1000,
         hold_writes: false,
+        cluster_id: "0123456789abcdef0123456789abcdef".into(),
         ..Default::default()
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
+use mmm_proto::is_cluster_id;
 use serde::{Deserialize, Serialize};
 
 /// How many decisions the audit history keeps; older ones are dropped first.
@@ -285,6 +286,12 @@ pub struct ClusterState {
     /// Decisions whose `post_*` hook the leader has still to run (oldest first, bounded).
     #[serde(default)]
     pub pending_hooks: VecDeque<HookEvent>,
+    /// The cluster's identity (32 hex digits), set by the first `Register` that carries one and never
+    /// changed. Every status pushed to an agent carries it, and an agent that adopted it refuses
+    /// statuses of any other cluster: a rebuilt monitor cluster (new log, low epochs) or anyone else
+    /// reaching the agent port cannot pass as this one. Empty until set (a state from before ids).
+    #[serde(default)]
+    pub cluster_id: String,
 }
 
 /// A change to the state. Each is validated when applied.
@@ -296,6 +303,10 @@ pub enum Command {
         hosts: Vec<String>,
         /// (role, ip) pairs.
         role_ips: Vec<(String, String)>,
+        /// A cluster id chosen (at random) by the proposer, kept only when the state has none yet, so
+        /// every replica applies the same value and the first one committed stays for good.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster_id: Option<String>,
     },
     /// Changes a host's state.
     SetHostState { host: String, state: HostState },
@@ -368,6 +379,8 @@ pub enum ApplyError {
     UnknownHost(String),
     #[error("unknown role IP '{0}'")]
     UnknownIp(String),
+    #[error("cluster id '{0}' is not 32 lower-case hex digits")]
+    BadClusterId(String),
     #[error("a round of decisions cannot contain another round")]
     NestedRound,
     #[error("no failover in progress")]
@@ -491,7 +504,21 @@ impl ClusterState {
                 reason: req.reason.clone(),
             };
         match cmd {
-            Command::Register { hosts, role_ips } => {
+            Command::Register {
+                hosts,
+                role_ips,
+                cluster_id,
+            } => {
+                if let Some(id) = cluster_id {
+                    if !is_cluster_id(id) {
+                        return Err(ApplyError::BadClusterId(id.clone()));
+                    }
+                    if self.cluster_id.is_empty() {
+                        self.cluster_id = id.clone();
+                        let d = decision(None, Some("cluster_id"), "-".into(), id.clone());
+                        self.record(d);
+                    }
+                }
                 for h in hosts {
                     self.hosts.entry(h.clone()).or_default();
                 }
@@ -734,11 +761,101 @@ mod tests {
                 Command::Register {
                     hosts: vec!["db1".into(), "db2".into()],
                     role_ips: vec![("writer".into(), "10.0.0.100".into())],
+                    cluster_id: None,
                 },
             ),
         );
         assert_eq!(r.error, None);
         s
+    }
+
+    const ID_A: &str = "0123456789abcdef0123456789abcdef";
+    const ID_B: &str = "fedcba9876543210fedcba9876543210";
+
+    fn register_id(id: &str) -> Command {
+        Command::Register {
+            hosts: vec![],
+            role_ips: vec![],
+            cluster_id: Some(id.into()),
+        }
+    }
+
+    #[test]
+    fn the_first_registered_cluster_id_stays_for_good() {
+        let mut s = registered();
+        assert_eq!(s.cluster_id, "", "no id before one is registered");
+        assert_eq!(s.apply(ep(2), &req(1, register_id(ID_A))).error, None);
+        assert_eq!(s.cluster_id, ID_A);
+        assert_eq!(
+            s.history.back().map(|d| (d.role.as_deref(), d.to.as_str())),
+            Some((Some("cluster_id"), ID_A)),
+            "the id is in the audit history"
+        );
+        let history = s.history.len();
+        // Another proposer's id (a later leader, or a racing one) is ignored, not an error: the
+        // hosts it registers are still registered.
+        let r = s.apply(
+            ep(3),
+            &req(
+                2,
+                Command::Register {
+                    hosts: vec!["db3".into()],
+                    role_ips: vec![],
+                    cluster_id: Some(ID_B.into()),
+                },
+            ),
+        );
+        assert_eq!(r.error, None);
+        assert_eq!(s.cluster_id, ID_A, "never replaced");
+        assert!(s.hosts.contains_key("db3"));
+        assert_eq!(
+            s.history.len(),
+            history,
+            "nothing changed, nothing recorded"
+        );
+        s.apply(ep(4), &req(3, register_id(ID_A)));
+        assert_eq!(s.cluster_id, ID_A);
+    }
+
+    #[test]
+    fn a_malformed_cluster_id_is_refused_and_changes_nothing() {
+        let mut s = registered();
+        for bad in ["", "xyz", "0123456789ABCDEF0123456789ABCDEF", &ID_A[1..]] {
+            let before = s.clone();
+            let r = s.apply(ep(9), &req(1, register_id(bad)));
+            assert!(
+                r.error.as_deref().is_some_and(|e| e.contains("cluster id")),
+                "{bad:?}: {r:?}"
+            );
+            assert_eq!(s.cluster_id, "", "{bad:?}");
+            assert_eq!(s.hosts, before.hosts);
+        }
+        assert!(is_cluster_id(ID_A));
+        assert!(!is_cluster_id("g123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_state_from_before_cluster_ids_reads_with_none_and_the_id_round_trips() {
+        let mut s = registered();
+        let mut old = serde_json::to_value(&s).expect("serialize");
+        old.as_object_mut().expect("object").remove("cluster_id");
+        let back: ClusterState = serde_json::from_value(old).expect("old state reads");
+        assert_eq!(back.cluster_id, "");
+        // An old Register entry (no `cluster_id` key) still reads.
+        let cmd: Command = serde_json::from_str(r#"{"Register":{"hosts":["db9"],"role_ips":[]}}"#)
+            .expect("old Register reads");
+        assert_eq!(
+            cmd,
+            Command::Register {
+                hosts: vec!["db9".into()],
+                role_ips: vec![],
+                cluster_id: None
+            }
+        );
+        s.apply(ep(2), &req(1, register_id(ID_A)));
+        let json = serde_json::to_string(&s).expect("serialize");
+        let back: ClusterState = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back.cluster_id, ID_A);
     }
 
     #[test]
@@ -763,6 +880,7 @@ mod tests {
                 Command::Register {
                     hosts: vec!["db3".into()],
                     role_ips: vec![],
+                    cluster_id: None,
                 },
             ),
         );

@@ -33,6 +33,7 @@ fn register(host: &str) -> Request {
         command: Command::Register {
             hosts: vec![host.to_string()],
             role_ips: vec![],
+            cluster_id: None,
         },
     }
 }

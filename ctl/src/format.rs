@@ -218,6 +218,15 @@ pub fn cluster(r: &ClusterStatusReply) -> String {
         if r.has_quorum { "yes" } else { "NO" }
     );
     let _ = writeln!(out, "Answered by: {} (id {})", r.node_name, r.node_id);
+    let _ = writeln!(
+        out,
+        "Cluster id: {}",
+        if r.cluster_id.is_empty() {
+            "none yet"
+        } else {
+            &r.cluster_id
+        }
+    );
     let mut members: Vec<_> = r.members.iter().collect();
     members.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     let name_w = members.iter().map(|m| m.name.len()).max().unwrap_or(0);

@@ -162,6 +162,9 @@ pub struct ClusterView {
     pub has_quorum: bool,
     /// Members.
     pub members: Vec<MemberJson>,
+    /// The monitor cluster's id (empty until made), which the agents follow.
+    #[serde(default)]
+    pub cluster_id: String,
 }
 
 /// One decision of `history`.
@@ -319,6 +322,7 @@ impl From<&mmm_proto::ClusterStatusReply> for ClusterView {
             commit_index: r.commit_index,
             applied_index: r.applied_index,
             has_quorum: r.has_quorum,
+            cluster_id: r.cluster_id.clone(),
             members: r
                 .members
                 .iter()

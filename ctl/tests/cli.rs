@@ -251,6 +251,7 @@ impl MonitorControl for Canned {
             applied_index: 7,
             members: vec![],
             has_quorum: true,
+            cluster_id: String::new(),
         }))
     }
 

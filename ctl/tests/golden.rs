@@ -233,6 +233,7 @@ fn cluster_reply() -> ClusterStatusReply {
             m(2, "mon2", true, 120, 0),
         ],
         has_quorum: true,
+        cluster_id: "3f9c0e5b7a1d42c8b6e0f1a2d3c4b5a6".into(),
     }
 }
 

@@ -82,6 +82,7 @@ impl ControlService {
             applied_index: view.applied_index.unwrap_or(0),
             members,
             has_quorum,
+            cluster_id: self.ctx.consensus.state().cluster_id.clone(),
         }
     }
 

@@ -668,6 +668,7 @@ fn spawn_push(
             catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
             hold_writes: desired.hold_writes,
             lease_stamp: stamp,
+            cluster_id: desired.cluster_id.clone(),
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         print!("{}", config.render_effective());
+        if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+            eprintln!("warning: {warning}");
+        }
         eprintln!("configuration {} is ok", config.source.display());
         return ExitCode::SUCCESS;
     }

@@ -54,6 +54,9 @@ pub async fn run(
         .this_monitor_node()
         .context("this monitor's <monitor_node> section is missing (check `this`)")?
         .clone();
+    if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
+        tracing::warn!("{warning}");
+    }
     if config.single_monitor {
         tracing::warn!(
             "running as a one-node cluster: no redundancy (add <monitor_node> sections)"

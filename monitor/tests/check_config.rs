@@ -1,5 +1,6 @@
 //! `mmm-monitor --check-config` as an operator runs it (like `nginx -t`): the real binary on MMM's
-//! sample configs, the seed's config (as written, and corrected), a 3-monitor config, and broken ones.
+//! sample configs, the seed's config (as written, and corrected), a 3-monitor config, and broken ones;
+//! and the warning that plain-text gRPC accepts unauthenticated commands.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -72,6 +73,34 @@ fn accepts_mmm_samples_the_corrected_seed_and_a_three_monitor_cluster() {
             }
         }
     }
+}
+
+#[test]
+fn warns_that_plain_text_accepts_unauthenticated_commands_only_without_tls() {
+    let dir = private_copy("cluster3");
+    let conf = dir.path().join("mmm_mon.conf");
+    let out = check(&conf);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stderr.contains("accept unauthenticated commands from anyone who can reach them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mmmctl certs init"), "says how: {stderr}");
+    // Negative control: with `<socket> type ssl` there is no warning.
+    let mut t = fs::read_to_string(&conf).expect("read");
+    t.push_str(&format!(
+        "\n<socket>\n    type ssl\n    cert_file {0}/mon1.pem\n    key_file {0}/mon1.key\n    ca_file {0}/ca.pem\n</socket>\n",
+        dir.path().display()
+    ));
+    fs::write(&conf, t).expect("write");
+    let out = check(&conf);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("unauthenticated"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

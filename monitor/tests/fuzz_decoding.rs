@@ -33,7 +33,7 @@ proptest! {
     #[test]
     fn commands_naming_anything_are_refused_without_panic(host in ".{0,10}", ip in ".{0,16}") {
         let mut state = ClusterState::default();
-        let reg = Request { time_ms: 1, reason: "test".into(), command: Command::Register { hosts: vec!["db1".into()], role_ips: vec![("writer".into(), "10.0.0.1".into())] } };
+        let reg = Request { time_ms: 1, reason: "test".into(), command: Command::Register { hosts: vec!["db1".into()], role_ips: vec![("writer".into(), "10.0.0.1".into())], cluster_id: None } };
         state.apply(Epoch { term: 1, index: 1 }, &reg);
         for (i, command) in [
             Command::SetHostState { host: host.clone(), state: HostState::Online },

@@ -12,6 +12,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// lease before they trust the lease to be over, so both sides read it from here.
 pub const FENCE_BOUND_MILLIS: u64 = 400;
 
+/// Length of a monitor cluster id's text form: 128 random bits as lower-case hex digits, so two
+/// clusters never draw the same one.
+pub const CLUSTER_ID_LEN: usize = 32;
+
+/// True when `id` has the form of a monitor cluster id ([`CLUSTER_ID_LEN`] lower-case hex digits).
+pub fn is_cluster_id(id: &str) -> bool {
+    id.len() == CLUSTER_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Generated types and services of package `mmm.v1`.
 pub mod v1 {
     tonic::include_proto!("mmm.v1");

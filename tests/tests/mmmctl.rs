@@ -188,6 +188,12 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
     for m in ["mon1", "mon2", "mon3"] {
         assert!(status.contains(m), "{status}");
     }
+    // The cluster id the agents follow, made when the cluster started.
+    let id = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cluster id: "))
+        .unwrap_or_else(|| panic!("no cluster id line: {status}"));
+    assert!(mmm_proto::is_cluster_id(id), "{status}");
 
     // Passive mode: the header, set_ip allowed only there.
     assert!(ctl(&cluster, &["set_ip", &writer_vip, "db2"], 1).contains("passive"));

@@ -1,7 +1,8 @@
 //! Security, end to end, with mutual TLS on (certificates from the real `mmmctl certs init`): the
 //! cluster fails over with every connection encrypted and authenticated; a plain-text client, a
 //! certificate from another CA, and an agent's certificate acting as a monitor are refused; a
-//! replayed SetStatus with an old epoch is refused; garbage request bodies get a clear status and
+//! replayed SetStatus with an old epoch, and one of another monitor cluster (or none) with the highest
+//! epoch, are refused; garbage request bodies get a clear status and
 //! the processes live on; passwords appear in no log, `--check-config` output or metrics.
 
 use std::net::IpAddr;
@@ -322,22 +323,53 @@ async fn security_mutual_tls_lab_refuses_intruders_and_fails_over() -> anyhow::R
         .into_inner();
     let accepted = st.epoch.expect("db1 accepted an epoch");
     assert!(accepted.index > 1, "epoch {accepted:?}");
+    // The agent adopted the monitor cluster's id, persisted next to the epoch (`term index id`).
+    let epoch_file = lab.dir().join("db1").join("agent").join("epoch");
+    let stored = std::fs::read_to_string(&epoch_file)?;
+    let cluster_id = stored
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("{} holds a cluster id: {stored:?}", epoch_file.display()))
+        .to_string();
+    let replay = |epoch: Epoch, cluster_id: &str| SetStatusRequest {
+        protocol_version: PROTOCOL_VERSION,
+        host: "db1".into(),
+        epoch: Some(epoch),
+        state: HostState::AdminOffline as i32,
+        monitor: "mon1".into(),
+        cluster_id: cluster_id.into(),
+        ..Default::default()
+    };
+    let old_epoch = Epoch {
+        term: accepted.term,
+        index: accepted.index - 1,
+    };
     let s = AgentClient::new(mon_ch.clone())
-        .set_status(SetStatusRequest {
-            protocol_version: PROTOCOL_VERSION,
-            host: "db1".into(),
-            epoch: Some(Epoch {
-                term: accepted.term,
-                index: accepted.index - 1,
-            }),
-            state: HostState::AdminOffline as i32,
-            monitor: "mon1".into(),
-            ..Default::default()
-        })
+        .set_status(replay(old_epoch, &cluster_id))
         .await
         .expect_err("old epoch accepted");
     assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
     assert!(s.message().contains("older than accepted"), "{s:?}");
+    // Another cluster (or none) cannot fence this one out, however high its epoch.
+    let max = Epoch {
+        term: u64::MAX,
+        index: u64::MAX,
+    };
+    for other in ["0123456789abcdef0123456789abcdef", ""] {
+        let s = AgentClient::new(mon_ch.clone())
+            .set_status(replay(max, other))
+            .await
+            .expect_err("a status of another cluster accepted");
+        assert_eq!(s.code(), Code::FailedPrecondition, "{other:?}: {s:?}");
+        assert!(s.message().contains(&cluster_id), "{other:?}: {s:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&epoch_file)?
+            .split_whitespace()
+            .nth(2),
+        Some(cluster_id.as_str()),
+        "the adopted cluster id is kept"
+    );
 
     // 5. Garbage bodies over real gRPC (with a monitor's certificate, past TLS and authorization):
     //    a clear status every time, and both processes still answer afterwards.

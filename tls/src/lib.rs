@@ -29,6 +29,18 @@ pub use error::TlsError;
 pub use material::{TlsFiles, TlsMaterial};
 pub use server::{incoming, ServerTls};
 
+/// What every start of `mmm-monitor` and `mmm-agent` logs (WARN) when `<socket> type` is not `ssl`.
+/// Plain text stays possible for MMM compatibility, but it must not go unnoticed.
+pub const PLAIN_TEXT_WARNING: &str = "gRPC in plain text (<socket> type plain): the gRPC ports accept \
+     unauthenticated commands from anyone who can reach them (moving VIPs, naming a writer, fencing \
+     the monitors out); turn mutual TLS on: `mmmctl certs init`, then `<socket> type ssl` with \
+     cert_file, key_file and ca_file on every node";
+
+/// [`PLAIN_TEXT_WARNING`] when `socket` is plain text, `None` with mutual TLS.
+pub fn plain_text_warning(socket: &mmm_config::SocketConfig) -> Option<&'static str> {
+    (socket.kind != mmm_config::SocketKind::Ssl).then_some(PLAIN_TEXT_WARNING)
+}
+
 /// The crypto provider used everywhere (ring; no system libraries).
 pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())

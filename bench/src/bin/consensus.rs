@@ -44,6 +44,7 @@ fn register() -> Request {
         command: Command::Register {
             hosts: (0..HOSTS).map(|i| format!("db{i}")).collect(),
             role_ips: vec![],
+            cluster_id: None,
         },
     }
 }

@@ -101,6 +101,10 @@ pub struct EngineConfig {
     pub short_outage_ms: u64,
     /// The peer must have been ONLINE this long before replication failures count (MMM: 60 s).
     pub peer_online_min_ms: u64,
+    /// A fresh random cluster id this monitor proposes when the replicated state has none yet (a new
+    /// cluster, or one from before ids). Drawn here, by the proposer, because applying a command must
+    /// be deterministic; only the first one committed is kept. Empty: propose none (tests).
+    pub new_cluster_id: String,
 }
 
 impl Default for EngineConfig {
@@ -128,8 +132,15 @@ impl Default for EngineConfig {
             catch_up_timeout_ms: 30_000,
             short_outage_ms: 60_000,
             peer_online_min_ms: 60_000,
+            new_cluster_id: String::new(),
         }
     }
+}
+
+/// A new random cluster id: 128 bits from the operating system's generator, as 32 lower-case hex
+/// digits ([`mmm_proto::is_cluster_id`]).
+pub fn random_cluster_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 impl EngineConfig {
@@ -226,6 +237,7 @@ impl From<&mmm_config::Config> for EngineConfig {
             // Clock-rate differences and a renewal's delivery within its RPC deadline.
             lease_margin_ms: 500,
             kill_host_configured: m.kill_host_bin.is_some(),
+            new_cluster_id: random_cluster_id(),
             ..EngineConfig::default()
         }
     }
@@ -260,6 +272,16 @@ mod tests {
                 >= 3 * u64::try_from(c.checks.ping.check_period.as_millis()).unwrap_or(0)
         );
         assert!(!e.kill_host_configured);
+        assert!(
+            mmm_proto::is_cluster_id(&e.new_cluster_id),
+            "{}",
+            e.new_cluster_id
+        );
+        assert_ne!(
+            e.new_cluster_id,
+            EngineConfig::from(&c).new_cluster_id,
+            "every proposer draws its own"
+        );
         assert_eq!(
             e.role_of_ip("192.168.17.12").map(|(n, _)| n),
             Some("reader")

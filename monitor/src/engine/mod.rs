@@ -10,7 +10,8 @@
 //!
 //! A round, in order (each rule sees the state the earlier proposals lead to):
 //! 1. the leader's own network check must pass, or nothing is decided at all;
-//! 2. configured hosts and role IPs not yet in the state are registered (a new cluster takes its mode);
+//! 2. configured hosts and role IPs not yet in the state are registered (a new cluster takes its mode,
+//!    and a state without a cluster id gets the one this leader drew, [`EngineConfig::new_cluster_id`]);
 //! 3. errant transactions reported by agents are recorded ([`errant`]);
 //! 4. every host is judged by MMM's state machine on the evidence of a majority of monitors
 //!    ([`evidence`], [`states`]);
@@ -39,7 +40,7 @@ use std::collections::BTreeSet;
 
 use mmm_consensus::{ClusterState, Command, Mode};
 
-pub use config::{EngineConfig, EngineHost, EngineRole, HostKind, TrapPeriods};
+pub use config::{random_cluster_id, EngineConfig, EngineHost, EngineRole, HostKind, TrapPeriods};
 pub use evidence::{all_evidence, host_evidence, majority, HostEvidence, Verdict};
 pub use input::{
     AgentFacts, CheckObs, CheckStatus, HostObservation, Input, MonitorReport, StartupEvidence,
@@ -96,11 +97,15 @@ fn register(round: &mut Round<'_>) {
         .flat_map(|(name, r)| r.ips.iter().map(move |ip| (name.clone(), ip.clone())))
         .filter(|(_, ip)| !round.sim.role_ips.contains_key(ip))
         .collect();
-    if hosts.is_empty() && role_ips.is_empty() {
+    // The cluster id is made once, by the first Register committed with one (a state from before
+    // ids gets one from its next leader).
+    let cluster_id = (round.sim.cluster_id.is_empty() && !round.cfg.new_cluster_id.is_empty())
+        .then(|| round.cfg.new_cluster_id.clone());
+    if hosts.is_empty() && role_ips.is_empty() && cluster_id.is_none() {
         return;
     }
     let new_cluster = round.sim.hosts.is_empty() && round.sim.role_ips.is_empty();
-    let reason = format!(
+    let mut reason = format!(
         "configuration: registering hosts [{}] and role IPs [{}]",
         hosts.join(", "),
         role_ips
@@ -109,7 +114,14 @@ fn register(round: &mut Round<'_>) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut cmds = vec![Command::Register { hosts, role_ips }];
+    if let Some(id) = &cluster_id {
+        reason.push_str(&format!("; cluster id {id}"));
+    }
+    let mut cmds = vec![Command::Register {
+        hosts,
+        role_ips,
+        cluster_id,
+    }];
     if new_cluster && round.sim.mode != round.cfg.initial_mode {
         let mode = round.cfg.initial_mode;
         let cause =

@@ -83,4 +83,7 @@ pub struct DesiredStatus {
     /// The host is handing the writer role over in a planned switchover: it holds writes and keeps
     /// the writer VIP until the new writer is open.
     pub hold_writes: bool,
+    /// The committed cluster id ("" until one is committed): agents accept statuses only from the
+    /// cluster they adopted.
+    pub cluster_id: String,
 }

@@ -42,5 +42,6 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         active_master,
         writer,
         hold_writes,
+        cluster_id: state.cluster_id.clone(),
     }
 }

@@ -69,6 +69,7 @@ fn base_state(c: &EngineConfig) -> ClusterState {
     let mut cmds = vec![Command::Register {
         hosts: hosts.clone(),
         role_ips,
+        cluster_id: None,
     }];
     for h in &hosts {
         cmds.push(Command::SetHostState {
@@ -1008,6 +1009,51 @@ fn new_cluster_registers_and_takes_configured_mode() {
     assert_eq!(s.hosts.len(), 4);
     assert_eq!(s.role_ips.len(), 3);
     assert_eq!(s.mode, Mode::Manual);
+}
+
+#[test]
+fn the_cluster_id_is_made_once_and_pushed_in_every_status() {
+    let id = "00112233445566778899aabbccddeeff";
+    let mut c = cfg();
+    c.new_cluster_id = id.into();
+    let s = new_cluster(&c);
+    assert_eq!(s.cluster_id, id, "a new cluster takes the leader's id");
+    assert_eq!(agent_status_for(&s, "db1", &c).cluster_id, id);
+    // A later leader draws another id: it is not proposed, the committed one stays.
+    c.new_cluster_id = "ffeeddccbbaa99887766554433221100".into();
+    let out = decide(&s, &healthy_input(&c, &s, NOW), &c);
+    assert!(
+        !commands(&out)
+            .iter()
+            .any(|cmd| matches!(cmd, Command::Register { .. })),
+        "{:?}",
+        commands(&out)
+    );
+    assert_eq!(commit(&s, &out).cluster_id, id);
+    // A state from before cluster ids (hosts registered, no id) gets the leader's id.
+    let old = base_state(&c);
+    assert_eq!(old.cluster_id, "");
+    assert_eq!(agent_status_for(&old, "db1", &c).cluster_id, "");
+    let out = decide(&old, &healthy_input(&c, &old, NOW), &c);
+    let registers: Vec<Command> = commands(&out)
+        .into_iter()
+        .filter(|cmd| matches!(cmd, Command::Register { .. }))
+        .collect();
+    assert_eq!(
+        registers,
+        vec![Command::Register {
+            hosts: vec![],
+            role_ips: vec![],
+            cluster_id: Some(c.new_cluster_id.clone()),
+        }]
+    );
+    assert_eq!(commit(&old, &out).cluster_id, c.new_cluster_id);
+    // Without a candidate (the engine's default) nothing is proposed.
+    c.new_cluster_id.clear();
+    let out = decide(&old, &healthy_input(&c, &old, NOW), &c);
+    assert!(!commands(&out)
+        .iter()
+        .any(|cmd| matches!(cmd, Command::Register { .. })));
 }
 
 #[test]
