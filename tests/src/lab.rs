@@ -295,6 +295,7 @@ impl Lab {
                 .context("template task")??;
         lab.build_network().await?;
         lab.start_servers(&template).await?;
+        lab.exec("db1", "SET GLOBAL read_only = 0").await?;
         lab.start_replication().await?;
         tracing::info!(slot = lab.names.slot, dir = %lab.dir_path.display(), elapsed = ?started.elapsed(), "lab is up");
         Ok(lab)
@@ -331,7 +332,9 @@ impl Lab {
                 pid_file: &home.join("mysqld.pid"),
                 server_id: h.server_id,
                 ip: h.ip,
-                read_only: h.name != "db1",
+                // Every server starts read-only, as the README requires: a server that restarts never
+                // comes up writable behind its agent's back. The lab opens db1 at run time below.
+                read_only: true,
                 semi_sync: self.spec.semi_sync,
                 semi_sync_acks: self.spec.semi_sync && h.mode == HostMode::Master,
             };

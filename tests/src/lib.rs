@@ -23,6 +23,7 @@ mod nemesis;
 mod net;
 pub mod oracle;
 mod process;
+pub mod scenario;
 mod slot;
 pub mod users;
 pub mod workload;
@@ -39,7 +40,7 @@ pub use slot::cleanup_all_leftovers;
 /// Sets up `tracing` output for tests and the lab binary (`RUST_LOG`, default `info`); safe to call often.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mysql_async=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()

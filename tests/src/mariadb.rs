@@ -47,7 +47,7 @@ pub(crate) struct ServerCnf<'a> {
     pub server_id: u32,
     /// The host's own address (reported to its master).
     pub ip: Ipv4Addr,
-    /// True for every host but db1.
+    /// `read_only` at start (the lab starts every server read-only and opens db1 at run time).
     pub read_only: bool,
     /// Turn on semi-synchronous replication (master side: a commit waits for a replica's ack).
     pub semi_sync: bool,
@@ -78,8 +78,11 @@ impl ServerCnf<'_> {
             // AFTER_SYNC: the transaction is not visible to other clients before a replica has it.
             // wait_no_slave=OFF: a master with no semi-sync replica connected (its peer is down, e.g. the
             // new writer right after a failover) does not hold every commit for the timeout.
+            // timeout 5 s: longer than the writer lease plus the fence (2.4 s), so an old writer cut off
+            // from its peer never falls back to acknowledging alone before its lease ends; the commits
+            // still waiting then are killed by the demotion (unacknowledged).
             s += "rpl_semi_sync_master_enabled=ON\nrpl_semi_sync_master_wait_point=AFTER_SYNC\n\
-                  rpl_semi_sync_master_wait_no_slave=OFF\nrpl_semi_sync_master_timeout=1000\n";
+                  rpl_semi_sync_master_wait_no_slave=OFF\nrpl_semi_sync_master_timeout=5000\n";
         }
         if self.semi_sync_acks {
             s += "rpl_semi_sync_slave_enabled=ON\n";

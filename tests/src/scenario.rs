@@ -1,0 +1,582 @@
+//! A fault scenario on a running cluster, judged by the [`crate::oracle`]: the harness shared by the fault
+//! suite, the fencing tests, the random nemesis and the soak benchmark.
+//!
+//! A [`Scenario`] starts 3 monitors and one agent per DB host on a lab, waits until every host is ONLINE
+//! with db1 as the writer, and runs the oracle's clients in the client namespace `cli1` (so a partition can
+//! keep them with the old writer): a probe writer straight to each master's own address, a writer through
+//! the writer VIP and a reader per reader VIP, on insert, CAS-register and list-append workloads.
+//!
+//! [`Scenario::finish`] heals every fault it knows of, waits for the cluster to be whole again (all hosts
+//! ONLINE for a while), stops the clients and checks, failing the test on any of:
+//! - an oracle finding: two servers writable at once, two servers acknowledging writes in the same period,
+//!   a write acknowledged by a read-only server, duplicate CAS values, an acknowledged write lost, a list
+//!   read out of order, a server going back in time, or a host that did not converge;
+//! - a write outage through the writer VIP longer than the scenario's bound ([`Expect::outage`]);
+//! - a host repaired by hand (errant transactions, a replica stopped by strict mode) where the scenario does
+//!   not allow it ([`Expect::repairs`]);
+//! - a server that acknowledged writes through the writer VIP without `mmmctl history` ever naming it the
+//!   writer, more writer changes seen by the client than the history has, or a last writer decision that
+//!   does not name the current writer.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mmm_proto::{HostState, ShowReply};
+use mysql_async::prelude::Queryable;
+
+use crate::cluster::{owner_of_role, MmmCluster};
+use crate::oracle::{self, NsRuntime, Oracle, OracleReport, OracleSpec, Role};
+use crate::Lab;
+
+/// Time for a fresh cluster to put every host ONLINE.
+pub const SETTLE: Duration = Duration::from_secs(40);
+/// Time for a failover to name a new writer.
+pub const FAILOVER: Duration = Duration::from_secs(25);
+/// Time for the cluster to return to all hosts ONLINE after the faults heal.
+pub const HEAL: Duration = Duration::from_secs(90);
+/// How long "all hosts ONLINE" must hold to count as healed.
+const STABLE: Duration = Duration::from_secs(5);
+/// The client namespace the oracle's clients run in.
+pub const CLIENT_NS: &str = "cli1";
+
+/// What a scenario allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Longest write outage through the writer VIP allowed (generous in tests; real figures in the
+    /// benchmarks).
+    pub outage: Duration,
+    /// Whether hosts may need an operator's repair before they are ONLINE again (an old writer that
+    /// committed a transaction nobody received, a replica whose binlog got ahead of its data in a crash).
+    pub repairs: bool,
+}
+
+impl Expect {
+    /// An outage bound and no repairs.
+    pub fn outage(outage: Duration) -> Self {
+        Expect {
+            outage,
+            repairs: false,
+        }
+    }
+
+    /// The same, repairs allowed.
+    pub fn with_repairs(mut self) -> Self {
+        self.repairs = true;
+        self
+    }
+}
+
+/// A cluster under test, the oracle watching it, and the faults currently applied.
+pub struct Scenario<'a> {
+    /// The lab.
+    pub lab: &'a Lab,
+    /// The mmm-rs processes.
+    pub cluster: MmmCluster<'a>,
+    /// The oracle (taken at finish).
+    oracle: Option<Oracle>,
+    /// Where the oracle's clients run; dropped after the oracle.
+    client_rt: Option<NsRuntime>,
+    /// Hosts whose link is down.
+    links_down: BTreeSet<String>,
+    /// Hosts whose agent was killed.
+    agents_down: BTreeSet<String>,
+    /// Hosts repaired by hand, with why.
+    pub repaired: Vec<String>,
+}
+
+impl<'a> Scenario<'a> {
+    /// Starts agents and monitors (with `extra_keys` in `<monitor>`) and waits until every host is ONLINE
+    /// with db1 as writer.
+    pub async fn start(lab: &'a Lab, extra_keys: &str) -> anyhow::Result<Scenario<'a>> {
+        let cluster = MmmCluster::start(lab, extra_keys)?;
+        Self::with_cluster(lab, cluster).await
+    }
+
+    /// Like [`Scenario::start`] with a cluster the caller started (e.g. with skewed clocks).
+    pub async fn with_cluster(
+        lab: &'a Lab,
+        cluster: MmmCluster<'a>,
+    ) -> anyhow::Result<Scenario<'a>> {
+        cluster.wait_all_online("db1", SETTLE).await?;
+        Ok(Scenario {
+            lab,
+            cluster,
+            oracle: None,
+            client_rt: None,
+            links_down: BTreeSet::new(),
+            agents_down: BTreeSet::new(),
+            repaired: Vec::new(),
+        })
+    }
+
+    /// Starts the oracle's clients in [`CLIENT_NS`] and waits for some acknowledged writes.
+    pub async fn load(&mut self) -> anyhow::Result<()> {
+        let rt = NsRuntime::start(&self.lab.client(CLIENT_NS).ns)?;
+        let oracle = Oracle::start(
+            self.lab,
+            OracleSpec {
+                client_site: Some(rt.handle()),
+                ..OracleSpec::default()
+            },
+        )
+        .await?;
+        self.client_rt = Some(rt);
+        // Some history before the fault: the tables are long replicated (a replica killed right after
+        // applying DDL can restart with a GTID position older than its binlog, which strict mode refuses).
+        oracle.wait_acks(100, Duration::from_secs(20)).await?;
+        self.oracle = Some(oracle);
+        Ok(())
+    }
+
+    /// Waits until `n` more writes were acknowledged (by any of the oracle's writers).
+    pub async fn wait_more_acks(&self, n: u64, timeout: Duration) -> anyhow::Result<()> {
+        let o = self.oracle.as_ref().context("the load is not running")?;
+        o.wait_acks(o.acked() + n, timeout).await
+    }
+
+    /// The writer as `show` says.
+    pub async fn writer(&self) -> anyhow::Result<String> {
+        owner_of_role(&self.cluster.show().await?, "writer").context("no writer")
+    }
+
+    /// The Raft leader as any running monitor knows it.
+    pub async fn leader(&self) -> anyhow::Result<String> {
+        for m in self.cluster.running_monitors() {
+            if let Ok(s) = self.cluster.cluster_status_of(&m).await {
+                if !s.leader_name.is_empty() {
+                    return Ok(s.leader_name);
+                }
+            }
+        }
+        bail!("no running monitor knows a leader")
+    }
+
+    /// Waits until the writer role is on a host other than `old`; returns it.
+    pub async fn wait_new_writer(&self, old: &str, timeout: Duration) -> anyhow::Result<String> {
+        let s = self
+            .cluster
+            .wait_show(timeout, &format!("writer moved away from {old}"), |s| {
+                owner_of_role(s, "writer").is_some_and(|w| w != old)
+            })
+            .await?;
+        owner_of_role(&s, "writer").context("no writer")
+    }
+
+    /// kill -9 of a host's agent (started again by the heal).
+    pub fn kill_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        self.cluster.kill_agent(host)?;
+        self.agents_down.insert(host.to_string());
+        Ok(())
+    }
+
+    /// Starts a host's agent again.
+    pub fn start_agent(&mut self, host: &str) -> anyhow::Result<()> {
+        self.cluster.start_agent(host)?;
+        self.agents_down.remove(host);
+        Ok(())
+    }
+
+    /// Pulls a host's link (plugged back by the heal).
+    pub async fn link_down(&mut self, host: &str) -> anyhow::Result<()> {
+        self.lab.link_down(host).await?;
+        self.links_down.insert(host.to_string());
+        Ok(())
+    }
+
+    /// Undoes every fault: processes resumed, blocks removed, links up, agents started (before their
+    /// mysqld, so that a server whose agent died never comes up unmanaged), mysqlds and monitors started.
+    /// Then waits for every host to be ONLINE, repairing (as an operator would) hosts reported with errant
+    /// transactions and replicas stopped by strict mode; the repairs are recorded in `repaired`.
+    pub async fn heal(&mut self) -> anyhow::Result<()> {
+        self.cluster.resume_all()?;
+        self.lab.unblock_all().await?;
+        for h in std::mem::take(&mut self.links_down) {
+            self.lab.link_up(&h).await?;
+        }
+        for h in self.agents_down.clone() {
+            self.start_agent(&h)?;
+        }
+        let hosts: Vec<String> = self.lab.hosts().iter().map(|h| h.name.clone()).collect();
+        for h in &hosts {
+            if !self.lab.mysqld_running(h) {
+                self.lab.start_mysqld(h).await?;
+            }
+        }
+        let running = self.cluster.running_monitors();
+        for m in self.lab.monitors() {
+            if !running.contains(&m.name) {
+                self.cluster.start_monitor(&m.name)?;
+            }
+        }
+        self.wait_all_online_repairing(HEAL).await
+    }
+
+    /// Waits until every host is ONLINE and some host is the writer; a host shown with errant transactions
+    /// is repaired and set online.
+    async fn wait_all_online_repairing(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        // All ONLINE must hold for a while: a returning host can be put back before its errant check ran.
+        let mut online_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            match self.cluster.show().await {
+                Ok(s) if all_online(&s, self.lab.hosts().len()) => {
+                    let since = *online_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STABLE {
+                        return Ok(());
+                    }
+                }
+                Ok(s) => {
+                    online_since = None;
+                    if let (Some(h), Some(w)) = (
+                        s.hosts.iter().find(|h| !h.errant_gtids.is_empty()),
+                        owner_of_role(&s, "writer"),
+                    ) {
+                        let (h, gtids) = (h.name.clone(), h.errant_gtids.clone());
+                        eprintln!(
+                            "{h} reported with errant transactions {gtids}: repairing it from {w}"
+                        );
+                        self.repair_errant(&h, &w).await?;
+                    }
+                    for h in &s.hosts {
+                        if h.state == HostState::AwaitingRecovery as i32
+                            && h.errant_gtids.is_empty()
+                            && !self.repaired.iter().any(|r| r.starts_with(&h.name))
+                            && self.repair_crashed_replica(&h.name).await?
+                        {
+                            self.repaired
+                                .push(format!("{} (binlog ahead of InnoDB after a crash)", h.name));
+                        }
+                    }
+                    last = format!("{s:?}");
+                }
+                Err(e) => last = format!("{e:#}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("the cluster did not return to all hosts ONLINE within {timeout:?}; last: {last}")
+    }
+
+    /// The operator's repair of a host with errant transactions: with its agent stopped, the rows the
+    /// master does not have are deleted (not logged), its binlog is reset to the master's GTID state for
+    /// the transactions they share, replication starts again from there, and `set_online` puts it back.
+    async fn repair_errant(&mut self, host: &str, master: &str) -> anyhow::Result<()> {
+        if !self.agents_down.contains(host) {
+            self.kill_agent(host)?;
+        }
+        let mut h = self.lab.mysql(host).await?;
+        let mut m = self.lab.mysql(master).await?;
+        h.query_drop("STOP SLAVE").await?;
+        let host_state: String = h
+            .query_first("SELECT @@gtid_binlog_state")
+            .await?
+            .unwrap_or_default();
+        let master_state: String = m
+            .query_first("SELECT @@gtid_binlog_state")
+            .await?
+            .unwrap_or_default();
+        h.query_drop("SET SESSION sql_log_bin = 0").await?;
+        // Every application table: rows the master lacks are the errant part (compared whole).
+        let tables: Vec<String> = h
+            .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_TYPE = 'BASE TABLE'")
+            .await?;
+        let mut deleted = 0;
+        for t in &tables {
+            let sql = format!("SELECT * FROM app.{t}");
+            let host_rows: Vec<mysql_async::Row> = h.query(&sql).await?;
+            let master_rows: Vec<mysql_async::Row> = m.query(&sql).await?;
+            let key = |r: &mysql_async::Row| format!("{:?}", r.clone().unwrap());
+            let master_keys: BTreeSet<String> = master_rows.iter().map(key).collect();
+            let host_keys: BTreeSet<String> = host_rows.iter().map(key).collect();
+            if host_keys.is_subset(&master_keys) && master_keys.len() == host_keys.len() {
+                continue;
+            }
+            // Simplest faithful repair: copy the master's table (the errant rows go, missing ones come).
+            h.query_drop(format!("DELETE FROM app.{t}")).await?;
+            deleted += host_rows.len();
+            for r in master_rows {
+                let vals: Vec<mysql_async::Value> = r.unwrap();
+                let marks = vec!["?"; vals.len()].join(", ");
+                h.exec_drop(format!("INSERT INTO app.{t} VALUES ({marks})"), vals)
+                    .await?;
+            }
+        }
+        let state = repaired_binlog_state(&host_state, &master_state)?;
+        let slave_pos = last_per_domain(&state);
+        eprintln!(
+            "repair {host}: tables copied from {master} ({deleted} rows replaced); binlog state {host_state:?} -> \
+             {state:?}, slave pos {slave_pos:?} (master state {master_state:?})"
+        );
+        h.query_drop("RESET MASTER").await?;
+        h.query_drop(format!("SET GLOBAL gtid_binlog_state = '{state}'"))
+            .await?;
+        h.query_drop(format!("SET GLOBAL gtid_slave_pos = '{slave_pos}'"))
+            .await?;
+        // Not configured yet when its agent had not re-pointed it: the agent does, when it starts.
+        let _ = h.query_drop("START SLAVE").await;
+        drop((h, m));
+        self.start_agent(host)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.cluster.mmmctl(&["set_online", host])?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.success() && text.contains("OK") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "set_online {host} refused: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.repaired.push(format!("{host} (errant transactions)"));
+        Ok(())
+    }
+
+    /// A replica whose SQL thread stopped on MariaDB's strict-mode error 1950 after a kill -9: its binlog
+    /// kept transactions its InnoDB data (and `gtid_slave_pos`, stored in InnoDB) lost, so replication
+    /// re-applies one the binlog already has. InnoDB is the truth: the binlog is reset and replication
+    /// re-applies what InnoDB lacks. Returns whether it repaired anything.
+    async fn repair_crashed_replica(&mut self, host: &str) -> anyhow::Result<bool> {
+        let Ok(mut c) = self.lab.mysql_timeout(host, Duration::from_secs(1)).await else {
+            return Ok(false);
+        };
+        let row: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+        let errno: u32 = row
+            .and_then(|r| r.get::<Option<u32>, _>("Last_SQL_Errno").flatten())
+            .unwrap_or(0);
+        if errno != 1950 {
+            return Ok(false);
+        }
+        let pos: (String, String) = c
+            .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos")
+            .await?
+            .unwrap_or_default();
+        eprintln!(
+            "{host}: replication stopped by strict mode (1950) with binlog {:?} ahead of slave pos {:?}: \
+             resetting the binlog and letting replication re-apply",
+            pos.0, pos.1
+        );
+        c.query_drop("STOP SLAVE").await?;
+        c.query_drop("RESET MASTER").await?;
+        c.query_drop("START SLAVE").await?;
+        Ok(true)
+    }
+
+    /// Every role change in `mmmctl history`: each server that acknowledged writes through the writer VIP
+    /// was named the writer there, the client saw no more writer changes than the history has, and the last
+    /// writer decision names the current writer.
+    async fn check_history(&self, history: &oracle::History) -> anyhow::Result<()> {
+        let out = self.cluster.mmmctl(&["--json", "history", "1000"])?;
+        if !out.status.success() {
+            bail!(
+                "mmmctl history failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("mmmctl --json history")?;
+        let decisions = v["decisions"].as_array().context("decisions")?;
+        let writer_to: Vec<String> = decisions
+            .iter()
+            .filter(|d| d["role"].as_str().is_some_and(|r| r.starts_with("writer")))
+            .filter_map(|d| d["to"].as_str().map(str::to_string))
+            .filter(|t| t != "-")
+            .collect();
+        // Writer changes: consecutive decisions naming the same host are one (a move commits several).
+        let mut changes: Vec<&String> = writer_to.iter().collect();
+        changes.dedup();
+        let name_of = |sid: u32| {
+            self.lab
+                .hosts()
+                .iter()
+                .find(|h| h.server_id == sid)
+                .map(|h| h.name.clone())
+        };
+        let vip = self.lab.writer_vip();
+        let mut runs: Vec<u32> = Vec::new();
+        let mut acks: Vec<&oracle::Event> = history
+            .events
+            .iter()
+            .filter(|e| e.is_write_ack() && history.clients[e.client].target == vip)
+            .collect();
+        acks.sort_by_key(|e| e.done);
+        for e in acks {
+            let Some(sid) = e.server_id else { continue };
+            if runs.last() != Some(&sid) {
+                runs.push(sid);
+            }
+        }
+        for sid in runs.iter().collect::<BTreeSet<_>>() {
+            let host = name_of(*sid).with_context(|| format!("unknown server id {sid}"))?;
+            if !writer_to.contains(&host) {
+                bail!("{host} accepted writes through the writer VIP but mmmctl history never named it writer: {writer_to:?}");
+            }
+        }
+        if runs.len() > changes.len() {
+            bail!(
+                "the writer VIP's writes went to {} runs of servers {runs:?} but mmmctl history has only {} writer \
+                 changes {changes:?}",
+                runs.len(),
+                changes.len()
+            );
+        }
+        let current = self.writer().await?;
+        if writer_to.last() != Some(&current) {
+            bail!("the last writer decision in mmmctl history is {writer_to:?}, the writer is {current}");
+        }
+        Ok(())
+    }
+
+    /// Heals, stops the clients and checks everything the module docs list; returns the oracle's report.
+    /// On failure the processes' logs are copied to `/tmp/mmm-faults-logs/<scenario>`.
+    pub async fn finish(self, scenario: &str, expect: Expect) -> anyhow::Result<OracleReport> {
+        let lab = self.lab;
+        let r = self.finish_inner(scenario, expect).await;
+        if r.is_err() {
+            save_logs(lab, scenario);
+        }
+        r
+    }
+
+    async fn finish_inner(
+        mut self,
+        scenario: &str,
+        expect: Expect,
+    ) -> anyhow::Result<OracleReport> {
+        self.heal().await?;
+        // A few writes after the cluster is whole again.
+        self.wait_more_acks(20, Duration::from_secs(15)).await?;
+        let writer = self.writer().await?;
+        let oracle = self.oracle.take().context("the load was never started")?;
+        let hosts: Vec<String> = self.lab.hosts().iter().map(|h| h.name.clone()).collect();
+        let converge: Vec<&str> = hosts
+            .iter()
+            .map(String::as_str)
+            .filter(|h| *h != writer)
+            .collect();
+        let evidence = oracle.stop_evidence(self.lab, &writer, &converge).await?;
+        drop(self.client_rt.take());
+        let report = oracle::judge(&evidence);
+        eprintln!("{}", report.summary(scenario));
+        eprintln!("FAULT-REPAIRS {scenario}: {:?}", self.repaired);
+        let mut problems = Vec::new();
+        if let Err(e) = report.ensure_ok() {
+            problems.push(format!("{e:#}"));
+        }
+        let outage = report
+            .clients
+            .iter()
+            .filter(|c| c.role == Role::Writer && c.name.starts_with("vip-writer"))
+            .map(|c| c.longest_outage)
+            .max()
+            .unwrap_or_default();
+        eprintln!("FAULT-OUTAGE {scenario}: {outage:?} through the writer VIP");
+        if outage > expect.outage {
+            problems.push(format!(
+                "the write outage through the writer VIP was {outage:?}, more than the {:?} allowed",
+                expect.outage
+            ));
+        }
+        if !expect.repairs && !self.repaired.is_empty() {
+            problems.push(format!(
+                "hosts needed an operator's repair, which this scenario does not allow: {:?}",
+                self.repaired
+            ));
+        }
+        if let Err(e) = self.check_history(&evidence.history).await {
+            problems.push(format!("{e:#}"));
+        }
+        if !problems.is_empty() {
+            bail!("{scenario}:\n  {}", problems.join("\n  "));
+        }
+        Ok(report)
+    }
+}
+
+/// Copies the lab's logs to `/tmp/mmm-faults-logs/<scenario>` for a failed scenario.
+pub fn save_logs(lab: &Lab, scenario: &str) {
+    let slug: String = scenario
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dest = std::path::Path::new("/tmp/mmm-faults-logs").join(slug);
+    let _ = std::fs::create_dir_all(&dest);
+    let _ = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(lab.dir().join("logs"))
+        .arg(&dest)
+        .status();
+    eprintln!("logs of the failed scenario copied to {}", dest.display());
+}
+
+/// Every host ONLINE and a writer.
+pub fn all_online(s: &ShowReply, n: usize) -> bool {
+    s.hosts.len() == n
+        && s.hosts.iter().all(|h| h.state == HostState::Online as i32)
+        && owner_of_role(s, "writer").is_some()
+}
+
+/// Parses a MariaDB GTID list into (domain, server_id, seq).
+fn parse_gtids(s: &str) -> anyhow::Result<Vec<(u32, u32, u64)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let p: Vec<&str> = g.split('-').collect();
+            if p.len() != 3 {
+                bail!("bad GTID {g:?}");
+            }
+            Ok((p[0].parse()?, p[1].parse()?, p[2].parse()?))
+        })
+        .collect()
+}
+
+/// The host's binlog state without its errant part: each (domain, server) pair the master also has is
+/// capped at the master's sequence number, pairs the master lacks are dropped.
+pub fn repaired_binlog_state(host: &str, master: &str) -> anyhow::Result<String> {
+    let m = parse_gtids(master)?;
+    let mut out = Vec::new();
+    for (d, s, n) in parse_gtids(host)? {
+        if let Some(&(_, _, mn)) = m.iter().find(|(md, ms, _)| *md == d && *ms == s) {
+            out.push(format!("{d}-{s}-{}", n.min(mn)));
+        }
+    }
+    Ok(out.join(","))
+}
+
+/// The GTID position of a binlog state: per domain, the entry with the highest sequence number.
+pub fn last_per_domain(state: &str) -> String {
+    let mut best: std::collections::BTreeMap<u32, (u32, u64)> = Default::default();
+    for (d, s, n) in parse_gtids(state).unwrap_or_default() {
+        let e = best.entry(d).or_insert((s, n));
+        if n > e.1 {
+            *e = (s, n);
+        }
+    }
+    best.iter()
+        .map(|(d, (s, n))| format!("{d}-{s}-{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repaired_binlog_state_caps_and_drops_the_errant_part() {
+        assert_eq!(
+            repaired_binlog_state("0-1-101,0-2-50", "0-1-100,0-2-150").unwrap(),
+            "0-1-100,0-2-50"
+        );
+        assert_eq!(
+            repaired_binlog_state("0-1-101,0-3-7", "0-1-100").unwrap(),
+            "0-1-100"
+        );
+        assert_eq!(last_per_domain("0-1-100,0-2-50,1-1-3"), "0-1-100,1-1-3");
+    }
+}
