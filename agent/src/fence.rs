@@ -3,8 +3,11 @@
 //!
 //! What is installed on every server (in schema `mmm_fence`, with the binary log off for the session, so
 //! nothing of it replicates and each server has its own):
-//! - `lease`: a MEMORY table holding one row, the end of the current writer lease in the server's own
-//!   clock (microseconds since the Unix epoch). MEMORY: a restarted mysqld has no row, so it starts fenced.
+//! - `lease`: a table holding one row, the end of the current writer lease in the server's own clock
+//!   (microseconds since the Unix epoch). Not a MEMORY table: the first use of a MEMORY table after a
+//!   restart writes a `DELETE` to the binary log, whatever the session says, which would be a transaction
+//!   only this server has. A restarted mysqld starts read-only (`read_only=1` in its configuration, a
+//!   required setting), and only the agent opens it, so a leftover row opens nothing.
 //! - `deny_writes()`: kills every client session (the rule of [`crate::sql::should_kill`]: not the server's
 //!   or replication threads, not the agent's sessions), sets `read_only=1` without waiting for locks
 //!   (`lock_wait_timeout=0`: a lock holder was just killed; a new one is killed on the next try), repeats
@@ -43,7 +46,7 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// The leader adds it to every lease before it trusts the lease to be over.
 pub const FENCE_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS);
 /// Version of the installed objects, kept in the event's comment: a newer agent reinstalls.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The statements that (re)install the fence for `agent_user` (whose sessions are spared).
 pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
@@ -62,11 +65,11 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
         format!("CREATE DATABASE IF NOT EXISTS {SCHEMA}"),
         format!(
             "CREATE TABLE IF NOT EXISTS {SCHEMA}.lease (id TINYINT NOT NULL PRIMARY KEY, \
-             expires_us BIGINT NOT NULL) ENGINE=MEMORY"
+             expires_us BIGINT NOT NULL) ENGINE=InnoDB"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {SCHEMA}.fired (at_us BIGINT NOT NULL, killed INT NOT NULL) \
-             ENGINE=MEMORY"
+             ENGINE=InnoDB"
         ),
         format!("DROP EVENT IF EXISTS {SCHEMA}.lease_fence"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.kill_clients"),
@@ -277,8 +280,8 @@ mod tests {
             assert!(sql.contains(&quote(c)), "{c} spared");
         }
         assert!(
-            sql.contains("ENGINE=MEMORY"),
-            "a restarted mysqld starts fenced"
+            !sql.contains("MEMORY"),
+            "a MEMORY table logs a DELETE at its first use after a restart"
         );
         assert!(sql.contains("SET SESSION lock_wait_timeout = 0"));
         assert!(sql.contains("SET GLOBAL event_scheduler = OFF"));

@@ -128,6 +128,9 @@ struct Leadership {
     errant: crate::errant::ErrantPoller,
     /// Hook events whose hook this leadership is running (not started twice).
     hooks_running: Arc<Mutex<std::collections::BTreeSet<crate::hooks::EventKey>>>,
+    /// When the leader last saw each host's agent report it writable (health stream): an active master
+    /// not seen so for long is lost (the engine's rule).
+    writable_seen: BTreeMap<String, Instant>,
     /// The engine's log lines of the last round: a condition that lasts (e.g. waiting for evidence)
     /// is logged when it starts, not once per round.
     logged: std::collections::BTreeSet<(Option<String>, String)>,
@@ -192,6 +195,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 startup: None,
                 errant: Default::default(),
                 hooks_running: Arc::default(),
+                writable_seen: BTreeMap::new(),
                 logged: Default::default(),
             }
         });
@@ -356,7 +360,7 @@ async fn gather_startup(ctx: &MonitorContext) -> StartupEvidence {
 fn gather_input(
     ctx: &MonitorContext,
     ecfg: &EngineConfig,
-    l: &Leadership,
+    l: &mut Leadership,
     state: &ClusterState,
 ) -> Input {
     let now = now_ms();
@@ -381,10 +385,23 @@ fn gather_input(
             let health = ctx.agents.health(host);
             let t = tracks.get(host).cloned().unwrap_or_default();
             let holds_writer = state.active_master.as_deref() == Some(host.as_str());
+            let old_writer = state
+                .failover
+                .as_ref()
+                .is_some_and(|f| f.from.as_deref() == Some(host.as_str()));
+            if health.reachable && health.writable {
+                l.writable_seen.insert(host.clone(), mono_now);
+            }
+            let not_writable_ms = if holds_writer {
+                let seen = l.writable_seen.get(host).copied().unwrap_or(l.since);
+                mono_now.saturating_duration_since(seen).as_millis() as u64
+            } else {
+                0
+            };
             // The writer's lease may have been renewed by the previous leader up to the moment this
             // one took over, and by this one up to its last send; counted on this monitor's monotonic
             // clock and handed to the engine as a time of this round's clock.
-            let lease_expires_ms = holds_writer.then(|| {
+            let lease_expires_ms = (holds_writer || old_writer).then(|| {
                 let over = lease_over_at(&l.pusher.bounds, l.since, t.lease_sent_at);
                 now + over.saturating_duration_since(mono_now).as_millis() as u64
             });
@@ -401,6 +418,7 @@ fn gather_input(
                     repointed_to: t.repointed_to.clone(),
                     gtid_errant: l.errant.errant(host),
                     kill_host_ok_at: t.kill_host_ok_at,
+                    not_writable_ms,
                 },
             )
         })

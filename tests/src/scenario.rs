@@ -258,9 +258,11 @@ impl<'a> Scenario<'a> {
         bail!("the cluster did not return to all hosts ONLINE within {timeout:?}; last: {last}")
     }
 
-    /// The operator's repair of a host with errant transactions: with its agent stopped, the rows the
-    /// master does not have are deleted (not logged), its binlog is reset to the master's GTID state for
-    /// the transactions they share, replication starts again from there, and `set_online` puts it back.
+    /// The operator's repair of a host with errant transactions: a rebuild of the application data from
+    /// the writer. With the host's agent stopped, a consistent snapshot of the writer's `app` tables and
+    /// the GTID position it corresponds to (`START TRANSACTION WITH CONSISTENT SNAPSHOT` and
+    /// `BINLOG_GTID_POS` of the snapshot's binlog position) replace the host's tables (not logged), its
+    /// binlog is reset to that position, replication continues from there, and `set_online` puts it back.
     async fn repair_errant(&mut self, host: &str, master: &str) -> anyhow::Result<()> {
         if !self.agents_down.contains(host) {
             self.kill_agent(host)?;
@@ -268,51 +270,59 @@ impl<'a> Scenario<'a> {
         let mut h = self.lab.mysql(host).await?;
         let mut m = self.lab.mysql(master).await?;
         h.query_drop("STOP SLAVE").await?;
-        let host_state: String = h
+        let before: String = h
             .query_first("SELECT @@gtid_binlog_state")
             .await?
             .unwrap_or_default();
-        let master_state: String = m
-            .query_first("SELECT @@gtid_binlog_state")
-            .await?
-            .unwrap_or_default();
-        h.query_drop("SET SESSION sql_log_bin = 0").await?;
-        // Every application table: rows the master lacks are the errant part (compared whole).
-        let tables: Vec<String> = h
-            .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_TYPE = 'BASE TABLE'")
+        let tables: Vec<String> = m
+            .query(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' \
+                 AND TABLE_TYPE = 'BASE TABLE'",
+            )
             .await?;
-        let mut deleted = 0;
+        m.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await?;
+        let file: Option<(String, String)> = m
+            .query_first("SHOW STATUS LIKE 'Binlog_snapshot_file'")
+            .await?;
+        let pos: Option<(String, String)> = m
+            .query_first("SHOW STATUS LIKE 'Binlog_snapshot_position'")
+            .await?;
+        let (file, pos) = (
+            file.context("Binlog_snapshot_file")?.1,
+            pos.context("Binlog_snapshot_position")?.1,
+        );
+        let gtid: Option<String> = m
+            .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.clone(), pos.clone()))
+            .await?;
+        let gtid = gtid.context("BINLOG_GTID_POS")?;
+        let mut copies = Vec::new();
         for t in &tables {
-            let sql = format!("SELECT * FROM app.{t}");
-            let host_rows: Vec<mysql_async::Row> = h.query(&sql).await?;
-            let master_rows: Vec<mysql_async::Row> = m.query(&sql).await?;
-            let key = |r: &mysql_async::Row| format!("{:?}", r.clone().unwrap());
-            let master_keys: BTreeSet<String> = master_rows.iter().map(key).collect();
-            let host_keys: BTreeSet<String> = host_rows.iter().map(key).collect();
-            if host_keys.is_subset(&master_keys) && master_keys.len() == host_keys.len() {
-                continue;
-            }
-            // Simplest faithful repair: copy the master's table (the errant rows go, missing ones come).
+            let rows: Vec<mysql_async::Row> = m.query(format!("SELECT * FROM app.{t}")).await?;
+            copies.push((t.clone(), rows));
+        }
+        m.query_drop("COMMIT").await?;
+        h.query_drop("SET SESSION sql_log_bin = 0").await?;
+        let mut copied = 0;
+        for (t, rows) in copies {
             h.query_drop(format!("DELETE FROM app.{t}")).await?;
-            deleted += host_rows.len();
-            for r in master_rows {
+            for r in rows {
                 let vals: Vec<mysql_async::Value> = r.unwrap();
                 let marks = vec!["?"; vals.len()].join(", ");
                 h.exec_drop(format!("INSERT INTO app.{t} VALUES ({marks})"), vals)
                     .await?;
+                copied += 1;
             }
         }
-        let state = repaired_binlog_state(&host_state, &master_state)?;
-        let slave_pos = last_per_domain(&state);
-        eprintln!(
-            "repair {host}: tables copied from {master} ({deleted} rows replaced); binlog state {host_state:?} -> \
-             {state:?}, slave pos {slave_pos:?} (master state {master_state:?})"
-        );
         h.query_drop("RESET MASTER").await?;
-        h.query_drop(format!("SET GLOBAL gtid_binlog_state = '{state}'"))
+        h.query_drop(format!("SET GLOBAL gtid_binlog_state = '{gtid}'"))
             .await?;
-        h.query_drop(format!("SET GLOBAL gtid_slave_pos = '{slave_pos}'"))
+        h.query_drop(format!("SET GLOBAL gtid_slave_pos = '{gtid}'"))
             .await?;
+        eprintln!(
+            "repair {host}: rebuilt from {master}'s snapshot at {gtid} ({file}:{pos}, {copied} rows); binlog \
+             state was {before:?}"
+        );
         // Not configured yet when its agent had not re-pointed it: the agent does, when it starts.
         let _ = h.query_drop("START SLAVE").await;
         drop((h, m));
@@ -518,65 +528,4 @@ pub fn all_online(s: &ShowReply, n: usize) -> bool {
     s.hosts.len() == n
         && s.hosts.iter().all(|h| h.state == HostState::Online as i32)
         && owner_of_role(s, "writer").is_some()
-}
-
-/// Parses a MariaDB GTID list into (domain, server_id, seq).
-fn parse_gtids(s: &str) -> anyhow::Result<Vec<(u32, u32, u64)>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(|g| {
-            let p: Vec<&str> = g.split('-').collect();
-            if p.len() != 3 {
-                bail!("bad GTID {g:?}");
-            }
-            Ok((p[0].parse()?, p[1].parse()?, p[2].parse()?))
-        })
-        .collect()
-}
-
-/// The host's binlog state without its errant part: each (domain, server) pair the master also has is
-/// capped at the master's sequence number, pairs the master lacks are dropped.
-pub fn repaired_binlog_state(host: &str, master: &str) -> anyhow::Result<String> {
-    let m = parse_gtids(master)?;
-    let mut out = Vec::new();
-    for (d, s, n) in parse_gtids(host)? {
-        if let Some(&(_, _, mn)) = m.iter().find(|(md, ms, _)| *md == d && *ms == s) {
-            out.push(format!("{d}-{s}-{}", n.min(mn)));
-        }
-    }
-    Ok(out.join(","))
-}
-
-/// The GTID position of a binlog state: per domain, the entry with the highest sequence number.
-pub fn last_per_domain(state: &str) -> String {
-    let mut best: std::collections::BTreeMap<u32, (u32, u64)> = Default::default();
-    for (d, s, n) in parse_gtids(state).unwrap_or_default() {
-        let e = best.entry(d).or_insert((s, n));
-        if n > e.1 {
-            *e = (s, n);
-        }
-    }
-    best.iter()
-        .map(|(d, (s, n))| format!("{d}-{s}-{n}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repaired_binlog_state_caps_and_drops_the_errant_part() {
-        assert_eq!(
-            repaired_binlog_state("0-1-101,0-2-50", "0-1-100,0-2-150").unwrap(),
-            "0-1-100,0-2-50"
-        );
-        assert_eq!(
-            repaired_binlog_state("0-1-101,0-3-7", "0-1-100").unwrap(),
-            "0-1-100"
-        );
-        assert_eq!(last_per_domain("0-1-100,0-2-50,1-1-3"), "0-1-100,1-1-3");
-    }
 }

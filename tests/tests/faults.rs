@@ -337,7 +337,7 @@ async fn fault_old_master_returns_with_errant() -> anyhow::Result<()> {
     lab.start_mysqld("db1").await?;
     lab.exec(
         "db1",
-        "INSERT INTO app.chk (id, server_id, ts) VALUES (999999999, @@server_id, NOW(6))",
+        "INSERT INTO app.oracle_ins (id, client, server_id) VALUES (999999999, 'by hand', @@server_id)",
     )
     .await?;
     let db1_pos = lab.gtid_current_pos("db1").await?;

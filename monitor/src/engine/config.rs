@@ -93,6 +93,10 @@ pub struct EngineConfig {
     pub writer_lease_ms: u64,
     /// Added to a lease's end before it is trusted as expired: RPC timeout plus clock allowance.
     pub lease_margin_ms: u64,
+    /// The active master whose agent has not kept it writable this long is lost: its lease cannot have
+    /// been renewed into a writable server, the fence in mysqld denies writes, and only another writer
+    /// restores them. Longer than a lease plus the fence plus a promotion's catch-up.
+    pub writer_unwritable_after_ms: u64,
     /// Whether `kill_host_bin` is configured (fencing of last resort for an unreachable old writer).
     pub kill_host_configured: bool,
     /// How long the failover candidate may take to apply its relay log before the move is abandoned.
@@ -128,6 +132,7 @@ impl Default for EngineConfig {
             report_ttl_ms: 3_000,
             writer_lease_ms: 3_000,
             lease_margin_ms: 1_000,
+            writer_unwritable_after_ms: 5_000,
             kill_host_configured: false,
             catch_up_timeout_ms: 30_000,
             short_outage_ms: 60_000,
@@ -234,8 +239,14 @@ impl From<&mmm_config::Config> for EngineConfig {
             // A report missing for three rounds (plus one check timeout) is stale.
             report_ttl_ms: 3 * longest_period + longest_timeout,
             writer_lease_ms: ms(m.writer_lease),
-            // Clock-rate differences and a renewal's delivery within its RPC deadline.
-            lease_margin_ms: 500,
+            // The margins of `crate::lease` (clock rates, the predecessor's renewals, the fence).
+            lease_margin_ms: ms(
+                crate::lease::LeaseBounds::new(m.writer_lease).after_leadership_start()
+            )
+            .saturating_sub(ms(m.writer_lease)),
+            writer_unwritable_after_ms: ms(
+                crate::lease::LeaseBounds::new(m.writer_lease).after_own_renewal()
+            ) + 1_000,
             kill_host_configured: m.kill_host_bin.is_some(),
             new_cluster_id: random_cluster_id(),
             ..EngineConfig::default()

@@ -85,6 +85,9 @@ pub struct AgentFacts {
     pub gtid_errant: Option<String>,
     /// The failover (by its start epoch) for which `kill_host_bin` succeeded against this host.
     pub kill_host_ok_at: Option<Epoch>,
+    /// For the active master: how long (ms) the leader has not seen its agent keep it writable (health
+    /// stream down, or the agent reports writes not allowed, e.g. it cannot reach mysqld). 0 otherwise.
+    pub not_writable_ms: u64,
 }
 
 /// Which hosts look like the current writer, for a cluster that has no active master yet.

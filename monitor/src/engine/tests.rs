@@ -1914,3 +1914,50 @@ fn a_new_cluster_names_its_first_writer_only_after_every_writer_host_is_judged()
         "writer goes to db1: {state:?}"
     );
 }
+
+// ---------------------------------------------------------------- a writer its agent cannot keep
+
+#[test]
+fn a_writer_its_agent_has_not_kept_writable_for_a_lease_and_the_fence_is_failed_over() {
+    let c = cfg();
+    let s = base_state(&c);
+    let after = c.writer_unwritable_after_ms;
+    // (ms the active master was not seen writable, mode, peer's agent reachable) -> failover begins
+    let rows = [
+        (0, Mode::Active, true, false),
+        (after - 1, Mode::Active, true, false),
+        (after, Mode::Active, true, true),
+        (after * 10, Mode::Active, true, true),
+        // Manual and passive modes keep roles where they are.
+        (after, Mode::Manual, true, false),
+        (after, Mode::Passive, true, false),
+        // Nobody can take the role: it stays (its agent may come back and renew).
+        (after, Mode::Active, false, false),
+    ];
+    for (i, (ms, mode, peer_ok, moves)) in rows.into_iter().enumerate() {
+        let mut s = s.clone();
+        s.mode = mode;
+        let mut input = healthy_input(&c, &s, NOW);
+        facts(&mut input, "db1").not_writable_ms = ms;
+        facts(&mut input, "db2").reachable = peer_ok;
+        let out = decide(&s, &input, &c);
+        let began = commands(&out).iter().any(|cmd| {
+            matches!(cmd, Command::BeginFailover { from: Some(f), to, .. } if f == "db1" && to == "db2")
+        });
+        assert_eq!(began, moves, "row {i}: {}", reasons(&out));
+        if moves {
+            assert!(
+                reasons(&out).contains("has not kept it writable"),
+                "the reason says why: {}",
+                reasons(&out)
+            );
+        }
+        assert!(
+            commands(&out)
+                .iter()
+                .all(|cmd| !matches!(cmd, Command::SetRoleOwner { owner: None, .. }) || moves),
+            "row {i}: the role is never dropped without a new owner: {}",
+            reasons(&out)
+        );
+    }
+}

@@ -264,6 +264,30 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
     let Some(rec) = round.sim.hosts.get(&am).cloned() else {
         return;
     };
+    let unwritable = round.input.agent(&am).not_writable_ms;
+    let stuck = mode == Mode::Active
+        && rec.state != HostState::Unknown
+        && unwritable >= cfg.writer_unwritable_after_ms;
+    if stuck && keeps_writer(rec.state) && rec.errant_gtids.is_none() {
+        // The writer's agent has not kept it writable for longer than a lease and the fence: writes
+        // are denied there whatever its checks say. Move the role if someone can take it.
+        let why = format!(
+            "the agent of active master {am} has not kept it writable for {unwritable} ms (agent \
+             unreachable, or it cannot reach mysqld): its lease ran out and the fence in mysqld denies writes"
+        );
+        match choose_candidate(&round.sim, cfg, round.input, Some(&am)) {
+            Some(to) => {
+                let cmds = begin_commands(&round.sim, cfg, Some(&am), &to, false);
+                round.propose_all(format!("{why}; failing over role {wname} to {to}"), cmds);
+            }
+            None => round.log(
+                LogLevel::Error,
+                Some(&am),
+                format!("{why}; no ONLINE host with a reachable agent can take role {wname}"),
+            ),
+        }
+        return;
+    }
     let lost = !keeps_writer(rec.state) || rec.errant_gtids.is_some();
     if lost {
         // Manual and wait modes keep roles on failed hosts; an operator's set_offline still moves it.

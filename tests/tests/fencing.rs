@@ -1,0 +1,356 @@
+//! Writer fencing under the faults that break leases in real deployments, each judged by the independent
+//! oracle (`mmm_lab::oracle`, through `mmm_lab::scenario`): an agent killed, paused or restarted while its
+//! mysqld runs; agent clocks skewed both ways; lock holders and long transactions on the writer when it
+//! must be demoted; the agent's MySQL password changed under it; a slow `pre_failover` hook; the monitor
+//! leader paused past the election and resumed; asymmetric and one-way partitions with clients on the old
+//! writer's side; a monitor whose disk is full.
+//!
+//! Each asserts, through the oracle, that no two servers were writable or acknowledged writes in
+//! overlapping time and that no acknowledged write was lost, and that the writer moved (or stayed) as the
+//! scenario says.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use mmm_lab::cluster::MmmCluster;
+use mmm_lab::scenario::{Expect, Scenario, FAILOVER};
+use mmm_lab::{ClockSkew, Lab, LabSpec};
+use mysql_async::prelude::Queryable;
+
+const KEYS: &str = "auto_set_online 2";
+
+async fn lab_env() -> anyhow::Result<Lab> {
+    mmm_lab::init_logging();
+    Lab::start(LabSpec::cluster()).await
+}
+
+/// `@@read_only` of a host.
+async fn read_only(lab: &Lab, host: &str) -> anyhow::Result<bool> {
+    let mut c = lab.mysql(host).await?;
+    let v: Option<u8> = c.query_first("SELECT @@read_only").await?;
+    Ok(v == Some(1))
+}
+
+/// How many times the fence kept in mysqld denied writes by itself on `host` since mysqld started.
+async fn fence_fired(lab: &Lab, host: &str) -> anyhow::Result<u64> {
+    let mut c = lab.mysql(host).await?;
+    let n: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM mmm_fence.fired")
+        .await
+        .context("reading mmm_fence.fired")?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Blocks every monitor from `host` (both ways).
+async fn isolate_from_monitors(lab: &Lab, host: &str) -> anyhow::Result<()> {
+    for m in lab.monitors() {
+        lab.block(host, &m.name).await?;
+    }
+    Ok(())
+}
+
+/// The agent is killed while its mysqld keeps running, then the writer is cut off from the monitors: the
+/// fence inside mysqld denies writes when the lease ends, with no agent to do it, and the writer moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_killed_then_writer_isolated() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    env.kill_agent("db1")?;
+    isolate_from_monitors(&lab, "db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    assert!(
+        fence_fired(&lab, "db1").await? >= 1,
+        "the fence in mysqld denied writes on db1 (its agent was dead)"
+    );
+    env.finish(
+        "agent killed, then the writer isolated",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The agent is paused (SIGSTOP) while its mysqld keeps running, then the writer is cut off from the
+/// monitors; the agent is resumed at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_paused_then_writer_isolated() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    env.cluster.pause_agent("db1")?;
+    isolate_from_monitors(&lab, "db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    assert!(fence_fired(&lab, "db1").await? >= 1, "the fence fired");
+    env.finish(
+        "agent paused, then the writer isolated",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The agent alone dies (mysqld and the network are fine): its lease cannot be renewed, the fence denies
+/// writes, and the cluster moves the writer rather than leave it read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_killed_alone_moves_the_writer() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    env.kill_agent("db1")?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(fence_fired(&lab, "db1").await? >= 1, "the fence fired");
+    env.finish(
+        "agent killed alone",
+        Expect::outage(Duration::from_secs(15)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The writer is cut off from the monitors and its agent restarts meanwhile: a restarted agent never
+/// opens anything on its own (it adopts only what is left of the lease kept in mysqld).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_restarted_during_isolation() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    isolate_from_monitors(&lab, "db1").await?;
+    env.kill_agent("db1")?;
+    env.start_agent("db1")?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    env.finish(
+        "agent restarted while the writer is isolated",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Agents' wall clocks 3 s behind (db1) and 3 s ahead (db2) of the monitors': the lease counts on
+/// monotonic clocks, so the isolated writer stops in time and the new one opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_clocks_skewed_both_ways() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut cluster = MmmCluster::configure(&lab, KEYS, false)?;
+    cluster.start_agent_with_clock("db1", ClockSkew::behind(3))?;
+    cluster.start_agent_with_clock("db2", ClockSkew::ahead(3))?;
+    for h in ["db3", "db4"] {
+        cluster.start_agent(h)?;
+    }
+    for m in lab.monitors() {
+        cluster.start_monitor(&m.name)?;
+    }
+    let mut env = Scenario::with_cluster(&lab, cluster).await?;
+    env.load().await?;
+    isolate_from_monitors(&lab, "db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    env.finish(
+        "agent clocks 3 s behind (old writer) and 3 s ahead (new writer)",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A session holding `LOCK TABLES ... WRITE` and a long transaction on the writer when it is cut off: the
+/// demotion kills them (read_only would wait for the lock), and the writer moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_lock_holder_and_long_transaction_during_isolation() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    let lock = lab.hold_table_lock("db1").await?;
+    let trx = lab.long_transaction("db1", 60).await?;
+    isolate_from_monitors(&lab, "db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    assert!(lock.was_killed().await, "the lock holder was killed");
+    assert!(trx.was_killed().await, "the long transaction was killed");
+    assert!(
+        !trx.committed().await,
+        "the long transaction never committed"
+    );
+    env.finish(
+        "lock holder and long transaction on the writer, writer isolated",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The agent's MySQL password is changed on the writer: the agent cannot reach mysqld, so it can neither
+/// keep the lease in mysqld nor verify a demotion; the fence ends writes with the lease and the writer
+/// moves (never on an unverified acknowledgement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_agent_password_changed_on_the_writer() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    lab.set_account_password("db1", mmm_lab::users::AGENT_USER, "not-the-agent-pw")
+        .await?;
+    // Existing agent connections keep working: new ones fail. The agent connects per apply.
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    lab.restore_account_password("db1", mmm_lab::users::AGENT_USER)
+        .await?;
+    env.finish(
+        "the agent's password changed on the writer",
+        Expect::outage(Duration::from_secs(20)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A `pre_failover` hook that takes 6 s while the writer is moved away by `set_offline`: lease renewals
+/// have their own path, so the writer keeps its lease (and writes) while the hook runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_slow_pre_failover_hook_keeps_the_writer_renewed() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let hook = lab.dir().join("slow-pre-failover.sh");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 6\nexit 0\n")?;
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let keys = format!("{KEYS}\npre_failover {}", hook.display());
+    let mut env = Scenario::start(&lab, &keys).await?;
+    env.load().await?;
+    let out = env.cluster.mmmctl(&["set_offline", "db1"])?;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OK"),
+        "set_offline db1: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // While the hook runs (6 s), db1 is still the writer and keeps writing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.wait_more_acks(20, Duration::from_secs(2)).await?;
+    assert_eq!(
+        env.writer().await?,
+        "db1",
+        "the hook has not allowed the move yet"
+    );
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    let out = env.cluster.mmmctl(&["set_online", "db1"])?;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    env.finish(
+        "slow pre_failover hook",
+        Expect::outage(Duration::from_secs(3)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The monitor leader is paused (SIGSTOP) past the election timeout and resumed after a new leader took
+/// over: the deposed leader renews nothing (its quorum confirmation is stale) and its statuses are refused
+/// as stale; the writer keeps writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_leader_paused_past_the_election_then_resumed() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    let leader = env.leader().await?;
+    env.cluster.pause_monitor(&leader)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let others: Vec<String> = lab
+        .monitors()
+        .iter()
+        .map(|m| m.name.clone())
+        .filter(|m| *m != leader)
+        .collect();
+    let s = env.cluster.cluster_status_of(&others[0]).await?;
+    assert!(
+        !s.leader_name.is_empty() && s.leader_name != leader,
+        "a new leader took over: {s:?}"
+    );
+    env.cluster.resume_monitor(&leader)?;
+    env.wait_more_acks(100, Duration::from_secs(10)).await?;
+    assert_eq!(env.writer().await?, "db1");
+    env.finish(
+        "leader paused past the election, then resumed",
+        Expect::outage(Duration::from_secs(3)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The old writer and the clients on one side, the monitors, its peer and the other clients on the
+/// other: the clients keep writing to the old writer straight and through the VIP it still holds. Its
+/// semi-synchronous commits wait for an acknowledgement it cannot get (the timeout is longer than the
+/// lease and the fence), so when its lease ends the waiting sessions are killed: nothing it
+/// acknowledged is lost, nothing is acknowledged after the new writer opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_asymmetric_partition_keeps_clients_with_the_old_writer() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    lab.partition(
+        &["db1", "cli1"],
+        &["mon1", "mon2", "mon3", "db2", "db3", "db4", "cli2"],
+    )
+    .await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(read_only(&lab, "db1").await?, "db1 denies writes");
+    env.finish(
+        "old writer and its clients cut off from the rest",
+        // The clients cannot reach the new writer until the partition heals.
+        Expect::outage(Duration::from_secs(60)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One-way drops: the monitors' packets to the writer are lost (its replies would go through), then, in
+/// another lab, the writer's packets to the monitors. Either way the writer moves, never two at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_one_way_drops_between_monitors_and_writer() -> anyhow::Result<()> {
+    for (label, to_writer) in [("monitors -> writer", true), ("writer -> monitors", false)] {
+        let lab = lab_env().await?;
+        let mut env = Scenario::start(&lab, KEYS).await?;
+        env.load().await?;
+        for m in lab.monitors() {
+            if to_writer {
+                lab.block_one_way(&m.name, "db1").await?;
+            } else {
+                lab.block_one_way("db1", &m.name).await?;
+            }
+        }
+        assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+        env.wait_more_acks(50, FAILOVER).await?;
+        env.finish(
+            &format!("one-way drops {label}"),
+            Expect::outage(Duration::from_secs(20)).with_repairs(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A monitor whose data directory's disk is full: it cannot persist Raft entries; the other two carry on
+/// and fail the writer over when its mysqld dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_full_disk_on_one_monitor() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let disk = lab.small_disk_for_monitor("mon3", 64).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    disk.fill().await?;
+    lab.kill_mysqld("db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    disk.free().await?;
+    env.finish(
+        "full disk on one monitor, then the writer's mysqld killed",
+        Expect::outage(Duration::from_secs(10)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
