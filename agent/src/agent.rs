@@ -86,6 +86,11 @@ struct AgentState {
     writable: bool,
     /// Errors of the last apply, "" when it was complete.
     last_error: String,
+    /// The server's GTID position read after writes were last denied (verified) or held: reported so the
+    /// failover's candidate can be made to reach it. "" when not demoted.
+    demoted_gtid: String,
+    /// The catch-up asked by the last status is done.
+    caught_up: bool,
 }
 
 /// Why an apply runs.
@@ -303,6 +308,8 @@ impl Agent {
             writes_held: self.writes_held(),
             stamp: Some(self.issue_stamp().into()),
             fence_remaining_millis: 0,
+            gtid_binlog_pos: st.demoted_gtid.clone(),
+            caught_up: st.caught_up,
         }
     }
 
@@ -682,6 +689,7 @@ impl Agent {
 
         // 3. Not the writer (or lease gone): deny writes — or, in a planned hand-over, hold them so
         //    clients wait rather than fail.
+        let mut demoted_gtid = String::new();
         if !writer {
             self.set_writable(false);
             if let Some(db) = db.as_mut() {
@@ -689,13 +697,24 @@ impl Agent {
                     || (hold_wanted
                         && matches!(db.read_only().await, Ok(false))
                         && self.hold_writes(db).await);
-                if !holding {
-                    if let Err(e) = self.deny(db, kind == ApplyKind::LeaseLapsed).await {
-                        errors.push(e);
+                let denied = holding
+                    || match self.deny(db, kind == ApplyKind::LeaseLapsed).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            errors.push(e);
+                            false
+                        }
+                    };
+                // Writes are denied or held: this is the last position a failover must reach.
+                if denied {
+                    match db.gtid_positions().await {
+                        Ok(p) => demoted_gtid = p.binlog,
+                        Err(e) => errors.push(format!("reading the GTID position: {e:#}")),
                     }
                 }
             }
         }
+        self.state().demoted_gtid = demoted_gtid;
 
         // 4. Drop every other configured role IP that is not wanted now.
         let present = match self.vips.present().await {
@@ -739,6 +758,25 @@ impl Agent {
                 errors.push(format!("replication: {e:#}"));
             }
         }
+
+        // 5b. The failover's candidate applies what it received and the old writer's last position.
+        let mut caught_up = false;
+        if let (false, Some(target), Some(db)) = (
+            writer,
+            desired.as_ref().and_then(|d| d.catch_up.clone()),
+            db.as_mut(),
+        ) {
+            let timeout = desired
+                .as_ref()
+                .map_or(crate::validate::DEFAULT_CATCHUP_TIMEOUT, |d| {
+                    d.catchup_timeout
+                });
+            match db.catch_up(&target, timeout).await {
+                Ok(()) => caught_up = true,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "not caught up yet"),
+            }
+        }
+        self.state().caught_up = caught_up;
 
         // 6. The writer: keep the lease in mysqld's fence, wait for catch-up, then allow writes.
         let mut writable = false;
@@ -828,7 +866,7 @@ impl Agent {
                 };
                 let started = Instant::now();
                 match db.wait_received_applied(d.catchup_timeout).await {
-                    Ok(()) => match db.set_writable(true).await {
+                    Ok(()) => match db.allow_writes_fenced().await {
                         Ok(()) => {
                             tracing::info!(host = %self.local.name, epoch = %d.epoch, catchup = ?started.elapsed(), "writes allowed (read_only=0)");
                             true

@@ -14,6 +14,9 @@
 //!   until `read_only=1` holds, kills again (sessions that connected meanwhile), then turns the event
 //!   scheduler off (no application event writes on a server that is not the writer) and notes the time
 //!   in `fired`.
+//! - `allow_writes()`: sets `read_only=0` only while the lease row has not run out, checked inside mysqld
+//!   at that moment: the agent opens writes through it, so an agent paused between its own lease check
+//!   and the statement (or a statement delayed on its way) cannot open a server whose lease is over.
 //! - `lease_fence`: an event run every second that checks ten times a second, while the server is
 //!   writable, whether the lease row has run out, and then calls `deny_writes()`.
 //!
@@ -46,7 +49,7 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// The leader adds it to every lease before it trusts the lease to be over.
 pub const FENCE_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS);
 /// Version of the installed objects, kept in the event's comment: a newer agent reinstalls.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The statements that (re)install the fence for `agent_user` (whose sessions are spared).
 pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
@@ -56,6 +59,10 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
         .chain([quote(agent_user)])
         .collect();
     let spared_commands: Vec<String> = SPARED_COMMANDS.iter().map(|c| quote(c)).collect();
+    let allow = match flavor {
+        Flavor::MariaDb => "SET GLOBAL read_only = 0;",
+        Flavor::MySql => "SET GLOBAL super_read_only = 0; SET GLOBAL read_only = 0;",
+    };
     let deny = match flavor {
         Flavor::MariaDb => "SET GLOBAL read_only = 1;",
         Flavor::MySql => "SET GLOBAL read_only = 1; SET GLOBAL super_read_only = 1;",
@@ -74,6 +81,16 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
         format!("DROP EVENT IF EXISTS {SCHEMA}.lease_fence"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.kill_clients"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.deny_writes"),
+        format!("DROP PROCEDURE IF EXISTS {SCHEMA}.allow_writes"),
+        format!(
+            "CREATE PROCEDURE {SCHEMA}.allow_writes() \
+             BEGIN \
+               IF EXISTS (SELECT 1 FROM {SCHEMA}.lease \
+                    WHERE id = 1 AND expires_us > UNIX_TIMESTAMP(NOW(6)) * 1000000) THEN \
+                 {allow} \
+               END IF; \
+             END"
+        ),
         format!(
             "CREATE PROCEDURE {SCHEMA}.kill_clients(OUT killed INT) \
              BEGIN \
@@ -206,6 +223,16 @@ impl Db {
         Ok(())
     }
 
+    /// Allows writes through the fence: `read_only=0` only if the lease kept in mysqld has not run out
+    /// when the server runs the statement. Fails when writes stay denied.
+    pub async fn allow_writes_fenced(&mut self) -> anyhow::Result<()> {
+        self.exec(&format!("CALL {SCHEMA}.allow_writes()")).await?;
+        if self.read_only().await? {
+            bail!("the writer lease kept in mysqld is over: writes stay denied");
+        }
+        Ok(())
+    }
+
     /// Removes the lease kept in mysqld (the host is no longer the writer) and turns the event scheduler
     /// off. Called once writes are denied.
     pub async fn disarm_fence(&mut self) -> anyhow::Result<()> {
@@ -285,6 +312,13 @@ mod tests {
         );
         assert!(sql.contains("SET SESSION lock_wait_timeout = 0"));
         assert!(sql.contains("SET GLOBAL event_scheduler = OFF"));
+        assert!(
+            sql.contains("CREATE PROCEDURE mmm_fence.allow_writes()")
+                && sql.contains(
+                    "expires_us > UNIX_TIMESTAMP(NOW(6)) * 1000000) THEN SET GLOBAL read_only = 0;"
+                ),
+            "writes open only under a lease, checked by the server"
+        );
         assert!(!sql.contains("super_read_only"));
         let my = install_sql(Flavor::MySql, "a'b").join(";\n");
         assert!(my.contains("SET GLOBAL super_read_only = 1"));

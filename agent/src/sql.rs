@@ -160,6 +160,31 @@ pub fn received_gtid_column(flavor: Flavor) -> &'static str {
     }
 }
 
+/// True when the MariaDB GTID position `current` has reached `target`: for every replication domain of
+/// `target`, `current` holds a GTID of that domain with a sequence number at least as high (sequence
+/// numbers grow within a domain under `gtid_strict_mode`). A malformed target is never reached.
+pub fn gtid_reached(current: &str, target: &str) -> bool {
+    fn parse(s: &str) -> Option<Vec<(u32, u64)>> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                let mut p = g.split('-');
+                let (d, _server, seq) = (p.next()?, p.next()?, p.next()?);
+                if p.next().is_some() {
+                    return None;
+                }
+                Some((d.parse().ok()?, seq.parse().ok()?))
+            })
+            .collect()
+    }
+    let (Some(cur), Some(want)) = (parse(current), parse(target)) else {
+        return false;
+    };
+    want.iter()
+        .all(|(d, seq)| cur.iter().any(|(cd, cs)| cd == d && cs >= seq))
+}
+
 /// Points the replica at a new source with GTID auto-positioning (never a file/position guess).
 pub fn change_source(
     flavor: Flavor,
@@ -316,6 +341,21 @@ mod tests {
             ),
             "SELECT WAIT_FOR_EXECUTED_GTID_SET('3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5', 1)"
         );
+    }
+
+    #[test]
+    fn gtid_positions_compare_per_domain() {
+        assert!(gtid_reached("0-1-10", "0-1-10"));
+        assert!(
+            gtid_reached("0-2-12", "0-1-10"),
+            "same domain, later seq from another server"
+        );
+        assert!(!gtid_reached("0-1-9", "0-1-10"));
+        assert!(gtid_reached("0-1-10,1-3-4", "1-3-4,0-1-7"));
+        assert!(!gtid_reached("0-1-10", "0-1-7,1-3-4"), "a domain missing");
+        assert!(gtid_reached("0-1-10", ""), "nothing to reach");
+        assert!(!gtid_reached("0-1-10", "garbage"));
+        assert!(!gtid_reached("0-1-10", "0-1-2-3"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct DesiredStatus {
     pub hold_writes: bool,
     /// The agent's own stamp the lease counts from (see [`crate::lease`]).
     pub stamp: Option<crate::lease::Stamp>,
+    /// Catch-up asked of the failover's candidate: the GTID position to reach ("" for what it
+    /// received from its source).
+    pub catch_up: Option<String>,
     /// The sending monitor cluster's id ("" from a monitor that has none): the epoch store accepts
     /// only the cluster it adopted.
     pub cluster_id: String,
@@ -184,6 +187,7 @@ pub fn validate_set_status(
             seq: s.seq,
         }),
         cluster_id: req.cluster_id.clone(),
+        catch_up: req.catch_up.then(|| req.catch_up_gtid.trim().to_string()),
     })
 }
 

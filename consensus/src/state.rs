@@ -195,6 +195,11 @@ pub struct Failover {
     pub started_epoch: Epoch,
     /// Why.
     pub reason: String,
+    /// The old writer's last GTID position, as it reported with its verified demotion (or its hold):
+    /// what the candidate must have applied before it is promoted. `None` when the old writer could not
+    /// say (unreachable, dead): the candidate then applies what it received.
+    #[serde(default)]
+    pub target_gtid: Option<String>,
 }
 
 /// One committed decision, for `mmmctl history` and the audit log.
@@ -329,6 +334,9 @@ pub enum Command {
     },
     /// Records that a failover step is reached.
     FailoverStep { step: FailoverStep },
+    /// Records the GTID position the failover's candidate must apply before promotion (the old
+    /// writer's last position).
+    CatchUpTarget { gtid: String },
     /// Ends the writer move (completed or abandoned).
     EndFailover { completed: bool },
     /// Clears the flapping mark of a host (operator `set_online`, or `flap_duration` quiet).
@@ -645,6 +653,7 @@ impl ClusterState {
                     step_since_ms: now,
                     started_epoch: epoch,
                     reason: req.reason.clone(),
+                    target_gtid: None,
                 });
                 let d = decision(
                     Some(to),
@@ -673,6 +682,14 @@ impl ClusterState {
                 f.step = *step;
                 let (to_host, role) = (f.to.clone(), f.role.clone());
                 let d = decision(Some(&to_host), Some(&role), from, step.to_string());
+                self.record(d);
+            }
+            Command::CatchUpTarget { gtid } => {
+                let f = self.failover.as_mut().ok_or(ApplyError::NoFailover)?;
+                let from = f.target_gtid.clone().unwrap_or_else(|| "-".into());
+                f.target_gtid = Some(gtid.clone());
+                let to_host = f.to.clone();
+                let d = decision(Some(&to_host), Some("catch_up_target"), from, gtid.clone());
                 self.record(d);
             }
             Command::EndFailover { completed } => {

@@ -73,6 +73,8 @@ struct AgentTrack {
     /// Highest epoch at which the agent acknowledged a status that denies it writes (verified by the
     /// agent: read_only read back, or mysqld certainly down).
     demotion_acked_epoch: Option<Epoch>,
+    /// The server's GTID position reported with that acknowledgement.
+    demoted_gtid: Option<String>,
     /// A push is under way; no second one is started.
     in_flight: bool,
     /// The agent's last reply said it holds the writer role with a valid lease.
@@ -411,6 +413,7 @@ fn gather_input(
                     reachable: health.reachable,
                     acked_epoch: t.acked_epoch,
                     demotion_acked_epoch: t.demotion_acked_epoch,
+                    demoted_gtid: t.demoted_gtid.clone(),
                     writable: health.writable || t.writable,
                     holds_writer_vip: holds_writer,
                     lease_expires_ms,
@@ -439,15 +442,9 @@ fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action:
             // `push_all` sends every status that changed or is due for renewal; an unchanged,
             // acknowledged status is not sent again (the engine names every host every round).
         }
-        Action::WaitCatchUp { host, epoch } => {
-            // The candidate's agent applies its relay log before it opens writes (bounded by the
-            // catch-up timeout) and refuses to open when it cannot; here we only need it reachable.
-            if ctx.agents.health(&host).reachable {
-                lock(&l.pusher.tracks)
-                    .entry(host)
-                    .or_default()
-                    .caught_up_for = Some(epoch);
-            }
+        Action::WaitCatchUp { .. } => {
+            // The candidate's status asks it to catch up (`DesiredStatus::catch_up`); its reply says
+            // when it did (`record_push`), which lets the next round take the next step.
         }
         Action::Repoint { host, master, .. } => {
             if let Some(t) = lock(&l.pusher.tracks).get_mut(&host) {
@@ -686,6 +683,12 @@ fn spawn_push(
             catchup_timeout_millis: PUSH_TIMEOUT.as_millis() as u64 - 500,
             hold_writes: desired.hold_writes,
             lease_stamp: stamp,
+            catch_up: desired.catch_up.is_some(),
+            catch_up_gtid: desired
+                .catch_up
+                .as_ref()
+                .map(|(_, g)| g.clone())
+                .unwrap_or_default(),
             cluster_id: desired.cluster_id.clone(),
         };
         let started = Instant::now();
@@ -746,8 +749,14 @@ fn record_push(
             }
             t.acked_epoch = Some(epoch);
             t.acked_at = Some(Instant::now());
-            if !desired.writer {
-                t.demotion_acked_epoch = t.demotion_acked_epoch.max(Some(epoch));
+            if !desired.writer && t.demotion_acked_epoch.is_none_or(|e| e <= epoch) {
+                t.demotion_acked_epoch = Some(epoch);
+                t.demoted_gtid =
+                    (!status.gtid_binlog_pos.is_empty()).then(|| status.gtid_binlog_pos.clone());
+            }
+            if let (Some((started, target)), true) = (&desired.catch_up, status.caught_up) {
+                tracing::info!(host, epoch = %epoch, target = %target, "failover candidate caught up");
+                t.caught_up_for = Some(*started);
             }
             t.writable = desired.writer && !status.lease_expired;
             t.writes_held_since = match (status.writes_held, t.writes_held_since) {

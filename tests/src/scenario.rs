@@ -49,6 +49,12 @@ pub struct Expect {
     /// Whether hosts may need an operator's repair before they are ONLINE again (an old writer that
     /// committed a transaction nobody received, a replica whose binlog got ahead of its data in a crash).
     pub repairs: bool,
+    /// Whether clients cut off with the old writer may read writes that were never acknowledged and are
+    /// undone when it rejoins (list reads that are no prefix of the final list): a commit waiting for its
+    /// semi-synchronous acknowledgement when the old writer is demoted is killed unacknowledged, but
+    /// MariaDB commits it locally, where readers of that server see it until the host is rebuilt.
+    /// Printed, not failed, when set.
+    pub reads_of_undone_writes: bool,
 }
 
 impl Expect {
@@ -57,12 +63,19 @@ impl Expect {
         Expect {
             outage,
             repairs: false,
+            reads_of_undone_writes: false,
         }
     }
 
     /// The same, repairs allowed.
     pub fn with_repairs(mut self) -> Self {
         self.repairs = true;
+        self
+    }
+
+    /// The same, reads of undone writes on the old writer tolerated (see the field).
+    pub fn with_reads_of_undone_writes(mut self) -> Self {
+        self.reads_of_undone_writes = true;
         self
     }
 }
@@ -474,8 +487,13 @@ impl<'a> Scenario<'a> {
         eprintln!("{}", report.summary(scenario));
         eprintln!("FAULT-REPAIRS {scenario}: {:?}", self.repaired);
         let mut problems = Vec::new();
-        if let Err(e) = report.ensure_ok() {
-            problems.push(format!("{e:#}"));
+        for f in report.findings() {
+            let undone_read = matches!(f, oracle::Finding::ListNotPrefix { .. });
+            if undone_read && expect.reads_of_undone_writes {
+                eprintln!("FAULT-TOLERATED {scenario}: {f}");
+            } else {
+                problems.push(format!("oracle: {f}"));
+            }
         }
         let outage = report
             .clients

@@ -69,6 +69,8 @@ pub struct AgentFacts {
     /// (`read_only` read back, or mysqld certainly down). Only this counts as a demotion: a writer's
     /// lease renewal at the same epoch does not.
     pub demotion_acked_epoch: Option<Epoch>,
+    /// The server's GTID position the agent reported with that demotion (what the candidate must reach).
+    pub demoted_gtid: Option<String>,
     /// The agent reports `read_only=0` (it acts as a writer).
     pub writable: bool,
     /// The agent reports holding a writer VIP.

@@ -86,4 +86,7 @@ pub struct DesiredStatus {
     /// The committed cluster id ("" until one is committed): agents accept statuses only from the
     /// cluster they adopted.
     pub cluster_id: String,
+    /// The failover's candidate during catch-up: the failover's start epoch and the position to apply
+    /// (the old writer's last position, "" for what it received).
+    pub catch_up: Option<(mmm_consensus::Epoch, String)>,
 }

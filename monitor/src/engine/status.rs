@@ -32,6 +32,11 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         _ => state.active_master.clone(),
     };
     let writer = roles.iter().any(|(role, _)| cfg.is_writer_role(role));
+    let catch_up = state
+        .failover
+        .as_ref()
+        .filter(|f| f.to == host && f.step == FailoverStep::CatchUp && f.from.is_some())
+        .map(|f| (f.started_epoch, f.target_gtid.clone().unwrap_or_default()));
     let hold_writes = state
         .failover
         .as_ref()
@@ -42,6 +47,7 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         active_master,
         writer,
         hold_writes,
+        catch_up,
         cluster_id: state.cluster_id.clone(),
     }
 }

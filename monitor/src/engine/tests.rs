@@ -1961,3 +1961,48 @@ fn a_writer_its_agent_has_not_kept_writable_for_a_lease_and_the_fence_is_failed_
         );
     }
 }
+
+#[test]
+fn the_candidate_must_reach_the_old_writers_last_position() {
+    let c = cfg();
+    let mut s = base_state(&c);
+    set_state(&mut s, "db1", HostState::HardOffline, NOW);
+    let mut input = healthy_input(&c, &s, NOW + 10);
+    fail(&mut input, "db1", "mysql");
+    let out = decide(&s, &input, &c);
+    let s = commit(&s, &out);
+    let started = s.failover.as_ref().expect("failover begun").started_epoch;
+    // The old writer acknowledged its demotion at the failover's epoch and reported its position.
+    let mut input = healthy_input(&c, &s, NOW + 20);
+    fail(&mut input, "db1", "mysql");
+    let f = facts(&mut input, "db1");
+    f.demotion_acked_epoch = Some(started);
+    f.demoted_gtid = Some("0-1-42".into());
+    let out = decide(&s, &input, &c);
+    assert!(
+        commands(&out).contains(&Command::CatchUpTarget {
+            gtid: "0-1-42".into()
+        }),
+        "{}",
+        reasons(&out)
+    );
+    let s = commit(&s, &out);
+    assert_eq!(
+        agent_status_for(&s, "db2", &c).catch_up,
+        Some((started, "0-1-42".to_string())),
+        "the candidate is asked to reach it"
+    );
+    assert_eq!(agent_status_for(&s, "db3", &c).catch_up, None);
+    // Not promoted until it reports it did.
+    let out = decide(&s, &input, &c);
+    assert!(
+        !commands(&out).contains(&Command::FailoverStep {
+            step: FailoverStep::Repoint
+        }),
+        "{}",
+        reasons(&out)
+    );
+    facts(&mut input, "db2").caught_up_for = Some(started);
+    let out = decide(&s, &input, &c);
+    assert_eq!(commit(&s, &out).active_master.as_deref(), Some("db2"));
+}

@@ -451,12 +451,22 @@ fn progress(round: &mut Round<'_>, f: &Failover) {
         match step {
             FailoverStep::DemoteOld => match demoted(round, f) {
                 Some(why) => {
-                    if !round.propose(
-                        why,
-                        Command::FailoverStep {
-                            step: FailoverStep::CatchUp,
-                        },
-                    ) {
+                    let mut cmds = vec![Command::FailoverStep {
+                        step: FailoverStep::CatchUp,
+                    }];
+                    // The old writer's last position, reported with its verified demotion: the
+                    // candidate applies up to it before it is promoted.
+                    let target = f.from.as_deref().and_then(|old| {
+                        let facts = round.input.agent(old);
+                        facts
+                            .demotion_acked_epoch
+                            .filter(|e| *e >= f.started_epoch)
+                            .and(facts.demoted_gtid)
+                    });
+                    if let Some(gtid) = target.filter(|g| !g.is_empty()) {
+                        cmds.push(Command::CatchUpTarget { gtid });
+                    }
+                    if !round.propose_all(why, cmds) {
                         return;
                     }
                     step = FailoverStep::CatchUp;
