@@ -23,6 +23,7 @@ mod nemesis;
 mod net;
 pub mod oracle;
 mod process;
+pub mod random_nemesis;
 pub mod scenario;
 mod slot;
 pub mod users;

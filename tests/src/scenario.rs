@@ -96,6 +96,10 @@ pub struct Scenario<'a> {
     agents_down: BTreeSet<String>,
     /// Hosts repaired by hand, with why.
     pub repaired: Vec<String>,
+    /// Hosts put back ONLINE by the operator's `set_online` after staying AWAITING_RECOVERY (flapping).
+    pub set_online_by_hand: Vec<String>,
+    /// Whether the heal may put back hosts that stay AWAITING_RECOVERY (flapping detection on).
+    pub operator_set_online: bool,
 }
 
 impl<'a> Scenario<'a> {
@@ -120,6 +124,8 @@ impl<'a> Scenario<'a> {
             links_down: BTreeSet::new(),
             agents_down: BTreeSet::new(),
             repaired: Vec::new(),
+            set_online_by_hand: Vec::new(),
+            operator_set_online: false,
         })
     }
 
@@ -197,6 +203,13 @@ impl<'a> Scenario<'a> {
         Ok(())
     }
 
+    /// Plugs a host's link back in.
+    pub async fn link_up(&mut self, host: &str) -> anyhow::Result<()> {
+        self.lab.link_up(host).await?;
+        self.links_down.remove(host);
+        Ok(())
+    }
+
     /// Undoes every fault: processes resumed, blocks removed, links up, agents started (before their
     /// mysqld, so that a server whose agent died never comes up unmanaged), mysqlds and monitors started.
     /// Then waits for every host to be ONLINE, repairing (as an operator would) hosts reported with errant
@@ -232,6 +245,7 @@ impl<'a> Scenario<'a> {
         let mut last = String::new();
         // All ONLINE must hold for a while: a returning host can be put back before its errant check ran.
         let mut online_since: Option<Instant> = None;
+        let mut awaiting_since: std::collections::BTreeMap<String, Instant> = Default::default();
         while Instant::now() < deadline {
             match self.cluster.show().await {
                 Ok(s) if all_online(&s, self.lab.hosts().len()) => {
@@ -253,7 +267,28 @@ impl<'a> Scenario<'a> {
                         self.repair_errant(&h, &w).await?;
                     }
                     for h in &s.hosts {
-                        if h.state == HostState::AwaitingRecovery as i32
+                        let awaiting = h.state == HostState::AwaitingRecovery as i32;
+                        if !awaiting {
+                            awaiting_since.remove(&h.name);
+                        }
+                        let since = *awaiting_since
+                            .entry(h.name.clone())
+                            .or_insert_with(Instant::now);
+                        if awaiting
+                            && self.operator_set_online
+                            && h.errant_gtids.is_empty()
+                            && since.elapsed() > Duration::from_secs(10)
+                        {
+                            let out = self.cluster.mmmctl(&["set_online", &h.name])?;
+                            eprintln!(
+                                "{} stayed AWAITING_RECOVERY (flapping?): set_online: {}",
+                                h.name,
+                                String::from_utf8_lossy(&out.stdout).trim()
+                            );
+                            self.set_online_by_hand.push(h.name.clone());
+                            awaiting_since.remove(&h.name);
+                        }
+                        if awaiting
                             && h.errant_gtids.is_empty()
                             && !self.repaired.iter().any(|r| r.starts_with(&h.name))
                             && self.repair_crashed_replica(&h.name).await?
@@ -458,18 +493,23 @@ impl<'a> Scenario<'a> {
     /// On failure the processes' logs are copied to `/tmp/mmm-faults-logs/<scenario>`.
     pub async fn finish(self, scenario: &str, expect: Expect) -> anyhow::Result<OracleReport> {
         let lab = self.lab;
-        let r = self.finish_inner(scenario, expect).await;
+        let r = match self.finish_judged(scenario, expect).await {
+            Ok(j) if j.problems.is_empty() => Ok(j.report),
+            Ok(j) => Err(anyhow::anyhow!(
+                "{scenario}:\n  {}",
+                j.problems.join("\n  ")
+            )),
+            Err(e) => Err(e),
+        };
         if r.is_err() {
             save_logs(lab, scenario);
         }
         r
     }
 
-    async fn finish_inner(
-        mut self,
-        scenario: &str,
-        expect: Expect,
-    ) -> anyhow::Result<OracleReport> {
+    /// Like [`Scenario::finish`], returning the verdict instead of failing on it (the soak benchmark
+    /// counts findings over many runs). Errors only when the cluster could not be healed or judged.
+    pub async fn finish_judged(mut self, scenario: &str, expect: Expect) -> anyhow::Result<Judged> {
         self.heal().await?;
         // A few writes after the cluster is whole again.
         self.wait_more_acks(20, Duration::from_secs(15)).await?;
@@ -518,11 +558,47 @@ impl<'a> Scenario<'a> {
         if let Err(e) = self.check_history(&evidence.history).await {
             problems.push(format!("{e:#}"));
         }
-        if !problems.is_empty() {
-            bail!("{scenario}:\n  {}", problems.join("\n  "));
-        }
-        Ok(report)
+        let writer_changes = self.writer_changes().await.unwrap_or(0);
+        Ok(Judged {
+            report,
+            problems,
+            outage,
+            writer_changes,
+            repaired: self.repaired.clone(),
+        })
     }
+
+    /// Number of times the writer changed hosts in `mmmctl history` (the first writer included).
+    pub async fn writer_changes(&self) -> anyhow::Result<usize> {
+        let out = self.cluster.mmmctl(&["--json", "history", "1000"])?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("mmmctl --json history")?;
+        let mut to: Vec<String> = v["decisions"]
+            .as_array()
+            .context("decisions")?
+            .iter()
+            .filter(|d| d["role"].as_str() == Some("active_master"))
+            .filter_map(|d| d["to"].as_str().map(str::to_string))
+            .filter(|t| t != "-")
+            .collect();
+        to.dedup();
+        Ok(to.len())
+    }
+}
+
+/// The verdict of a finished scenario.
+#[derive(Debug)]
+pub struct Judged {
+    /// The oracle's report.
+    pub report: OracleReport,
+    /// Everything held against the run (empty: passed).
+    pub problems: Vec<String>,
+    /// Longest write outage through the writer VIP.
+    pub outage: Duration,
+    /// Writer changes in the history (the first writer included).
+    pub writer_changes: usize,
+    /// Hosts repaired by hand.
+    pub repaired: Vec<String>,
 }
 
 /// Copies the lab's logs to `/tmp/mmm-faults-logs/<scenario>` for a failed scenario.
