@@ -2,13 +2,15 @@
 //! fences on the decision's epoch (persisted), and makes the host match: read_only, killing client sessions
 //! on demotion, VIPs through netlink with gratuitous ARP, replication re-pointing with GTIDs, and a writer
 //! lease that demotes the host when it is not renewed. It also watches its own mysqld and streams the
-//! verdict to the monitors, and serves Prometheus metrics.
+//! verdict to the monitors, and serves Prometheus metrics and the role endpoints (`/writer`, `/reader`,
+//! `/health`) proxies route by.
 //!
 //! [`run`] is the whole daemon; `main` only parses arguments, loads the config and binds the listeners.
 
 pub mod agent;
 pub mod cli;
 pub mod db;
+pub mod endpoints;
 pub mod epoch;
 pub mod fence;
 pub mod garp;
@@ -204,7 +206,9 @@ pub async fn run(
     tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
     tasks.spawn(housekeeping(agent.clone()));
     if let Some(l) = listeners.metrics {
-        let router = metrics::router(agent.clone());
+        let router = metrics::router(agent.clone()).merge(endpoints::router(
+            endpoints::Endpoints::new(agent.clone(), config.checks.rep_backlog.max_backlog),
+        ));
         tasks.spawn(async move {
             if let Err(e) = axum::serve(l, router).await {
                 tracing::error!(error = %e, "metrics server failed");
