@@ -15,6 +15,7 @@ pub mod epoch;
 pub mod fence;
 pub mod garp;
 pub mod health;
+pub mod hook;
 pub mod lease;
 pub mod metrics;
 pub mod service;
@@ -205,6 +206,14 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
     tasks.spawn(housekeeping(agent.clone()));
+    if let Some(program) = config.agent.role_change_hook.clone() {
+        let hook = hook::RoleHook {
+            program,
+            timeout: config.agent.role_change_hook_timeout,
+        };
+        tracing::info!(program = %hook.program.display(), timeout = ?hook.timeout, "role_change_hook configured");
+        tasks.spawn(hook::watch(agent.clone(), hook));
+    }
     if let Some(l) = listeners.metrics {
         let router = metrics::router(agent.clone()).merge(endpoints::router(
             endpoints::Endpoints::new(agent.clone(), config.checks.rep_backlog.max_backlog),
