@@ -35,8 +35,8 @@ use crate::db::DbTarget;
 /// (the example checks every 200 ms) so a read_only flip is seen within about one check, long enough that
 /// many proxies checking often share one connection.
 pub const PROBE_MAX_AGE: Duration = Duration::from_millis(250);
-/// Bound on connecting for the probe and on each of its statements: well under a proxy's check timeout
-/// (the example's `timeout check` is 1 s), so a hung mysqld yields a 503, not a check timeout.
+/// Bound on the whole probe (connecting and both statements): well under a proxy's check timeout (the
+/// example's `timeout check` is 1 s), so a hung mysqld yields a 503, not a check timeout.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// What the SQL probe read from the local mysqld.
@@ -211,22 +211,28 @@ impl Endpoints {
     }
 }
 
-/// Reads `read_only` and the replica status, each bounded by the target's timeouts.
+/// Reads `read_only` and the replica status, the whole bounded by [`PROBE_TIMEOUT`]; the connection is
+/// closed in the background so a slow close does not delay the answer.
 async fn probe(target: &DbTarget) -> Result<ServerFacts, String> {
-    let mut db = target.connect().await.map_err(|e| e.to_string())?;
-    let result = async {
-        let read_only = db.read_only().await?;
-        let replica = db.replica_status().await?.map(|r| ReplicaFacts {
-            io_running: r.io_running,
-            sql_running: r.sql_running,
-            seconds_behind: u64::try_from(r.seconds_behind).ok(),
-        });
-        anyhow::Ok(ServerFacts { read_only, replica })
-    }
-    .await
-    .map_err(|e| format!("{e:#}"));
-    db.close().await;
-    result
+    let work = async {
+        let mut db = target.connect().await.map_err(|e| e.to_string())?;
+        let result = async {
+            let read_only = db.read_only().await?;
+            let replica = db.replica_status().await?.map(|r| ReplicaFacts {
+                io_running: r.io_running,
+                sql_running: r.sql_running,
+                seconds_behind: u64::try_from(r.seconds_behind).ok(),
+            });
+            anyhow::Ok(ServerFacts { read_only, replica })
+        }
+        .await
+        .map_err(|e| format!("{e:#}"));
+        tokio::spawn(db.close());
+        result
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {PROBE_TIMEOUT:?}")))
 }
 
 /// The answer: 200 or 503 with the facts and the reason as JSON.
