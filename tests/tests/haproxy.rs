@@ -3,7 +3,9 @@
 //! agent's role endpoints (`GET /writer`, `GET /reader` on the agents' metrics port). A client writes
 //! through HAProxy's writer port while the writer's mysqld is killed (-9): the writes move to the new
 //! writer, no write is accepted by the old writer after the new writer's first, and the outage is
-//! printed. The agents' endpoints are also checked directly (200 / 503 with a reason).
+//! printed. The agents' endpoints are also checked directly (200 / 503 with a reason), and `/writer`
+//! answers 503 within the lease once the writer is cut off from every monitor, though the last status it
+//! got still names it the writer.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -241,5 +243,29 @@ async fn haproxy_routes_writes_by_the_writer_endpoint_across_a_failover() -> any
         "HAProxy ran throughout (log {})",
         haproxy.log_path().display()
     );
+    Ok(())
+}
+
+/// Longest `/writer` may keep answering 200 once the writer is cut off from every monitor: the writer
+/// lease (2 s by default) plus one probe cache and a polling step, with room for a loaded machine.
+const LEASE_BOUND: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_writer_endpoint_follows_the_lease_not_the_role() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let cluster = MmmCluster::start(&lab, "auto_set_online 2")?;
+    cluster.wait_all_online("db1", SETTLE).await?;
+    wait_agent(&lab, "db1", "/writer", 200, Duration::from_secs(10)).await?;
+
+    // db1 keeps its mysqld and its role in the last status it got, but no monitor renews its lease.
+    let cut = Instant::now();
+    lab.partition(&["db1"], &["mon1", "mon2", "mon3"]).await?;
+    let body = wait_agent(&lab, "db1", "/writer", 503, LEASE_BOUND).await?;
+    let took = cut.elapsed();
+    eprintln!("writer cut off from the monitors -> /writer 503 after {took:?}: {body}");
+    assert!(body.contains("valid lease"), "503 says why: {body}");
+    lab.heal_partition(&["db1"], &["mon1", "mon2", "mon3"])
+        .await?;
     Ok(())
 }
