@@ -269,6 +269,16 @@ impl Agent {
                 .is_some_and(|d| d.has_writer(&self.topo))
     }
 
+    /// The state and roles of the last accepted status (UNKNOWN and none before the first one).
+    pub fn assigned(&self) -> (HostState, BTreeSet<(String, Ipv4Addr)>) {
+        let st = self.state();
+        st.desired
+            .as_ref()
+            .map_or((HostState::Unknown, BTreeSet::new()), |d| {
+                (d.state, d.roles.clone())
+            })
+    }
+
     /// `/readyz`: ready when the local mysqld answers.
     pub fn readiness(&self) -> Result<(), String> {
         let h = self.health.borrow().clone();

@@ -13,7 +13,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `mmm-agent [@CLUSTER] [--config FILE] [--check-config | --forget-cluster]`
+/// `mmm-agent [@CLUSTER] [--config FILE] [--check-config | --forget-cluster | --keep-writer SECONDS]`
 #[derive(Debug, Parser)]
 #[command(
     name = "mmm-agent",
@@ -35,6 +35,16 @@ pub struct Args {
     /// replaced. Stop the agent first.
     #[arg(long, conflicts_with = "check_config")]
     pub forget_cluster: bool,
+    /// Migration from MMM: keep this host's running writer writing across the agent's first start,
+    /// by keeping a writer lease of SECONDS (at most 300) in mysqld's fence; the agent adopts it at
+    /// start and the monitors renew it once they adopt this host as the writer. Refused unless mysqld
+    /// is writable (read_only=0) and the agent is stopped. Exits after setting the lease.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        conflicts_with_all = ["check_config", "forget_cluster"]
+    )]
+    pub keep_writer: Option<u64>,
     /// Log format on stderr (filter with RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -82,6 +92,12 @@ mod tests {
         assert_eq!(a.cluster.as_deref(), Some("prod"));
         assert!(
             Args::try_parse_from(["mmm-agent", "--forget-cluster", "--check-config"]).is_err(),
+            "one action at a time"
+        );
+        let a = Args::try_parse_from(["mmm-agent", "--keep-writer", "60"]).unwrap();
+        assert_eq!(a.keep_writer, Some(60));
+        assert!(
+            Args::try_parse_from(["mmm-agent", "--keep-writer", "60", "--forget-cluster"]).is_err(),
             "one action at a time"
         );
     }

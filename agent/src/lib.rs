@@ -2,17 +2,20 @@
 //! fences on the decision's epoch (persisted), and makes the host match: read_only, killing client sessions
 //! on demotion, VIPs through netlink with gratuitous ARP, replication re-pointing with GTIDs, and a writer
 //! lease that demotes the host when it is not renewed. It also watches its own mysqld and streams the
-//! verdict to the monitors, and serves Prometheus metrics.
+//! verdict to the monitors, and serves Prometheus metrics and the role endpoints (`/writer`, `/reader`,
+//! `/health`) proxies route by.
 //!
 //! [`run`] is the whole daemon; `main` only parses arguments, loads the config and binds the listeners.
 
 pub mod agent;
 pub mod cli;
 pub mod db;
+pub mod endpoints;
 pub mod epoch;
 pub mod fence;
 pub mod garp;
 pub mod health;
+pub mod hook;
 pub mod lease;
 pub mod metrics;
 pub mod service;
@@ -50,6 +53,10 @@ const DB_STMT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `--forget-cluster` waits for a connection to the agent's own gRPC port, to tell whether
 /// the agent still runs: a local listener accepts at once, so this only bounds a misconfigured IP.
 const RUNNING_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest writer lease `--keep-writer` keeps: the agents and monitors are started right after it, and
+/// a lease nobody renews keeps a host writable without the cluster's say-so only this long.
+pub const MAX_KEPT_WRITER_LEASE: Duration = Duration::from_secs(300);
 
 /// The sockets the agent serves on.
 #[derive(Debug)]
@@ -130,6 +137,73 @@ pub async fn forget_cluster(config: &Config, out: &mut impl std::io::Write) -> a
     Ok(())
 }
 
+/// `mmm-agent --keep-writer SECONDS`, the migration step from MMM: keeps a writer lease of `lease` in
+/// the local mysqld's fence (installing the fence first), so that the agent's first start adopts the
+/// running writer instead of denying its writes, until the monitors adopt this host and renew the
+/// lease. The fence denies writes by itself when the lease ends unrenewed. Refused while something
+/// answers on the agent's port, when mysqld is read-only (there is no writer here to keep), and for a
+/// lease of zero or over [`MAX_KEPT_WRITER_LEASE`].
+pub async fn keep_writer(
+    config: &Config,
+    lease: Duration,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    if lease.is_zero() || lease > MAX_KEPT_WRITER_LEASE {
+        return Err(anyhow!(
+            "the lease must be 1 to {} seconds, not {}",
+            MAX_KEPT_WRITER_LEASE.as_secs(),
+            lease.as_secs()
+        ));
+    }
+    let host = this_host(config)?;
+    let addr = SocketAddr::new(host.ip, host.agent_port);
+    if let Ok(Ok(_)) =
+        tokio::time::timeout(RUNNING_PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+    {
+        return Err(anyhow!(
+            "something answers on the agent's port {addr}: this step comes before the agent's first start"
+        ));
+    }
+    let target = DbTarget {
+        ip: host.ip,
+        port: host.mysql_port,
+        user: host.agent_user.clone(),
+        password: host.agent_password.expose().to_string(),
+        connect_timeout: DB_CONNECT_TIMEOUT,
+        stmt_timeout: DB_STMT_TIMEOUT,
+    };
+    let mut db = target
+        .connect()
+        .await
+        .with_context(|| format!("connecting to mysqld at {}:{}", host.ip, host.mysql_port))?;
+    let result = async {
+        if db.read_only().await? {
+            return Err(anyhow!(
+                "mysqld on {} is read-only: there is no running writer here to keep",
+                host.name
+            ));
+        }
+        fence::check_scheduler(&mut db).await?;
+        db.install_fence(&host.agent_user).await?;
+        db.arm_fence(std::time::Instant::now() + lease).await?;
+        db.fence_remaining().await
+    }
+    .await;
+    db.close().await;
+    let left = result?;
+    writeln!(
+        out,
+        "writer lease of {}s kept in mysqld on {} ({}ms left): start mmm-agent, then the monitors, \
+         within it; if they do not adopt {} in time, mysqld denies writes when it ends",
+        lease.as_secs(),
+        host.name,
+        left.as_millis(),
+        host.name
+    )
+    .context("cannot write to stdout")?;
+    Ok(())
+}
+
 /// Builds the agent from the configuration (opens the epoch store and the netlink socket).
 pub fn build_agent(
     config: &Config,
@@ -203,8 +277,18 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
     tasks.spawn(housekeeping(agent.clone()));
+    if let Some(program) = config.agent.role_change_hook.clone() {
+        let hook = hook::RoleHook {
+            program,
+            timeout: config.agent.role_change_hook_timeout,
+        };
+        tracing::info!(program = %hook.program.display(), timeout = ?hook.timeout, "role_change_hook configured");
+        tasks.spawn(hook::watch(agent.clone(), hook));
+    }
     if let Some(l) = listeners.metrics {
-        let router = metrics::router(agent.clone());
+        let router = metrics::router(agent.clone()).merge(endpoints::router(
+            endpoints::Endpoints::new(agent.clone(), config.checks.rep_backlog.max_backlog),
+        ));
         tasks.spawn(async move {
             if let Err(e) = axum::serve(l, router).await {
                 tracing::error!(error = %e, "metrics server failed");

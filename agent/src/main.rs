@@ -1,5 +1,6 @@
 //! `mmm-agent`: parses arguments, sets up logging, loads the configuration and runs the agent until
-//! SIGINT or SIGTERM (or only checks the configuration, or forgets the adopted monitor cluster).
+//! SIGINT or SIGTERM (or only checks the configuration, forgets the adopted monitor cluster, or keeps a
+//! running writer's lease for the migration from MMM).
 
 use std::process::ExitCode;
 
@@ -74,6 +75,21 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mmm-agent --forget-cluster: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(seconds) = args.keep_writer {
+        return match mmm_agent::keep_writer(
+            &config,
+            std::time::Duration::from_secs(seconds),
+            &mut std::io::stdout(),
+        )
+        .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mmm-agent --keep-writer: {e:#}");
                 ExitCode::FAILURE
             }
         };

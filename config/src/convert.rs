@@ -473,5 +473,20 @@ fn build_agent(raw: &RawConfig, ctx: &mut Ctx<'_>) -> AgentConfig {
         &mut a.metrics_port,
         ctx.val(g("metrics_port"), "metrics_port", "<agent>", parse_port),
     );
+    a.role_change_hook = ctx.val(
+        g("role_change_hook"),
+        "role_change_hook",
+        "<agent>",
+        parse_path,
+    );
+    set(
+        &mut a.role_change_hook_timeout,
+        ctx.val(
+            g("role_change_hook_timeout"),
+            "role_change_hook_timeout",
+            "<agent>",
+            parse_duration,
+        ),
+    );
     a
 }

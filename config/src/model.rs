@@ -318,8 +318,14 @@ impl Default for SocketConfig {
 pub struct AgentConfig {
     /// Where the agent persists its fencing epoch; default `/var/lib/mysql-mmm/agent-<this>`.
     pub state_dir: Option<PathBuf>,
-    /// HTTP port for the agent's `/metrics`.
+    /// HTTP port for the agent's `/metrics` and its role endpoints (`/writer`, `/reader`, `/health`).
     pub metrics_port: u16,
+    /// Program run on this DB host whenever the roles the agent was given change (to update a proxy
+    /// such as ProxySQL that cannot follow VIPs); `None` runs nothing.
+    pub role_change_hook: Option<PathBuf>,
+    /// Bound on one run of `role_change_hook`: past it the hook's whole process group is killed, so a
+    /// hung proxy client cannot hold up the next role change's run.
+    pub role_change_hook_timeout: Duration,
 }
 
 impl Default for AgentConfig {
@@ -327,6 +333,8 @@ impl Default for AgentConfig {
         AgentConfig {
             state_dir: None,
             metrics_port: defaults::AGENT_METRICS_PORT,
+            role_change_hook: None,
+            role_change_hook_timeout: defaults::HOOK_TIMEOUT,
         }
     }
 }

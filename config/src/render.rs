@@ -89,6 +89,15 @@ pub(crate) fn render(c: &Config) -> String {
         kv(w, 1, "state_dir", &d.display().to_string());
     }
     kv(w, 1, "metrics_port", &c.agent.metrics_port.to_string());
+    if let Some(p) = &c.agent.role_change_hook {
+        kv(w, 1, "role_change_hook", &p.display().to_string());
+    }
+    kv(
+        w,
+        1,
+        "role_change_hook_timeout",
+        &format_duration(c.agent.role_change_hook_timeout),
+    );
     let _ = writeln!(w, "</agent>");
 
     let _ = writeln!(w, "\n<socket>");

@@ -107,7 +107,12 @@ impl SectionKind {
                 "hook_timeout",
             ],
             SectionKind::Socket => &["type", "cert_file", "key_file", "ca_file"],
-            SectionKind::Agent => &["state_dir", "metrics_port"],
+            SectionKind::Agent => &[
+                "state_dir",
+                "metrics_port",
+                "role_change_hook",
+                "role_change_hook_timeout",
+            ],
             SectionKind::MonitorNode => &["ip", "port", "metrics_port"],
             SectionKind::Host => &[
                 "ip",

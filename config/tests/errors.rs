@@ -471,3 +471,29 @@ fn unspecified_addresses_are_refused() {
         "{errs}"
     );
 }
+
+#[test]
+fn agent_role_change_hook_keys() {
+    let c = load(&format!("{BASE}this db1\n"), Program::Agent).unwrap();
+    assert_eq!(c.agent.role_change_hook, None, "no hook unless configured");
+    assert_eq!(c.agent.role_change_hook_timeout.as_secs(), 10);
+    let text = format!(
+        "{BASE}this db1\n<agent>\nrole_change_hook /usr/local/bin/proxysql-hook.sh\nrole_change_hook_timeout 2.5\n</agent>\n"
+    );
+    let c = load(&text, Program::Agent).unwrap();
+    assert_eq!(
+        c.agent.role_change_hook.as_deref(),
+        Some(std::path::Path::new("/usr/local/bin/proxysql-hook.sh"))
+    );
+    assert_eq!(c.agent.role_change_hook_timeout.as_millis(), 2500);
+    let bad = format!("{BASE}this db1\n<agent>\nrole_change_hook_timeout 5s\n</agent>\n");
+    let errs = errors(&bad, Program::Agent);
+    let line = line_of(&bad, "role_change_hook_timeout 5s");
+    assert_has(
+        &errs,
+        &format!(
+            "mmm_common.conf:{line}: bad value for 'role_change_hook_timeout' in <agent>: \
+             '5s' is not a number of seconds (e.g. 5 or 0.5)"
+        ),
+    );
+}

@@ -509,6 +509,16 @@ fn push_all(
         if writer_only && !desired.writer {
             continue;
         }
+        // Nothing is decided about this host yet (no active master, state UNKNOWN, no role): such a
+        // status would only tell its agent "not the writer" and fence a running writer that the
+        // startup is about to adopt (a writer kept through the migration from MMM). Its agent needs
+        // no push to be safe: it starts fenced unless it holds a lease kept in mysqld.
+        if state.active_master.is_none()
+            && desired.state == mmm_consensus::HostState::Unknown
+            && desired.roles.is_empty()
+        {
+            continue;
+        }
         let health = ctx.agents.health(host);
         let (due, in_flight) = {
             let tracks = lock(&p.tracks);

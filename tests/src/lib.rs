@@ -16,6 +16,7 @@ mod cmd;
 mod configs;
 pub mod demo;
 mod firewall;
+pub mod http;
 mod lab;
 mod mariadb;
 mod names;
