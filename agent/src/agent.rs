@@ -788,6 +788,16 @@ impl Agent {
         }
         self.state().caught_up = caught_up;
 
+        // A writer status whose lease could not be granted (a stamp of another agent run, or too old)
+        // leaves writes denied; saying so makes the leader send a fresh one.
+        if !writer
+            && desired.as_ref().is_some_and(|d| d.has_writer(&self.topo))
+            && !self.state().lease.is_valid(Instant::now())
+            && kind != ApplyKind::LeaseLapsed
+        {
+            errors.push("the writer role came without a valid lease: writes stay denied".into());
+        }
+
         // 6. The writer: keep the lease in mysqld's fence, wait for catch-up, then allow writes.
         let mut writable = false;
         if writer {

@@ -129,6 +129,15 @@ async fn agent_inprocess_fencing_survives_restart_and_bad_requests_are_refused()
     }];
     writer.active_master = "db1".into();
     writer.lease_millis = 3000;
+    // The lease counts from a stamp of this agent run, as a leader would echo it.
+    writer.lease_stamp = c
+        .get_status(mmm_proto::GetStatusRequest {
+            protocol_version: mmm_proto::PROTOCOL_VERSION,
+        })
+        .await
+        .expect("status")
+        .into_inner()
+        .stamp;
     let st = c
         .set_status(writer)
         .await
