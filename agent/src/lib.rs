@@ -16,6 +16,7 @@ pub mod fence;
 pub mod garp;
 pub mod health;
 pub mod hook;
+pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod service;
@@ -286,7 +287,7 @@ pub async fn run(
         tasks.spawn(hook::watch(agent.clone(), hook));
     }
     if let Some(l) = listeners.metrics {
-        let router = metrics::router(agent.clone()).merge(endpoints::router(
+        let router = http::router(agent.clone()).merge(endpoints::router(
             endpoints::Endpoints::new(agent.clone(), config.checks.rep_backlog.max_backlog),
         ));
         tasks.spawn(async move {

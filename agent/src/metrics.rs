@@ -1,21 +1,12 @@
-//! Prometheus metrics (`mmm_agent_*`) and the HTTP endpoints `/metrics`, `/healthz` and `/readyz` (axum),
-//! served on the host's ip and the `<agent> metrics_port`. `/metrics` serves OpenMetrics to clients
-//! that ask for it (Prometheus does) and the classic Prometheus text format (what
-//! `promtool check metrics` reads) to the others.
+//! Prometheus metrics (`mmm_agent_*`): the gauges the agent updates and their exposition. OpenMetrics
+//! for clients that ask for it (Prometheus does), the classic Prometheus text format (what
+//! `promtool check metrics` reads) for the others. Served by [`crate::http`].
 
 pub use mmm_exposition::{openmetrics_to_text, Format};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-
-use crate::agent::Agent;
 
 /// The agent's gauges and the registry that renders them.
 pub struct Metrics {
@@ -104,36 +95,6 @@ impl Metrics {
         let format = Format::negotiate(accept);
         (format.content_type(), format.render(self.render()))
     }
-}
-
-async fn metrics(State(agent): State<Arc<Agent>>, headers: HeaderMap) -> impl IntoResponse {
-    agent.refresh_metrics();
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (content_type, body) = agent.metrics().render_for(accept);
-    ([(header::CONTENT_TYPE, content_type)], body)
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-async fn readyz(State(agent): State<Arc<Agent>>) -> (StatusCode, String) {
-    match agent.readiness() {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        ),
-    }
-}
-
-/// The HTTP router.
-pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(agent)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! handled on the leader ([`crate::operator`]); a follower forwards them to the leader's control
 //! service unchanged (the Handler/Forwarder split), so the rules are checked against the newest state.
 
+use crate::convert::host_state_to_proto;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,20 +125,6 @@ pub fn mode_to_proto(m: StateMode) -> Mode {
         StateMode::Manual => Mode::Manual,
         StateMode::Wait => Mode::Wait,
         StateMode::Passive => Mode::Passive,
-    }
-}
-
-/// Converts a state host state to its wire form.
-pub fn host_state_to_proto(s: mmm_consensus::HostState) -> HostState {
-    use mmm_consensus::HostState as S;
-    match s {
-        S::Unknown => HostState::Unknown,
-        S::Online => HostState::Online,
-        S::AdminOffline => HostState::AdminOffline,
-        S::HardOffline => HostState::HardOffline,
-        S::AwaitingRecovery => HostState::AwaitingRecovery,
-        S::ReplicationDelay => HostState::ReplicationDelay,
-        S::ReplicationFail => HostState::ReplicationFail,
     }
 }
 

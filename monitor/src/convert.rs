@@ -47,6 +47,28 @@ pub fn report_from_proto(r: &ObservationReport, received_ms: u64) -> MonitorRepo
     }
 }
 
+/// Converts a state host state to its wire form.
+pub fn host_state_to_proto(s: mmm_consensus::HostState) -> mmm_proto::HostState {
+    use mmm_consensus::HostState as S;
+    use mmm_proto::HostState;
+    match s {
+        S::Unknown => HostState::Unknown,
+        S::Online => HostState::Online,
+        S::AdminOffline => HostState::AdminOffline,
+        S::HardOffline => HostState::HardOffline,
+        S::AwaitingRecovery => HostState::AwaitingRecovery,
+        S::ReplicationDelay => HostState::ReplicationDelay,
+        S::ReplicationFail => HostState::ReplicationFail,
+    }
+}
+
+/// Milliseconds since the Unix epoch (the leader's clock stamps its proposals; never used for leases).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

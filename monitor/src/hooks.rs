@@ -271,7 +271,7 @@ pub async fn pre_failover_allows(ctx: &MonitorContext, req: &Request) -> bool {
         format!("failover of {role} from {from} to {to} aborted by pre_failover ({outcome})");
     tracing::error!(role, from, to, outcome = %outcome, "{cause}; cluster set to PASSIVE");
     let passive = Request {
-        time_ms: crate::leader::now_ms(),
+        time_ms: crate::convert::now_ms(),
         reason: cause.clone(),
         command: Command::SetMode {
             mode: Mode::Passive,
@@ -296,7 +296,7 @@ pub type EventKey = (Epoch, HookKind, String);
 /// configured, or older than [`STALE_AFTER`], are marked done without running.
 pub fn run_pending(ctx: &Arc<MonitorContext>, running: &Arc<Mutex<BTreeSet<EventKey>>>) {
     let state = ctx.consensus.state();
-    let now = crate::leader::now_ms();
+    let now = crate::convert::now_ms();
     let mut skip = Vec::new();
     for ev in &state.pending_hooks {
         let key: EventKey = (ev.epoch, ev.hook, ev.ip.clone());
@@ -347,7 +347,7 @@ async fn commit_done(ctx: &MonitorContext, keys: Vec<EventKey>, reason: String) 
         Command::Batch(cmds)
     };
     let req = Request {
-        time_ms: crate::leader::now_ms(),
+        time_ms: crate::convert::now_ms(),
         reason: reason.clone(),
         command,
     };

@@ -14,14 +14,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mmm_consensus::{ClusterState, Command, Epoch, Request};
 use mmm_proto::{LeaseStamp, RoleIp, SetStatusRequest};
 use tokio::sync::watch;
 
 use crate::context::MonitorContext;
-use crate::control::host_state_to_proto;
+use crate::convert::{host_state_to_proto, now_ms};
 use crate::engine::{
     self, Action, AgentFacts, DesiredStatus, EngineConfig, Input, StartupEvidence,
 };
@@ -47,13 +47,6 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the renewal task looks whether the writer's lease is due (a third of the lease is the
 /// renewal period; this only bounds how late within it a renewal goes out).
 const RENEW_TICK: Duration = Duration::from_millis(50);
-
-/// Milliseconds since the Unix epoch (the leader's clock stamps its proposals).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// What this leader knows of one agent.
 #[derive(Default, Clone, Debug)]

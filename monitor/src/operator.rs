@@ -14,8 +14,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::context::MonitorContext;
+use crate::convert::now_ms;
 use crate::engine::{self, EngineConfig, OperatorError, OperatorPlan};
-use crate::leader::now_ms;
 
 /// How long a commit of an operator command may take.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -411,10 +411,16 @@ async fn fault_planned_move_role_and_back() -> anyhow::Result<()> {
     env.load().await?;
     let took = move_writer(&env, "db2")?;
     // `move_role` returns once the new writer is open; a follower's `show` may trail it by a few ms.
-    assert_eq!(env.wait_new_writer("db1", Duration::from_secs(5)).await?, "db2");
+    assert_eq!(
+        env.wait_new_writer("db1", Duration::from_secs(5)).await?,
+        "db2"
+    );
     env.wait_more_acks(100, Duration::from_secs(10)).await?;
     let back = move_writer(&env, "db1")?;
-    assert_eq!(env.wait_new_writer("db2", Duration::from_secs(5)).await?, "db1");
+    assert_eq!(
+        env.wait_new_writer("db2", Duration::from_secs(5)).await?,
+        "db1"
+    );
     env.wait_more_acks(100, Duration::from_secs(10)).await?;
     eprintln!("move_role writer db2 took {took:?}, back {back:?}");
     env.finish(
