@@ -3,7 +3,9 @@
 #   failover  - unplanned failover (mysqld kill -9, link down), planned switchover, monitor leader loss
 #               on the lab (real MariaDB servers, agents and 3 monitors in network namespaces);
 #   consensus - Raft commit latency with fsync, leader kill -> next commit, log growth and snapshot time;
-#   scale     - 3 monitors watching 10, 100 and 1,000 stand-in MySQL endpoints (own network namespace).
+#   scale     - 3 monitors watching 10, 100 and 1,000 stand-in MySQL endpoints (own network namespace);
+#   soak      - the seeded random nemesis with overlapping faults, many runs on fresh labs, each judged by
+#               the split-brain oracle (faults, writer changes, split brains, lost writes, longest outage).
 # Prints markdown tables on stdout (progress on stderr). Needs root and Linux.
 #
 #   sudo bench/run.sh            # full run (about 20 minutes on 2 cores, after the build)
@@ -53,3 +55,10 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 ip -n "$ns" link set lo up
 ip netns exec "$ns" "$bin/scale" "${quick[@]}"
+
+echo ; echo "## Soak: random overlapping faults judged by the oracle" ; echo
+if [[ ${#quick[@]} -gt 0 ]]; then
+    "$bin/soak" --runs 2 --steps 8
+else
+    "$bin/soak" --runs 10 --steps 30
+fi

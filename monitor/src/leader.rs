@@ -44,6 +44,8 @@ const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A commit slower than this is logged (a healthy cluster commits in a few milliseconds).
+const SLOW_COMMIT: Duration = Duration::from_millis(500);
 /// How often the renewal task looks whether the writer's lease is due (a third of the lease is the
 /// renewal period; this only bounds how late within it a renewal goes out).
 const RENEW_TICK: Duration = Duration::from_millis(50);
@@ -295,7 +297,13 @@ async fn commit_run(ctx: &MonitorContext, mut run: Vec<Request>) -> bool {
 /// Commits one proposal; logs and returns false when it was not committed or refused.
 async fn commit(ctx: &MonitorContext, req: Request) -> bool {
     let reason = req.reason.clone();
-    match ctx.consensus.write_with_timeout(req, COMMIT_TIMEOUT).await {
+    let started = Instant::now();
+    let result = ctx.consensus.write_with_timeout(req, COMMIT_TIMEOUT).await;
+    if started.elapsed() > SLOW_COMMIT {
+        // Lease renewals do not wait for this (they have a path of their own); said for the operator.
+        tracing::warn!(took = ?started.elapsed(), reason = %reason, "slow commit");
+    }
+    match result {
         Ok(resp) => match resp.error {
             None => true,
             Some(e) => {
