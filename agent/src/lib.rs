@@ -165,14 +165,7 @@ pub async fn keep_writer(
             "something answers on the agent's port {addr}: this step comes before the agent's first start"
         ));
     }
-    let target = DbTarget {
-        ip: host.ip,
-        port: host.mysql_port,
-        user: host.agent_user.clone(),
-        password: host.agent_password.expose().to_string(),
-        connect_timeout: DB_CONNECT_TIMEOUT,
-        stmt_timeout: DB_STMT_TIMEOUT,
-    };
+    let target = db_target(host);
     let mut db = target
         .connect()
         .await
@@ -205,6 +198,19 @@ pub async fn keep_writer(
     Ok(())
 }
 
+/// How the agent reaches its own server: `agent_user` on the host's ip and mysql port, with the agent's
+/// timeouts.
+fn db_target(host: &mmm_config::HostConfig) -> DbTarget {
+    DbTarget {
+        ip: host.ip,
+        port: host.mysql_port,
+        user: host.agent_user.clone(),
+        password: host.agent_password.expose().to_string(),
+        connect_timeout: DB_CONNECT_TIMEOUT,
+        stmt_timeout: DB_STMT_TIMEOUT,
+    }
+}
+
 /// Builds the agent from the configuration (opens the epoch store and the netlink socket).
 pub fn build_agent(
     config: &Config,
@@ -217,14 +223,7 @@ pub fn build_agent(
         tracing::info!(epoch = %e, cluster_id = epochs.cluster_id().unwrap_or("none"), file = %epochs.path().display(), "highest accepted epoch loaded");
     }
     let vips = VipManager::new(&host.cluster_interface, topo.all_role_ips())?;
-    let db = DbTarget {
-        ip: host.ip,
-        port: host.mysql_port,
-        user: host.agent_user.clone(),
-        password: host.agent_password.expose().to_string(),
-        connect_timeout: DB_CONNECT_TIMEOUT,
-        stmt_timeout: DB_STMT_TIMEOUT,
-    };
+    let db = db_target(host);
     let mut mmm_users = vec![
         host.agent_user.clone(),
         host.monitor_user.clone(),
