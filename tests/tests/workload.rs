@@ -346,6 +346,9 @@ async fn workload_lab_kill_db1_measures_outage_and_keeps_semi_sync_acks() -> any
 
     let restarting = Instant::now();
     lab.start_mysqld("db1").await?;
+    // Every lab server starts read-only (a restarted master must never come up writable behind the
+    // manager's back); with no manager here, the test opens it as an operator would.
+    lab.exec("db1", "SET GLOBAL read_only = 0").await?;
     let acked_at_restart = w.acked();
     wait_for(
         "writes acknowledged again after the restart",
