@@ -1,7 +1,9 @@
 //! `mmm-monitor [@CLUSTER] [--config FILE] [--check-config]`: one node of the monitor cluster.
 //!
 //! Thin: arguments → configuration → [`mmm_monitor::node::run`] with listeners bound from the
-//! configuration and Ctrl-C/SIGTERM as the shutdown signal.
+//! configuration and Ctrl-C/SIGTERM as the shutdown signal; systemd is told when the listeners
+//! are bound (`Type=notify`), watchdog pings are sent when asked, and SIGHUP only logs that a
+//! reload is a rolling restart (see `mmm_daemon`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +57,10 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         print!("{}", config.render_effective());
+        // What was accepted but read differently from MMM, at FILE:LINE.
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
         if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
             eprintln!("warning: {warning}");
         }
@@ -72,10 +78,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mmm_monitor::node::run_from_config(
-        config,
-        mmm_monitor::logging::shutdown_signal(),
-    )) {
+    let result = runtime.block_on(async {
+        mmm_daemon::spawn_sighup_notice("mmm-monitor")?;
+        let (grpc, http) = mmm_monitor::node::bind(&config).await?;
+        mmm_daemon::notify_ready("mmm-monitor");
+        mmm_daemon::spawn_watchdog();
+        let r = mmm_monitor::node::run(config, grpc, http, mmm_monitor::logging::shutdown_signal())
+            .await;
+        mmm_daemon::notify_stopping();
+        r
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "monitor stopped");
