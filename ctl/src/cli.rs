@@ -134,6 +134,21 @@ pub enum CertsAction {
         #[arg(long)]
         force: bool,
     },
+    /// Add one node's certificate to the existing CA in DIR (a node added to the cluster, or a
+    /// certificate renewed): its IPs come from the configuration, or from --ip.
+    Issue {
+        /// The node: a `<monitor_node>` or `<host>` name, `operator`, or any name with --ip.
+        name: String,
+        /// Directory holding the CA (`ca.pem`, `ca.key`); the certificate is written there.
+        #[arg(long, value_name = "DIR", default_value = "/etc/mysql-mmm/certs")]
+        dir: PathBuf,
+        /// The node's IP address (repeat for several); default: its `ip` in the configuration.
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<std::net::IpAddr>,
+        /// Replace an existing certificate of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Changes of the monitor cluster's membership.

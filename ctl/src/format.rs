@@ -31,6 +31,7 @@ Valid commands are:
     history [<n>]                     - show the last <n> decisions (default 20)
     completions bash|zsh|fish         - print a shell completion script
     certs init [--dir DIR]            - write a CA and certificates for every node and an operator
+    certs issue <name> [--dir DIR]    - add one node's certificate to the existing CA
 ";
 
 /// MMM's date format, in the time zone `tz` (the local one when printing).

@@ -49,6 +49,28 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
             .map_err(|e| CtlError::Config(e.to_string()))?;
             return crate::certs::init(&config, &dir, force, out);
         }
+        Command::Certs {
+            action:
+                CertsAction::Issue {
+                    name,
+                    dir,
+                    ips,
+                    force,
+                },
+        } => {
+            let config = mmm_config::load(
+                mmm_config::Program::Control,
+                cli.cluster.as_deref(),
+                cli.config.as_deref(),
+            );
+            // With --ip the configuration is not needed (a node not written into it yet).
+            let config = match config {
+                Ok(c) => Some(c),
+                Err(_) if !ips.is_empty() => None,
+                Err(e) => return Err(CtlError::Config(e.to_string())),
+            };
+            return crate::certs::issue(config.as_ref(), &name, &ips, &dir, force, out);
+        }
         _ => {}
     }
     run_command(cli, command, out).await

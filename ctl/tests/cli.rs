@@ -717,3 +717,59 @@ async fn mmmctl_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+#[tokio::test]
+async fn certs_issue_adds_one_node_to_the_existing_ca() {
+    let (_d, conf) = config_file(
+        "<monitor_node mon1>\n    ip 127.0.0.1\n    port 1\n    metrics_port 2\n</monitor_node>\n\
+         <host default>\n    mode slave\n</host>\n<host db1>\n    ip 10.0.0.11\n</host>\n",
+    );
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().to_string_lossy().into_owned();
+    // No CA yet: refused, pointing at certs init.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db1", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("certs init"), "{out}");
+    let (code, _, err) = mmmctl(&["--config", &conf, "certs", "init", "--dir", &dir]).await;
+    assert_eq!(code, 0, "{err}");
+    let ca_before = std::fs::read(certs.path().join("ca.pem")).unwrap();
+    // An existing certificate is not replaced without --force.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db1", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("already exists"), "{out}");
+    let old = std::fs::read(certs.path().join("db1.pem")).unwrap();
+    let (code, out, err) = mmmctl(&[
+        "--config", &conf, "certs", "issue", "db1", "--dir", &dir, "--force",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("db1 (10.0.0.11)"), "{out}");
+    assert_ne!(std::fs::read(certs.path().join("db1.pem")).unwrap(), old);
+    // A node not in the configuration needs --ip; the CA itself is untouched.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db9", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("--ip"), "{out}");
+    let (code, out, err) = mmmctl(&[
+        "--config",
+        &conf,
+        "certs",
+        "issue",
+        "db9",
+        "--dir",
+        &dir,
+        "--ip",
+        "10.0.0.19",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = std::fs::metadata(certs.path().join("db9.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read(certs.path().join("ca.pem")).unwrap(),
+        ca_before
+    );
+}
