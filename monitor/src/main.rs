@@ -5,33 +5,11 @@
 //! are bound (`Type=notify`), watchdog pings are sent when asked, and SIGHUP only logs that a
 //! reload is a rolling restart (see `mmm_daemon`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use mmm_config::Program;
-
-/// Command line of the monitor.
-#[derive(Parser, Debug)]
-#[command(
-    name = "mmm-monitor",
-    version,
-    about = "mmm-rs monitor: one node of the Raft monitor cluster"
-)]
-struct Args {
-    /// `@NAME` selects the cluster's configuration `mmm_mon_NAME.conf`.
-    #[arg(value_name = "@CLUSTER")]
-    cluster: Option<String>,
-    /// Configuration file (default: mmm_mon[_CLUSTER].conf in /etc, /etc/mmm, /etc/mysql-mmm).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Validate the configuration, print it with defaults filled in (passwords masked) and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: mmm_monitor::logging::LogFormat,
-}
+use mmm_monitor::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
