@@ -69,10 +69,8 @@ async fn main() -> ExitCode {
     }
     if args.check_config {
         print!("{}", config.render_effective());
-        // What was accepted but read differently from MMM, at FILE:LINE.
-        for w in &config.warnings {
-            eprintln!("warning: {w}");
-        }
+        // Warnings (what was accepted but read differently from MMM, at FILE:LINE) were already
+        // logged to stderr when the configuration was loaded: logging is set up first here.
         if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
             eprintln!("warning: {warning}");
         }
