@@ -1,6 +1,8 @@
 //! `mmm-agent`: parses arguments, sets up logging, loads the configuration and runs the agent until
 //! SIGINT or SIGTERM (or only checks the configuration, forgets the adopted monitor cluster, or keeps a
 //! running writer's lease for the migration from MMM).
+//! Under systemd it reports readiness once its listeners are bound and sends watchdog pings when
+//! asked; SIGHUP only logs that a reload is a rolling restart (see `mmm_daemon`).
 
 use std::process::ExitCode;
 
@@ -11,7 +13,7 @@ use mmm_config::Program;
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let ansi = mmm_daemon::ansi_colours();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -42,6 +44,9 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
+    if let Err(e) = mmm_daemon::spawn_sighup_notice("mmm-agent") {
+        tracing::warn!(error = %e, "cannot handle SIGHUP");
+    }
     let config = match mmm_config::load(
         Program::Agent,
         args.cluster.as_deref(),
@@ -65,6 +70,8 @@ async fn main() -> ExitCode {
     }
     if args.check_config {
         print!("{}", config.render_effective());
+        // Warnings (what was accepted but read differently from MMM, at FILE:LINE) were already
+        // logged to stderr when the configuration was loaded: logging is set up first here.
         if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
             eprintln!("warning: {warning}");
         }
@@ -101,7 +108,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match mmm_agent::run(config, listeners, shutdown_signal()).await {
+    mmm_daemon::notify_ready("mmm-agent");
+    mmm_daemon::spawn_watchdog();
+    let result = mmm_agent::run(config, listeners, shutdown_signal()).await;
+    mmm_daemon::notify_stopping();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "mmm-agent failed");

@@ -149,6 +149,7 @@ fn finish(reader: Reader<'_>, program: Program, source: &Path) -> Result<Config,
     let mut ctx = Ctx {
         source,
         errors: &mut errors,
+        warnings: &mut warnings,
     };
     let mut config = convert::build(&raw, program, &mut ctx);
     validate::validate(&mut config, &raw, &mut errors, &mut warnings);

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::model::*;
@@ -18,6 +19,9 @@ pub(crate) struct Ctx<'a> {
     pub source: &'a Path,
     /// Everything wrong so far.
     pub errors: &'a mut Vec<ConfigError>,
+    /// Things accepted that MMM would have read differently (stripped comments, host names
+    /// resolved), so the user learns what mmm-rs did with them.
+    pub warnings: &'a mut Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
@@ -33,6 +37,20 @@ impl Ctx<'_> {
         match parse(&e.value) {
             Ok(v) => Some(v),
             Err(m) => {
+                if let Some((before, comment)) = trailing_comment(key, &e.value) {
+                    if let Ok(v) = parse(before) {
+                        self.warnings.push(ConfigError::at(
+                            &e.loc.file,
+                            e.loc.line,
+                            format!(
+                                "'{comment}' after the value of '{key}' in {place} is a comment: \
+                                 using '{before}' (MMM kept the comment as part of the value, \
+                                 which then failed at run time; comments belong on lines of their own)"
+                            ),
+                        ));
+                        return Some(v);
+                    }
+                }
                 self.errors.push(ConfigError::at(
                     &e.loc.file,
                     e.loc.line,
@@ -51,6 +69,20 @@ impl Ctx<'_> {
             None => ConfigError::in_file(self.source, msg),
         });
     }
+}
+
+/// The value of a numeric or address key split into the value and a trailing `# comment`, when
+/// it has one. Only keys MMM did not check when loading (addresses, ports, numbers, durations)
+/// qualify: MMM loaded `ip 10.0.0.1 # db1` and failed later, whereas it refused
+/// `mode master # db1` at once (and still is refused). Text values (names, paths, passwords) never
+/// qualify: `#` is an ordinary character there.
+fn trailing_comment<'v>(key: &str, value: &'v str) -> Option<(&'v str, &'v str)> {
+    if !crate::schema::is_unchecked_typed_key(key) {
+        return None;
+    }
+    let at = value.find('#')?;
+    let before = value[..at].trim_end_matches(is_space);
+    (!before.is_empty()).then_some((before, &value[at..]))
 }
 
 /// Sets `slot` when a value was parsed.
@@ -152,7 +184,7 @@ pub(crate) fn build(raw: &RawConfig, program: Program, ctx: &mut Ctx<'_>) -> Con
                 parse_u32,
             )
             .unwrap_or(crate::defaults::MAX_KILL_RETRIES),
-        monitor: build_monitor(raw, ctx),
+        monitor: build_monitor(raw, program, ctx),
         monitor_nodes: build_monitor_nodes(raw, ctx),
         hosts: build_hosts(raw, program, ctx),
         roles: build_roles(raw, ctx),
@@ -170,7 +202,7 @@ pub(crate) fn build(raw: &RawConfig, program: Program, ctx: &mut Ctx<'_>) -> Con
     config
 }
 
-fn build_monitor(raw: &RawConfig, ctx: &mut Ctx<'_>) -> MonitorConfig {
+fn build_monitor(raw: &RawConfig, program: Program, ctx: &mut Ctx<'_>) -> MonitorConfig {
     let sec = raw.unique.get(&SectionKind::Monitor);
     let g = |k: &str| sec.and_then(|s| s.keys.get(k));
     let p = "<monitor>";
@@ -191,10 +223,7 @@ fn build_monitor(raw: &RawConfig, ctx: &mut Ctx<'_>) -> MonitorConfig {
         &mut m.ping_interval,
         ctx.val(g("ping_interval"), "ping_interval", p, parse_duration),
     );
-    set(
-        &mut m.ping_ips,
-        ctx.val(g("ping_ips"), "ping_ips", p, parse_ip_list),
-    );
+    set(&mut m.ping_ips, ping_ips(g("ping_ips"), program, ctx));
     set(
         &mut m.flap_duration,
         ctx.val(g("flap_duration"), "flap_duration", p, parse_duration),
@@ -237,6 +266,111 @@ fn build_monitor(raw: &RawConfig, ctx: &mut Ctx<'_>) -> MonitorConfig {
         ctx.val(g("hook_timeout"), "hook_timeout", p, parse_duration),
     );
     m
+}
+
+/// Longest wait for the resolver when `ping_ips` names a host: a monitor must start even when
+/// DNS hangs (the resolver's own retries can take 30 s and more).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `ping_ips`: addresses, or host names as MMM accepted (it handed each to `ping`). A name is
+/// resolved once, for the monitor only (nobody else pings), and its address used, with a warning;
+/// a name that does not resolve in time is left out of the network check, with a warning. A
+/// trailing comment is stripped as for other addresses.
+fn ping_ips(entry: Option<&Entry>, program: Program, ctx: &mut Ctx<'_>) -> Option<Vec<IpAddr>> {
+    let e = entry?;
+    let warn = |ctx: &mut Ctx<'_>, msg: String| {
+        ctx.warnings
+            .push(ConfigError::at(&e.loc.file, e.loc.line, msg));
+    };
+    let mut value = e.value.as_str();
+    if parse_ip_list(value).is_err() {
+        if let Some((before, comment)) = trailing_comment("ping_ips", value) {
+            warn(
+                ctx,
+                format!(
+                    "'{comment}' after the value of 'ping_ips' in <monitor> is a comment: using \
+                     '{before}' (MMM kept the comment as part of the value; comments belong on \
+                     lines of their own)"
+                ),
+            );
+            value = before;
+        }
+    }
+    let mut ips = Vec::new();
+    for item in parse_list(value) {
+        if let Ok(ip) = parse_ip(&item) {
+            ips.push(ip);
+            continue;
+        }
+        if !is_host_name(&item) {
+            ctx.errors.push(ConfigError::at(
+                &e.loc.file,
+                e.loc.line,
+                format!(
+                    "bad value for 'ping_ips' in <monitor>: '{item}' is neither an IP address nor a host name"
+                ),
+            ));
+            continue;
+        }
+        if program != Program::Monitor {
+            continue; // only the monitor pings them
+        }
+        match resolve(&item, RESOLVE_TIMEOUT) {
+            Ok(ip) => {
+                warn(
+                    ctx,
+                    format!(
+                        "ping_ips names host '{item}': MMM pinged the name (resolving it at every \
+                         ping); mmm-rs resolved it once, at start, and pings {ip}"
+                    ),
+                );
+                ips.push(ip);
+            }
+            Err(why) => warn(
+                ctx,
+                format!(
+                    "ping_ips names host '{item}', which does not resolve ({why}): MMM would have \
+                     failed to ping it every time; mmm-rs leaves it out of the network check"
+                ),
+            ),
+        }
+    }
+    Some(ips)
+}
+
+/// A DNS host name: letters, digits, `-` and `.`, not starting with `-` or `.`.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// The first address of `name` (IPv4 first, as `ping` prefers), waiting at most `timeout`.
+fn resolve(name: &str, timeout: Duration) -> Result<IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = name.to_owned();
+    // getaddrinfo has no timeout of its own: it runs on a thread that is abandoned if it hangs.
+    std::thread::Builder::new()
+        .name("resolve-ping-ip".into())
+        .spawn(move || {
+            let r = (owned.as_str(), 0u16)
+                .to_socket_addrs()
+                .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>());
+            let _ = tx.send(r);
+        })
+        .map_err(|e| format!("cannot start the resolver: {e}"))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) => addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| "no address".to_owned()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    }
 }
 
 fn build_monitor_nodes(raw: &RawConfig, ctx: &mut Ctx<'_>) -> BTreeMap<String, MonitorNodeConfig> {

@@ -31,6 +31,19 @@
 //!   accepted and ignored.
 //! - MMM's single `<monitor> ip/port` without `<monitor_node>` sections becomes a one-node monitor
 //!   cluster (with a warning: no redundancy).
+//! - `<monitor> status_path` is accepted and not used (with a warning): states live in the
+//!   monitor cluster's replicated log.
+//!
+//! What MMM 2.2.1 loads although it means nothing or breaks later is accepted with a warning
+//! (FILE:LINE, what MMM did, what mmm-rs does), so deployed configs move over unchanged:
+//! - a `# comment` after an address, port, number or duration (MMM kept it in the value and
+//!   failed at run time) is stripped; text values (names, paths, passwords) keep every `#`, and
+//!   values MMM checked at load (`mode master # x`) are refused as MMM refused them;
+//! - a host name in `ping_ips` (MMM pinged names) is resolved once, by the monitor, within
+//!   2 s; a name that does not resolve is left out of the network check;
+//! - `prefer` on a balanced role (MMM ignored it) is dropped;
+//! - a host naming itself as its `peer` has no peer;
+//! - a key followed only by blanks (MMM stored an empty string) is treated as not set.
 
 mod config;
 mod convert;

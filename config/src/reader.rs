@@ -312,6 +312,20 @@ impl<'o> Reader<'o> {
     }
 
     fn key(&mut self, key: &str, value: &str, loc: Loc, open: &mut Option<Open>) {
+        if value.is_empty() && self.is_used(key, open.as_ref()) {
+            // `key ` with only blanks after it: MMM stored an empty string, which then either
+            // failed at run time or meant nothing. Treating it as unset keeps defaults and makes a
+            // required key be reported as missing.
+            self.warnings.push(ConfigError::at(
+                &loc.file,
+                loc.line,
+                format!(
+                    "key '{key}' has an empty value: treated as not set \
+                     (MMM stored an empty string)"
+                ),
+            ));
+            return;
+        }
         let Some(o) = open.as_mut() else {
             match schema::global_key_use(key) {
                 Some(KeyUse::Used) => {
@@ -393,6 +407,15 @@ impl<'o> Reader<'o> {
                 self.errors.push(ConfigError::at(&loc.file, loc.line, msg));
             }
         }
+    }
+
+    /// Whether `key` is a key read and used where it stands (top level or the open section).
+    fn is_used(&self, key: &str, open: Option<&Open>) -> bool {
+        let used = match open {
+            None => schema::global_key_use(key),
+            Some(o) => o.kind.and_then(|k| k.key_use(key)),
+        };
+        used == Some(KeyUse::Used)
     }
 
     fn ignored(&mut self, key: &str, place: &str, loc: &Loc) {

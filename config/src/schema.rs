@@ -200,3 +200,31 @@ pub(crate) fn global_key_use(key: &str) -> Option<KeyUse> {
 pub(crate) fn is_list_key(key: &str) -> bool {
     matches!(key, "hosts" | "ips" | "ping_ips" | "clone_dirs")
 }
+
+/// Keys holding an address, port, number or duration that MMM 2.2.1 stored without checking when
+/// it loaded the file (so a trailing `# comment` reached the code using it and failed there).
+/// A trailing comment is stripped from these, with a warning.
+pub(crate) fn is_unchecked_typed_key(key: &str) -> bool {
+    matches!(
+        key,
+        "ip" | "ips"
+            | "ping_ips"
+            | "port"
+            | "agent_port"
+            | "mysql_port"
+            | "metrics_port"
+            | "ping_interval"
+            | "flap_duration"
+            | "flap_count"
+            | "auto_set_online"
+            | "wait_for_other_master"
+            | "writer_lease"
+            | "hook_timeout"
+            | "check_period"
+            | "trap_period"
+            | "timeout"
+            | "restart_after"
+            | "max_backlog"
+            | "max_kill_retries"
+    )
+}

@@ -67,10 +67,24 @@ pub(crate) fn validate(
     };
     single_monitor(config, &at, errors, warnings);
     check_this(config, &at, errors);
+    mmm_leniencies(config, &at, warnings);
     check_hosts(config, &at, errors);
     check_roles(config, &at, errors);
     check_monitor_nodes(config, &at, errors);
     check_active_master_role(config, &at, errors, warnings);
+    if config.program == Program::Monitor && config.monitor.status_path.is_some() {
+        warnings.push(
+            at.err(
+                SectionKind::Monitor,
+                None,
+                Some("status_path"),
+                "status_path is not used: mmm-rs keeps host states and roles in the monitor \
+             cluster's replicated log under data_dir (MMM's status file could disagree between \
+             monitors); nothing is read from or written to this file"
+                    .to_owned(),
+            ),
+        );
+    }
     if config.program == Program::Monitor && config.monitor.ping_ips.is_empty() {
         warnings.push(at.err(
             SectionKind::Monitor,
@@ -130,6 +144,43 @@ fn single_monitor(
     }
 }
 
+/// What MMM 2.2.1 loads without complaint but means nothing (or something broken), found in
+/// deployed configs: accepted, with a warning saying what MMM did and what mmm-rs does instead.
+/// - a host naming itself as its `peer`: MMM then waited for the host itself as its other master;
+///   mmm-rs drops that peer.
+/// - `prefer` on a balanced role: MMM ignored it; so does mmm-rs (it is dropped).
+fn mmm_leniencies(config: &mut Config, at: &Locator<'_>, warnings: &mut Vec<ConfigError>) {
+    for (name, h) in config.hosts.iter_mut() {
+        if h.peer.as_deref() == Some(name.as_str()) {
+            warnings.push(at.err(
+                SectionKind::Host,
+                Some(name),
+                Some("peer"),
+                format!(
+                    "host '{name}' names itself as its peer: MMM accepted this and then judged \
+                     '{name}' against itself; mmm-rs ignores this peer ('{name}' has no peer master)"
+                ),
+            ));
+            h.peer = None;
+        }
+    }
+    for (name, r) in config.roles.iter_mut() {
+        if r.mode == RoleMode::Balanced {
+            if let Some(p) = r.prefer.take() {
+                warnings.push(at.err(
+                    SectionKind::Role,
+                    Some(name),
+                    Some("prefer"),
+                    format!(
+                        "prefer '{p}' of balanced role '{name}' is ignored, as MMM ignored it \
+                         (only an exclusive role has a preferred host)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 fn check_this(config: &Config, at: &Locator<'_>, errors: &mut Vec<ConfigError>) {
     let hosts: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
     let nodes: Vec<&str> = config.monitor_nodes.keys().map(String::as_str).collect();
@@ -177,14 +228,7 @@ fn check_hosts(config: &Config, at: &Locator<'_>, errors: &mut Vec<ConfigError>)
     for (name, h) in &config.hosts {
         let hk = SectionKind::Host;
         if let Some(peer) = &h.peer {
-            if peer == name {
-                errors.push(at.err(
-                    hk,
-                    Some(name),
-                    Some("peer"),
-                    format!("host '{name}' names itself as its peer"),
-                ));
-            } else if !config.hosts.contains_key(peer) {
+            if !config.hosts.contains_key(peer) {
                 errors.push(at.err(
                     hk,
                     Some(name),
@@ -274,14 +318,7 @@ fn check_roles(config: &Config, at: &Locator<'_>, errors: &mut Vec<ConfigError>)
             ));
         }
         if let Some(p) = &r.prefer {
-            if r.mode == RoleMode::Balanced {
-                errors.push(at.err(
-                    rk,
-                    n,
-                    Some("prefer"),
-                    format!("prefer is only for exclusive roles, but role '{name}' is balanced"),
-                ));
-            } else if !r.hosts.contains(p) {
+            if !r.hosts.contains(p) {
                 errors.push(at.err(
                     rk,
                     n,

@@ -247,23 +247,33 @@ fn roles_need_hosts_ips_and_mode() {
 }
 
 #[test]
-fn prefer_must_be_a_role_host_of_an_exclusive_role() {
+fn prefer_must_be_a_role_host() {
     let text = BASE.replace("mode exclusive", "mode exclusive\n    prefer db3");
     let errs = errors(&text, Program::Control);
     assert!(
         errs.contains("preferred host 'db3' of role 'writer' is not among its hosts (db1, db2)"),
         "{errs}"
     );
-    let text = format!(
-        "{BASE}<role reader>\nhosts db1, db2\nips 10.0.0.101, 10.0.0.102\nmode balanced\nprefer db1\n</role>\n"
-    );
+}
+
+#[test]
+fn numeric_values_with_a_trailing_comment_are_still_refused_when_the_rest_is_bad() {
+    // Stripping a comment must not hide a bad value, and enum values with comments are refused
+    // as MMM refused them.
+    let text = BASE
+        .replace("ip 10.0.0.12", "ip 10.0.0 # db2")
+        .replace("mode exclusive", "mode exclusive # the writer");
     let errs = errors(&text, Program::Control);
     assert_has(
         &errs,
         &format!(
-            "mmm_common.conf:{}: prefer is only for exclusive roles, but role 'reader' is balanced",
-            line_of(&text, "prefer db1")
+            "mmm_common.conf:{}: bad value for 'ip' in <host db2>: '10.0.0 # db2' is not an IP address",
+            line_of(&text, "ip 10.0.0 # db2")
         ),
+    );
+    assert!(
+        errs.contains("'exclusive # the writer' is not one of exclusive, balanced"),
+        "{errs}"
     );
 }
 

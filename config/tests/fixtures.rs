@@ -107,6 +107,14 @@ fn mmm_2_2_1_samples_load_unchanged() {
         mon.monitor.status_path.as_deref(),
         Some(Path::new("/var/lib/mysql-mmm/mmm_mond.status"))
     );
+    // status_path is refused with its reason (a warning naming its line), not silently dropped.
+    assert!(
+        mon.warnings.iter().any(|w| w.line.is_some()
+            && w.message
+                .starts_with("status_path is not used: mmm-rs keeps host states")),
+        "{:?}",
+        mon.warnings
+    );
     assert_eq!(mon.hosts["db2"].monitor_password.expose(), "RepMonitor");
     assert_eq!(mon.hosts["db3"].agent_port, 9989);
     assert_eq!(mon.hosts["db3"].mysql_port, 3306);

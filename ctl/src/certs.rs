@@ -7,6 +7,10 @@
 //! - `operator.pem`, `operator.key`: mmmctl's client certificate.
 //!
 //! Keys are written mode 600. An existing CA is never overwritten without `--force`.
+//!
+//! `mmmctl certs issue NAME`: one more certificate from the existing CA in `--dir` (a node added
+//! to the cluster, or one renewed), with the IPs of NAME in the configuration (or `--ip`). An
+//! existing certificate of that name is replaced only with `--force`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -110,6 +114,71 @@ pub fn init(
          <socket>\n    type      ssl\n    cert_file {d}/NAME.pem\n    key_file  {d}/NAME.key\n    ca_file   {d}/ca.pem\n</socket>\n\
          Copy ca.pem, NAME.pem and NAME.key to each node; keep ca.key offline.",
         d = dir.display()
+    )?;
+    Ok(())
+}
+
+/// Writes `<name>.pem` / `<name>.key` signed by the CA in `dir` (`ca.pem`, `ca.key`); the IPs are
+/// `ips` if given, else the node's in `config`. Prints what it wrote to `out`.
+pub fn issue(
+    config: Option<&mmm_config::Config>,
+    name: &str,
+    ips: &[IpAddr],
+    dir: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> Result<(), CtlError> {
+    let known = match config {
+        Some(c) => nodes(c)?.remove(name),
+        None => None,
+    };
+    let (what, ips) = match (known, ips.is_empty()) {
+        (_, false) => ("node", ips.to_vec()),
+        (Some((what, ips)), true) => (what, ips),
+        (None, true) => {
+            return Err(CtlError::Config(format!(
+                "'{name}' is neither a <monitor_node> nor a <host> of the configuration: \
+                 give its address with --ip"
+            )))
+        }
+    };
+    if name.is_empty() || name == "ca" || name.contains(['/', '\0']) || name.starts_with('.') {
+        return Err(CtlError::Config(format!(
+            "'{name}' cannot name a certificate (ca is the CA's own)"
+        )));
+    }
+    let read = |file: &str| {
+        let p = dir.join(file);
+        std::fs::read_to_string(&p).map_err(|e| {
+            CtlError::Config(format!(
+                "cannot read the CA's {} ({e}): run `mmmctl certs init` first, or give --dir",
+                p.display()
+            ))
+        })
+    };
+    let (ca_cert, ca_key) = (read("ca.pem")?, read("ca.key")?);
+    let cert_path = dir.join(format!("{name}.pem"));
+    if !force && (cert_path.exists() || dir.join(format!("{name}.key")).exists()) {
+        return Err(CtlError::Config(format!(
+            "{} already exists: refusing to replace it (use --force)",
+            cert_path.display()
+        )));
+    }
+    let err = |e: mmm_tls::TlsError| CtlError::Config(e.to_string());
+    let ca = Authority::load(&ca_cert, &ca_key).map_err(err)?;
+    let pem = ca.issue(name, &ips).map_err(err)?;
+    let cert = write_pair(dir, name, &pem, force)?;
+    let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    writeln!(
+        out,
+        "{what} {name}{}: {} (signed by {})",
+        if shown.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", shown.join(", "))
+        },
+        cert.display(),
+        dir.join("ca.pem").display()
     )?;
     Ok(())
 }

@@ -14,10 +14,17 @@ pub struct Cli {
     #[arg(skip)]
     pub cluster: Option<String>,
     /// Read this configuration file instead of searching for `mmm_mon[_CLUSTER].conf`.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, env = "MMMCTL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// A monitor to talk to (HOST:PORT); repeat for several. Overrides the config.
-    #[arg(long = "monitor", value_name = "HOST:PORT", global = true)]
+    /// A monitor to talk to (HOST:PORT); repeat for several, or list them in MMMCTL_MONITORS
+    /// separated by commas. Overrides the config.
+    #[arg(
+        long = "monitor",
+        value_name = "HOST:PORT",
+        global = true,
+        env = "MMMCTL_MONITORS",
+        value_delimiter = ','
+    )]
     pub monitors: Vec<String>,
     /// Print the reply as JSON (for scripts).
     #[arg(long, global = true)]
@@ -28,6 +35,13 @@ pub struct Cli {
     /// The command (none: `help`).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Started as `mmm_control`: MMM's output details and exit codes (see [`crate::compat`]).
+    #[arg(skip)]
+    pub mmm_control: bool,
+    /// In `mmm_control` mode, a command line MMM would not accept (answered with MMM's
+    /// `Invalid command` text once a monitor answered), as typed.
+    #[arg(skip)]
+    pub mmm_invalid: Option<String>,
 }
 
 /// mmm_control's commands, plus `cluster`, `history` and `completions`.
@@ -120,6 +134,21 @@ pub enum CertsAction {
         #[arg(long)]
         force: bool,
     },
+    /// Add one node's certificate to the existing CA in DIR (a node added to the cluster, or a
+    /// certificate renewed): its IPs come from the configuration, or from --ip.
+    Issue {
+        /// The node: a `<monitor_node>` or `<host>` name, `operator`, or any name with --ip.
+        name: String,
+        /// Directory holding the CA (`ca.pem`, `ca.key`); the certificate is written there.
+        #[arg(long, value_name = "DIR", default_value = "/etc/mysql-mmm/certs")]
+        dir: PathBuf,
+        /// The node's IP address (repeat for several); default: its `ip` in the configuration.
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<std::net::IpAddr>,
+        /// Replace an existing certificate of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Changes of the monitor cluster's membership.
@@ -168,6 +197,12 @@ impl Cli {
         }
         let mut cli = Cli::try_parse_from(args)?;
         cli.cluster = cluster;
+        // `MMMCTL_MONITORS=" a:1, b:2"`: blanks around the commas are not part of the names.
+        cli.monitors = cli
+            .monitors
+            .iter()
+            .flat_map(|m| crate::compat::split_monitors(m))
+            .collect();
         Ok(cli)
     }
 }

@@ -31,6 +31,7 @@ Valid commands are:
     history [<n>]                     - show the last <n> decisions (default 20)
     completions bash|zsh|fish         - print a shell completion script
     certs init [--dir DIR]            - write a CA and certificates for every node and an operator
+    certs issue <name> [--dir DIR]    - add one node's certificate to the existing CA
 ";
 
 /// MMM's date format, in the time zone `tz` (the local one when printing).
@@ -96,8 +97,31 @@ pub fn host_line(h: &HostView) -> String {
     )
 }
 
+/// `reader(192.168.0.100), reader(192.168.0.52)`: MMM's order, Perl's `sort` of the `role(ip)`
+/// strings (so `10.0.0.100` comes before `10.0.0.9`).
+pub fn roles_text_mmm(roles: &[RoleIp]) -> String {
+    let mut roles: Vec<String> = roles
+        .iter()
+        .map(|r| format!("{}({})", r.role, r.ip))
+        .collect();
+    roles.sort();
+    roles.join(", ")
+}
+
 /// `show`.
 pub fn show(reply: &ShowReply) -> String {
+    show_with(reply, roles_text)
+}
+
+/// `show` as `mmm_control` printed it: roles in MMM's order, and the empty line mmm_control added
+/// after the monitor's reply.
+pub fn show_mmm_control(reply: &ShowReply) -> String {
+    let mut out = show_with(reply, roles_text_mmm);
+    out.push('\n');
+    out
+}
+
+fn show_with(reply: &ShowReply, roles: fn(&[RoleIp]) -> String) -> String {
     let mut out = String::new();
     if reply.mode == Mode::Passive as i32 {
         out.push_str("# --- Monitor is in PASSIVE MODE ---\n");
@@ -116,7 +140,14 @@ pub fn show(reply: &ShowReply) -> String {
         );
     }
     for h in &hosts {
-        out.push_str(&host_line(h));
+        out.push_str(&format!(
+            "  {}({}) {}/{}. Roles: {}",
+            h.name,
+            h.ip,
+            h.mode,
+            state_name(h.state),
+            roles(&h.roles)
+        ));
         out.push('\n');
     }
     let mut prefs: Vec<_> = reply
@@ -144,13 +175,7 @@ where
     let width = reply.checks.iter().map(|c| c.host.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in &reply.checks {
-        let result = if c.ok {
-            "OK".to_string()
-        } else if c.message.is_empty() {
-            "ERROR".to_string()
-        } else {
-            crate::error::with_error_prefix(&c.message)
-        };
+        let result = check_result(c);
         let _ = writeln!(
             out,
             "{:<width$}  {:<11}  [last change: {}]  {}",
@@ -161,6 +186,56 @@ where
         );
     }
     out
+}
+
+/// `checks` as `mmm_control` printed it, for the arguments given: one check of one host is a
+/// single line with no padding; otherwise the host column is padded to the longest name, the
+/// check column to 11 only when every check is shown, and mmm_control's empty line follows.
+pub fn checks_mmm_control<Tz: TimeZone>(
+    reply: &ChecksReply,
+    tz: &Tz,
+    host: Option<&str>,
+    check: Option<&str>,
+) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let given = |a: Option<&str>| a.is_some_and(|a| a != "all");
+    let line = |c: &mmm_proto::CheckView, host_w: usize, check_w: usize| {
+        format!(
+            "{:<host_w$}  {:<check_w$}  [last change: {}]  {}",
+            c.host,
+            c.check,
+            mmm_time(c.last_change, tz),
+            check_result(c)
+        )
+    };
+    if given(host) && given(check) {
+        return match reply.checks.first() {
+            Some(c) => format!("{}\n", line(c, 0, 0)),
+            None => "\n".to_owned(),
+        };
+    }
+    let host_w = reply.checks.iter().map(|c| c.host.len()).max().unwrap_or(0);
+    let check_w = if given(check) { 0 } else { 11 };
+    let mut out = String::new();
+    for c in &reply.checks {
+        out.push_str(&line(c, host_w, check_w));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// `OK`, or `ERROR: <message>` for a failed check.
+fn check_result(c: &mmm_proto::CheckView) -> String {
+    if c.ok {
+        "OK".to_string()
+    } else if c.message.is_empty() {
+        "ERROR".to_string()
+    } else {
+        crate::error::with_error_prefix(&c.message)
+    }
 }
 
 /// `mode`: the mode's name alone, as `mmm_control mode` prints it (scripts compare the whole

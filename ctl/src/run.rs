@@ -20,6 +20,9 @@ const MOVE_STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `cli`'s command, writing its output to `out`. Errors not yet printed are returned.
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
+    if cli.mmm_control {
+        return run_mmm_control(cli, out).await;
+    }
     let command = cli.command.clone().unwrap_or(Command::Help);
     match command {
         Command::Help => {
@@ -46,10 +49,36 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
             .map_err(|e| CtlError::Config(e.to_string()))?;
             return crate::certs::init(&config, &dir, force, out);
         }
+        Command::Certs {
+            action:
+                CertsAction::Issue {
+                    name,
+                    dir,
+                    ips,
+                    force,
+                },
+        } => {
+            let config = mmm_config::load(
+                mmm_config::Program::Control,
+                cli.cluster.as_deref(),
+                cli.config.as_deref(),
+            );
+            // With --ip the configuration is not needed (a node not written into it yet).
+            let config = match config {
+                Ok(c) => Some(c),
+                Err(_) if !ips.is_empty() => None,
+                Err(e) => return Err(CtlError::Config(e.to_string())),
+            };
+            return crate::certs::issue(config.as_ref(), &name, &ips, &dir, force, out);
+        }
         _ => {}
     }
-    let timeout = Duration::from_secs_f64(cli.timeout.clamp(0.1, 3600.0));
-    let client = Client::new(crate::monitors::targets(cli)?, timeout);
+    run_command(cli, command, out).await
+}
+
+/// Runs a command that asks a monitor.
+async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result<(), CtlError> {
+    let client = client(cli)?;
     let v = PROTOCOL_VERSION;
     let tz = chrono::Local;
     match command {
@@ -74,13 +103,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                     .await
                 })
                 .await?;
-            emit(cli, out, &view::ShowView::from(&r), || format::show(&r))
+            emit(cli, out, &view::ShowView::from(&r), || {
+                if cli.mmm_control {
+                    format::show_mmm_control(&r)
+                } else {
+                    format::show(&r)
+                }
+            })
         }
         Command::Checks { host, check } => {
             let req = ChecksRequest {
                 protocol_version: v,
-                host: host.unwrap_or_default(),
-                check: check.unwrap_or_default(),
+                host: host.clone().unwrap_or_default(),
+                check: check.clone().unwrap_or_default(),
             };
             let r = client
                 .call(|mut c| {
@@ -89,7 +124,11 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                 })
                 .await?;
             emit(cli, out, &view::ChecksView::from(&r), || {
-                format::checks(&r, &tz)
+                if cli.mmm_control {
+                    format::checks_mmm_control(&r, &tz, host.as_deref(), check.as_deref())
+                } else {
+                    format::checks(&r, &tz)
+                }
             })
         }
         Command::SetOnline { host } => {
@@ -216,6 +255,40 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
     }
 }
 
+/// The client for the monitors of `cli`.
+fn client(cli: &Cli) -> Result<Client, CtlError> {
+    let timeout = Duration::from_secs_f64(cli.timeout.clamp(0.1, 3600.0));
+    Ok(Client::new(crate::monitors::targets(cli)?, timeout))
+}
+
+/// `mmm_control` mode: as mmm_control, every command (even `help` and an invalid one) first needs
+/// a monitor that answers; then MMM's texts (see [`crate::compat`]).
+async fn run_mmm_control(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
+    let local_text = match (&cli.mmm_invalid, &cli.command) {
+        (Some(line), _) => Some(format!(
+            "Invalid command '{line}'\n\n{}\n",
+            crate::compat::HELP
+        )),
+        (None, Some(Command::Help) | None) => Some(format!("{}\n", crate::compat::HELP)),
+        (None, Some(_)) => None,
+    };
+    let Some(text) = local_text else {
+        let command = cli.command.clone().unwrap_or(Command::Help);
+        return run_command(cli, command, out).await;
+    };
+    let client = client(cli)?;
+    client
+        .call(|mut c| async move {
+            c.ping(ControlPing {
+                protocol_version: PROTOCOL_VERSION,
+            })
+            .await
+        })
+        .await?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
 /// Writes `json` (with `--json`) or `text`.
 fn emit<T: serde::Serialize>(
     cli: &Cli,
@@ -295,7 +368,17 @@ async fn move_role(
                 )),
                 Ok(Ok(Some(m))) => m,
             };
-        if !cli.json {
+        if cli.mmm_control {
+            // mmm_control printed the monitor's one-line result, and nothing of the steps.
+            if msg.done {
+                let text = if msg.ok {
+                    msg.message.clone()
+                } else {
+                    crate::error::with_error_prefix(&msg.message)
+                };
+                writeln!(out, "{text}")?;
+            }
+        } else if !cli.json {
             out.write_all(format::move_progress(&msg).as_bytes())?;
             out.flush()?;
         }

@@ -555,3 +555,221 @@ async fn monitors_from_the_config() {
         "{out}"
     );
 }
+
+/// Runs the binary under the name `mmm_control` (a symlink, as the package installs it), with
+/// `env` set (TZ=UTC), and returns (exit code, stdout, stderr), within 30 s.
+async fn mmm_control(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("mmm_control");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut cmd = tokio::process::Command::new(&link);
+    cmd.args(args)
+        .env("TZ", "UTC")
+        .env_remove("RUST_LOG")
+        .env_remove("MMMCTL_MONITORS")
+        .env_remove("MMMCTL_CONFIG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("mmm_control hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mmm_control_mode_keeps_mmms_exit_codes_and_texts() {
+    let (addr, release) = server().await;
+    let m = addr.to_string();
+    let closed = format!("127.0.0.1:{}", closed_port());
+    let mons = format!("{closed}, {m}");
+    let env = [("MMMCTL_MONITORS", mons.as_str())];
+
+    // ERROR replies exit 0, as MMM's mmm_control did; mmmctl exits 1 on the same reply.
+    let (code, out, _) = mmm_control(&["set_online", "db4"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "ERROR: Host 'db4' is 'HARD_OFFLINE' at the moment. It can't be switched to ONLINE.\n"
+        )
+    );
+    let (code, _, _) = mmmctl(&["--monitor", &m, "set_online", "db4"]).await;
+    assert_eq!(code, 1, "mmmctl keeps its stricter exit code");
+    let (code, out, _) = mmm_control(&["checks", "dbx"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ERROR: Unknown host name 'dbx'!\n")
+    );
+    let (code, out, _) = mmm_control(&["set_offline", "db1"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ERROR: No quorum: 1 of 3 monitors reachable\n")
+    );
+    let (code, out, _) = mmm_control(&["set_ip", "192.168.0.50", "db1"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ERROR: This command is only allowed in passive mode\n")
+    );
+
+    // Output as mmm_control printed it: MMM's role order, the trailing empty line, the padding.
+    let (code, out, _) = mmm_control(&["show"], &env).await;
+    assert_eq!((code, out), (0, golden("mmm_control_show")));
+    let (code, out, _) = mmm_control(&["checks"], &env).await;
+    assert_eq!((code, out), (0, golden("mmm_control_checks")));
+    let (code, out, _) = mmm_control(&["checks", "all", "mysql"], &env).await;
+    assert_eq!((code, out), (0, golden("mmm_control_checks_all_mysql")));
+    let (code, out, _) = mmm_control(&["checks", "db1", "mysql"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "db1  mysql  [last change: 2026/11/27 05:00:01]  OK\n")
+    );
+    let (code, out, _) = mmm_control(&["ping"], &env).await;
+    assert_eq!((code, out.as_str()), (0, "OK: Pinged successfully!\n"));
+    let (code, out, _) = mmm_control(&["mode"], &env).await;
+    assert_eq!((code, out.as_str()), (0, "MANUAL\n"));
+    let (code, out, _) = mmm_control(&["help"], &env).await;
+    assert_eq!((code, out), (0, golden("mmm_control_help")));
+
+    // mmmctl's own commands are MMM's invalid commands.
+    let (code, out, _) = mmm_control(&["cluster", "add", "mon4", "10.0.0.4:9988"], &env).await;
+    assert_eq!((code, out), (0, golden("mmm_control_invalid")));
+
+    // move_role: MMM's one line, no steps.
+    release.notify_one();
+    let (code, out, _) = mmm_control(&["move_role", "writer", "db2"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "OK: Role 'writer' has been moved from 'db1' to 'db2'. Now you can wait some time and check new roles info!\n"
+        )
+    );
+
+    // The monitors from MMMCTL_CONFIG: MMM's single <monitor>.
+    let (_d, conf) = config_file(&format!(
+        "<monitor>\n    ip 127.0.0.1\n    port {}\n</monitor>\n",
+        addr.port()
+    ));
+    let (code, out, err) = mmm_control(&["ping"], &[("MMMCTL_CONFIG", conf.as_str())]).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "OK: Pinged successfully!\n"),
+        "{err}"
+    );
+    // And mmmctl reads the same variables.
+    let (code, out, _) = mmmctl_env(&["mode"], &[("MMMCTL_MONITORS", mons.as_str())]).await;
+    assert_eq!((code, out.as_str()), (0, "MANUAL\n"));
+    let (code, out, _) = mmmctl_env(&["ping"], &[("MMMCTL_CONFIG", conf.as_str())]).await;
+    assert_eq!((code, out.as_str()), (0, "OK: Pinged successfully!\n"));
+}
+
+#[tokio::test]
+async fn mmm_control_mode_without_a_monitor_or_a_command() {
+    let closed = format!("127.0.0.1:{}", closed_port());
+    let env = [("MMMCTL_MONITORS", closed.as_str())];
+    // No monitor: MMM's message and status 1, even for help and invalid commands.
+    for args in [&["show"][..], &["help"][..], &["frobnicate"][..]] {
+        let (code, out, _) = mmm_control(args, &env).await;
+        assert_eq!(
+            (code, out.as_str()),
+            (1, "ERROR: Can't connect to monitor daemon!\n"),
+            "{args:?}"
+        );
+    }
+    // No command: Perl's die (status 255, stderr).
+    let (code, out, err) = mmm_control(&[], &env).await;
+    assert_eq!((code, out.as_str()), (255, ""));
+    assert!(err.contains("help' for usage information"), "{err}");
+    let (code, out, _) = mmm_control(&["--version"], &env).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("mmm_control 2.2.1 "), "{out}");
+    // A config MMM refuses: status 255, the error on stderr naming the file.
+    let (_d, bad) = config_file("<monitor>\n    ipp 127.0.0.1\n</monitor>\n");
+    let (code, out, err) = mmm_control(&["show"], &[("MMMCTL_CONFIG", bad.as_str())]).await;
+    assert_eq!((code, out.as_str()), (255, ""));
+    assert!(err.contains("mmm_mon.conf") && err.contains("ipp"), "{err}");
+}
+
+/// mmmctl with extra environment variables.
+async fn mmmctl_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env("TZ", "UTC")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("mmmctl hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn certs_issue_adds_one_node_to_the_existing_ca() {
+    let (_d, conf) = config_file(
+        "<monitor_node mon1>\n    ip 127.0.0.1\n    port 1\n    metrics_port 2\n</monitor_node>\n\
+         <host default>\n    mode slave\n</host>\n<host db1>\n    ip 10.0.0.11\n</host>\n",
+    );
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path().to_string_lossy().into_owned();
+    // No CA yet: refused, pointing at certs init.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db1", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("certs init"), "{out}");
+    let (code, _, err) = mmmctl(&["--config", &conf, "certs", "init", "--dir", &dir]).await;
+    assert_eq!(code, 0, "{err}");
+    let ca_before = std::fs::read(certs.path().join("ca.pem")).unwrap();
+    // An existing certificate is not replaced without --force.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db1", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("already exists"), "{out}");
+    let old = std::fs::read(certs.path().join("db1.pem")).unwrap();
+    let (code, out, err) = mmmctl(&[
+        "--config", &conf, "certs", "issue", "db1", "--dir", &dir, "--force",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("db1 (10.0.0.11)"), "{out}");
+    assert_ne!(std::fs::read(certs.path().join("db1.pem")).unwrap(), old);
+    // A node not in the configuration needs --ip; the CA itself is untouched.
+    let (code, out, _) = mmmctl(&["--config", &conf, "certs", "issue", "db9", "--dir", &dir]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("--ip"), "{out}");
+    let (code, out, err) = mmmctl(&[
+        "--config",
+        &conf,
+        "certs",
+        "issue",
+        "db9",
+        "--dir",
+        &dir,
+        "--ip",
+        "10.0.0.19",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = std::fs::metadata(certs.path().join("db9.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read(certs.path().join("ca.pem")).unwrap(),
+        ca_before
+    );
+}

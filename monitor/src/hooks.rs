@@ -176,8 +176,21 @@ fn clip(b: &[u8]) -> String {
     }
 }
 
-/// Runs `program` with the call's arguments and environment, killed after `timeout`; logs the outcome
-/// and output.
+/// SIGKILL to every process of the group `pgid` (a timed-out hook and whatever it started).
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group the hook leads; the group was
+    // created for this hook alone (`process_group(0)`), so no other process is hit.
+    let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            tracing::warn!(pgid, error = %e, "cannot kill the timed-out hook's process group");
+        }
+    }
+}
+
+/// Runs `program` with the call's arguments and environment in a process group of its own; on
+/// `timeout` the whole group is killed. Logs the outcome and output.
 pub async fn run(
     program: &Path,
     call: &HookCall,
@@ -192,25 +205,36 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A process group of its own: on timeout the whole group is killed, so a hook's children
+        // (`ssh`, `curl`, a `sleep` in a retry loop) do not outlive it.
+        .process_group(0)
         .kill_on_drop(true);
     tracing::info!(hook = %call.hook, program = %program.display(), args = ?call.args(), "running hook");
     let outcome = match cmd.spawn() {
         Err(e) => HookOutcome::NotRun(e.to_string()),
-        Ok(child) => match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => HookOutcome::TimedOut(timeout),
-            Ok(Err(e)) => HookOutcome::NotRun(e.to_string()),
-            Ok(Ok(out)) => {
-                let (stdout, stderr) = (clip(&out.stdout), clip(&out.stderr));
-                if !stdout.is_empty() || !stderr.is_empty() {
-                    tracing::info!(hook = %call.hook, stdout = %stdout, stderr = %stderr, "hook output");
+        Ok(child) => {
+            let pgid = child.id();
+            match tokio::time::timeout(timeout, child.wait_with_output()).await {
+                Err(_) => {
+                    if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+                        kill_group(pgid);
+                    }
+                    HookOutcome::TimedOut(timeout)
                 }
-                if out.status.success() {
-                    HookOutcome::Succeeded
-                } else {
-                    HookOutcome::Failed(out.status.to_string())
+                Ok(Err(e)) => HookOutcome::NotRun(e.to_string()),
+                Ok(Ok(out)) => {
+                    let (stdout, stderr) = (clip(&out.stdout), clip(&out.stderr));
+                    if !stdout.is_empty() || !stderr.is_empty() {
+                        tracing::info!(hook = %call.hook, stdout = %stdout, stderr = %stderr, "hook output");
+                    }
+                    if out.status.success() {
+                        HookOutcome::Succeeded
+                    } else {
+                        HookOutcome::Failed(out.status.to_string())
+                    }
                 }
             }
-        },
+        }
     };
     let took_ms = started.elapsed().as_millis() as u64;
     if outcome.ok() {
@@ -380,6 +404,17 @@ mod tests {
         }
     }
 
+    /// The process exists and is not a zombie.
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
     #[test]
     fn arguments_use_a_dash_for_absent_values() {
         assert_eq!(
@@ -424,6 +459,45 @@ mod tests {
         .await;
         assert_eq!(r, HookOutcome::TimedOut(Duration::from_millis(300)));
         assert!(t.elapsed() < Duration::from_secs(3));
+        // A child the hook started goes with it.
+        let pid_file = dir.join("child.pid");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh
+sleep 30 &
+echo $! > {}
+wait
+",
+                pid_file.display()
+            ),
+        )
+        .expect("write");
+        let r = run(
+            &script,
+            &call(),
+            &config,
+            "mon1",
+            Duration::from_millis(500),
+        )
+        .await;
+        assert_eq!(r, HookOutcome::TimedOut(Duration::from_millis(500)));
+        let child: u32 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let gone = async {
+            while running(child) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3), gone)
+                .await
+                .is_ok(),
+            "the hook's child {child} outlived the timeout"
+        );
         let r = run(
             &dir.join("missing"),
             &call(),

@@ -6,10 +6,12 @@
 //! - [`control`] / [`operator`]: the control service for mmmctl and the operator commands.
 //! - [`agents`], [`reports`], [`reporter`], [`convert`]: links to agents, observation reports between monitors.
 //! - [`metrics`], [`observe`]: `/metrics`, `/healthz`, `/readyz`.
-//! - [`node`]: wiring and `run`; [`logging`]: log set-up and the shutdown signal.
+//! - [`node`]: wiring and `run`; [`logging`]: log set-up and the shutdown signal; [`cli`]: the
+//!   command line.
 
 pub mod agents;
 pub mod checks;
+pub mod cli;
 pub mod context;
 pub mod control;
 pub mod convert;

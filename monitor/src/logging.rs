@@ -9,13 +9,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: stderr, filter from `RUST_LOG` (default `info`).
+/// Installs the global subscriber: stderr, filter from `RUST_LOG` (default `info`), colours only
+/// on a terminal (the journal gets plain lines).
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(mmm_daemon::ansi_colours());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

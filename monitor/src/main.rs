@@ -1,35 +1,15 @@
 //! `mmm-monitor [@CLUSTER] [--config FILE] [--check-config]`: one node of the monitor cluster.
 //!
 //! Thin: arguments → configuration → [`mmm_monitor::node::run`] with listeners bound from the
-//! configuration and Ctrl-C/SIGTERM as the shutdown signal.
+//! configuration and Ctrl-C/SIGTERM as the shutdown signal; systemd is told when the listeners
+//! are bound (`Type=notify`), watchdog pings are sent when asked, and SIGHUP only logs that a
+//! reload is a rolling restart (see `mmm_daemon`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use mmm_config::Program;
-
-/// Command line of the monitor.
-#[derive(Parser, Debug)]
-#[command(
-    name = "mmm-monitor",
-    version,
-    about = "mmm-rs monitor: one node of the Raft monitor cluster"
-)]
-struct Args {
-    /// `@NAME` selects the cluster's configuration `mmm_mon_NAME.conf`.
-    #[arg(value_name = "@CLUSTER")]
-    cluster: Option<String>,
-    /// Configuration file (default: mmm_mon[_CLUSTER].conf in /etc, /etc/mmm, /etc/mysql-mmm).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Validate the configuration, print it with defaults filled in (passwords masked) and exit.
-    #[arg(long)]
-    check_config: bool,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: mmm_monitor::logging::LogFormat,
-}
+use mmm_monitor::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -55,6 +35,10 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         print!("{}", config.render_effective());
+        // What was accepted but read differently from MMM, at FILE:LINE.
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
         if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
             eprintln!("warning: {warning}");
         }
@@ -72,10 +56,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mmm_monitor::node::run_from_config(
-        config,
-        mmm_monitor::logging::shutdown_signal(),
-    )) {
+    let result = runtime.block_on(async {
+        mmm_daemon::spawn_sighup_notice("mmm-monitor")?;
+        let (grpc, http) = mmm_monitor::node::bind(&config).await?;
+        mmm_daemon::notify_ready("mmm-monitor");
+        mmm_daemon::spawn_watchdog();
+        let r = mmm_monitor::node::run(config, grpc, http, mmm_monitor::logging::shutdown_signal())
+            .await;
+        mmm_daemon::notify_stopping();
+        r
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "monitor stopped");

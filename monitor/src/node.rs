@@ -29,6 +29,13 @@ pub async fn run_from_config(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (grpc, http) = bind(&config).await?;
+    run(config, grpc, http, shutdown).await
+}
+
+/// Binds this monitor's gRPC and metrics listeners (from its `<monitor_node>`), so a caller can
+/// tell systemd it is ready before [`run`].
+pub async fn bind(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
     let me = config
         .this_monitor_node()
         .context("this monitor's <monitor_node> section is missing (check `this`)")?
@@ -39,7 +46,7 @@ pub async fn run_from_config(
     let http = TcpListener::bind((me.ip, me.metrics_port))
         .await
         .with_context(|| format!("cannot listen on {}:{} (metrics)", me.ip, me.metrics_port))?;
-    run(config, grpc, http, shutdown).await
+    Ok((grpc, http))
 }
 
 /// Runs a monitor node on the given listeners until `shutdown` resolves.

@@ -29,6 +29,21 @@ const FAILOVER_STARTED: &str = " (failover started)";
 /// `to` of the history entry that starts a planned writer move ("db2 (switchover started)").
 const SWITCHOVER_STARTED: &str = " (switchover started)";
 
+/// MMM's log line for a committed host state change, `FATAL State of host 'db1' changed from
+/// ONLINE to HARD_OFFLINE`, word for word as MMM's monitor wrote it (operators tail and alert on
+/// it); `None` for other decisions. It is logged at ERROR level (MMM's FATAL is a word of the
+/// message, so patterns written for MMM's log match), by the monitor that led the term.
+pub fn mmm_state_line(d: &Decision) -> Option<String> {
+    let is_state = |s: &str| ALL_STATES.iter().any(|st| st.as_mmm_str() == s);
+    match (&d.host, &d.role) {
+        (Some(host), None) if is_state(&d.from) && is_state(&d.to) => Some(format!(
+            "FATAL State of host '{host}' changed from {} to {}",
+            d.from, d.to
+        )),
+        _ => None,
+    }
+}
+
 /// What [`run`] remembers between refreshes.
 #[derive(Debug, Default)]
 pub struct Observer {
@@ -99,8 +114,10 @@ impl Observer {
         }
     }
 
-    /// Logs, once per cluster, the decisions committed in the term this node led.
-    fn log_decisions(&mut self, name: &str, state: &ClusterState) {
+    /// Logs, once per cluster, the decisions committed in the term this node led; a host state
+    /// change is also logged with MMM's words (see [`mmm_state_line`]). Returns those MMM lines.
+    fn log_decisions(&mut self, name: &str, state: &ClusterState) -> Vec<String> {
+        let mut mmm_lines = Vec::new();
         for d in &state.history {
             if self.logged.is_some_and(|l| d.epoch <= l) {
                 continue;
@@ -109,11 +126,16 @@ impl Observer {
                 tracing::info!(monitor = %name, epoch = %d.epoch, host = %d.host.as_deref().unwrap_or("-"),
                     role = %d.role.as_deref().unwrap_or("-"), from = %d.from, to = %d.to, reason = %d.reason,
                     "decision committed");
+                if let Some(line) = mmm_state_line(d) {
+                    tracing::error!(monitor = %name, epoch = %d.epoch, reason = %d.reason, "{line}");
+                    mmm_lines.push(line);
+                }
             }
         }
         if let Some(last) = state.history.back() {
             self.logged = Some(last.epoch);
         }
+        mmm_lines
     }
 
     /// Refreshes every gauge once, counts new failovers and logs new decisions.
@@ -145,7 +167,7 @@ impl Observer {
             m.lease_forgotten();
         }
         let state = ctx.consensus.state();
-        self.log_decisions(&ctx.name, &state);
+        let _ = self.log_decisions(&ctx.name, &state);
         self.count_failovers(m, &state);
         for (host, rec) in &state.hosts {
             for s in ALL_STATES {
@@ -222,6 +244,62 @@ mod tests {
             to: to.into(),
             reason: "test".into(),
         }
+    }
+
+    #[test]
+    fn host_state_changes_are_logged_with_mmms_words_once_by_the_term_leader() {
+        use mmm_consensus::{Command, Request};
+        let mut s = ClusterState::default();
+        let apply = |s: &mut ClusterState, index, command| {
+            let r = s.apply(
+                Epoch { term: 2, index },
+                &Request {
+                    time_ms: 1000,
+                    reason: "test".into(),
+                    command,
+                },
+            );
+            assert_eq!(r.error, None);
+        };
+        apply(
+            &mut s,
+            1,
+            Command::Register {
+                hosts: vec!["db1".into()],
+                role_ips: vec![("writer".into(), "10.0.0.100".into())],
+                cluster_id: None,
+            },
+        );
+        let to = |state| Command::SetHostState {
+            host: "db1".into(),
+            state,
+        };
+        apply(&mut s, 2, to(HostState::Online));
+        apply(&mut s, 3, to(HostState::HardOffline));
+        apply(
+            &mut s,
+            4,
+            Command::SetRoleOwner {
+                ip: "10.0.0.100".into(),
+                owner: Some("db1".into()),
+            },
+        );
+        // A node that did not lead term 2 logs nothing (the leader does).
+        let mut follower = Observer::default();
+        assert!(follower.log_decisions("mon2", &s).is_empty());
+        let mut leader = Observer {
+            led_term: Some(2),
+            ..Observer::default()
+        };
+        assert_eq!(
+            leader.log_decisions("mon1", &s),
+            vec![
+                "FATAL State of host 'db1' changed from UNKNOWN to ONLINE".to_string(),
+                "FATAL State of host 'db1' changed from ONLINE to HARD_OFFLINE".to_string(),
+            ]
+        );
+        // Logged once.
+        assert!(leader.log_decisions("mon1", &s).is_empty());
     }
 
     #[test]

@@ -142,3 +142,27 @@ fn refuses_a_world_readable_file_holding_passwords() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("chmod"), "says how to fix it: {all}");
 }
+
+#[test]
+fn accepts_a_deployed_mmm_config_and_prints_its_warnings_with_file_and_line() {
+    let dir = private_copy("real-world");
+    let out = check(&dir.path().join("mmm_mon_linkorb-m1.conf"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", text(&out));
+    let hosts = dir.path().join("mmm_hosts_linkorb-m1.conf");
+    for want in [
+        format!(
+            "warning: {}:3: '# db1.linkorb.example' after the value of 'ip' in <host db1> is a comment",
+            hosts.display()
+        ),
+        format!(
+            "warning: {}:11: host 'db2' names itself as its peer",
+            hosts.display()
+        ),
+        "prefer 'db3' of balanced role 'reader' is ignored, as MMM ignored it".to_owned(),
+        "ping_ips names host 'localhost'".to_owned(),
+        "status_path is not used".to_owned(),
+    ] {
+        assert!(err.contains(&want), "missing '{want}' in\n{err}");
+    }
+}

@@ -157,6 +157,31 @@ async fn mmmctl_speaks_mmm_control_against_a_real_cluster() -> anyhow::Result<()
                 .any(|h| h.name == "db4" && h.state == mmm_proto::HostState::AdminOffline as i32)
         })
         .await?;
+    // The monitor that led the term logs MMM's line for the committed change, word for word, and
+    // its log (a file here, the journal under systemd) has no colour codes.
+    let fatal = "FATAL State of host 'db4' changed from ONLINE to ADMIN_OFFLINE";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let logs = loop {
+        let logs: Vec<String> = cluster
+            .running_monitors()
+            .iter()
+            .filter_map(|m| cluster.monitor_process(m))
+            .filter_map(|p| std::fs::read_to_string(p.log_path()).ok())
+            .collect();
+        if logs.iter().any(|l| l.contains(fatal)) || std::time::Instant::now() > deadline {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        logs.iter().filter(|l| l.contains(fatal)).count(),
+        1,
+        "exactly one monitor (the term's leader) logs '{fatal}'"
+    );
+    assert!(
+        logs.iter().all(|l| !l.contains('\x1b')),
+        "colour codes in a monitor log"
+    );
     // The agent stops replication while the host is ADMIN_OFFLINE and starts it again after.
     wait_io_thread(&lab, "db4", "No").await?;
     let on = ctl(&cluster, &["set_online", "db4"], 0);

@@ -58,6 +58,19 @@ impl Authority {
         })
     }
 
+    /// The existing CA of a cluster, from its certificate and private key (PEM, as `certs init`
+    /// wrote them to `ca.pem` / `ca.key`), to certify one more node. The certificate's own subject
+    /// is used as the issuer, so certificates it signs chain to it whoever made it.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Authority, TlsError> {
+        let key = KeyPair::from_pem(key_pem).map_err(gen_err)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(gen_err)?;
+        let pem = Pem {
+            cert: cert_pem.to_owned(),
+            key: key_pem.to_owned(),
+        };
+        Ok(Authority { pem, issuer })
+    }
+
     /// A certificate for node `name` (CN and DNS SAN) at `ips` (IP SANs), for server and client use.
     pub fn issue(&self, name: &str, ips: &[IpAddr]) -> Result<Pem, TlsError> {
         let key = KeyPair::generate().map_err(gen_err)?;

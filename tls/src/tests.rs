@@ -132,6 +132,48 @@ async fn mutual_tls_refuses_other_ca_and_reloads_changed_files() {
     assert!(r.is_err(), "a client of the replaced CA was still accepted");
 }
 
+#[tokio::test]
+async fn a_certificate_issued_later_by_the_reloaded_ca_is_accepted() {
+    // `certs issue`: the CA is read back from its PEM files and signs one more node, whose
+    // certificate the existing nodes (holding the old ca.pem) accept; another CA's is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("mmm-rs cluster CA").unwrap();
+    let server_files = write(
+        dir.path(),
+        "mon1",
+        &ca.issue("mon1", &[LOCAL]).unwrap(),
+        &ca,
+    );
+    let reloaded = Authority::load(&ca.pem.cert, &ca.pem.key).unwrap();
+    assert!(Authority::load(&ca.pem.cert, "not a key").is_err());
+    let later = reloaded.issue("mon4", &[LOCAL]).unwrap();
+    let client_files = write(dir.path(), "mon4", &later, &ca);
+    let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut server = incoming(
+        listener,
+        &ServerTls::new(&TlsMaterial::load(server_files).unwrap()).unwrap(),
+    );
+    let client = ClientTls::new(&TlsMaterial::load(client_files).unwrap()).unwrap();
+    let (seen_by_server, _) = handshake(&mut server, addr, &client, "mon1").await.unwrap();
+    let monitors = PeerPolicy::new("monitor node", ["mon4".into()]);
+    assert_eq!(
+        monitors.name_of(&seen_by_server[0]).as_deref(),
+        Some("mon4")
+    );
+    // Negative control: the same issuance from another CA is refused by the same server.
+    let other = Authority::new("mmm-rs cluster CA").unwrap();
+    let mut rogue = write(
+        dir.path(),
+        "rogue",
+        &other.issue("mon4", &[LOCAL]).unwrap(),
+        &other,
+    );
+    rogue.ca = dir.path().join("mon1-ca.pem");
+    let rogue = ClientTls::new(&TlsMaterial::load(rogue).unwrap()).unwrap();
+    assert!(handshake(&mut server, addr, &rogue, "mon1").await.is_err());
+}
+
 trait FromPem {
     fn from_pem_slice_helper(pem: &str) -> CertificateDer<'static>;
 }

@@ -82,6 +82,16 @@ pub enum OperatorError {
     /// `--force` on a role other than the active master role.
     #[error("ERROR: move_role --force may be used for the active master role only!")]
     ForceNotWriter,
+    /// `move_role` (without `--force`) in active mode of an exclusive role that sits on its
+    /// preferred host: active mode would move it straight back (two interruptions, the switchover
+    /// undone), so MMM refused it.
+    #[error("ERROR: Role '{role}' is assigned to preferred host '{host}'. Can't move it!")]
+    OnPreferredHost {
+        /// The role.
+        role: String,
+        /// Its preferred host, which holds it.
+        host: String,
+    },
     /// A writer move is already running.
     #[error("ERROR: A move of role '{role}' to '{to}' is already in progress.")]
     MoveInProgress {
@@ -327,7 +337,8 @@ pub fn set_ip(
 }
 
 /// `move_role [--force] R H` as proposals. Exclusive role: to an ONLINE host that may hold it (with
-/// `--force`, the writer role also to a REPLICATION_FAIL/DELAY host); the writer role moves through the
+/// `--force`, the writer role also to a REPLICATION_FAIL/DELAY host), and in active mode not away
+/// from its preferred host (without `--force`; active mode would move it back at once); the writer role moves through the
 /// committed failover steps (old writer denies writes, replicas follow, new writer takes the role).
 /// Balanced role: removes R's IPs from H (they go to the other eligible hosts, or stay unassigned).
 pub fn plan_move_role(
@@ -429,6 +440,14 @@ pub fn move_role(
                 "OK: Role '{role}' is assigned to host '{host}' already. Skipping command."
             ),
         });
+    }
+    if !force && state.mode == Mode::Active {
+        if let Some(p) = r.prefer.as_deref().filter(|p| old.as_deref() == Some(*p)) {
+            return Err(OperatorError::OnPreferredHost {
+                role: role.into(),
+                host: p.into(),
+            });
+        }
     }
     let cmds = if writer {
         begin_commands(

@@ -1781,6 +1781,40 @@ fn move_role_rules_and_texts() {
 }
 
 #[test]
+fn move_role_away_from_the_preferred_host_is_refused_in_active_mode_only() {
+    // Active mode would move the writer straight back to its preferred host: MMM refused the move.
+    let mut c = cfg();
+    c.roles.get_mut("writer").expect("writer").prefer = Some("db1".into());
+    let refused = "ERROR: Role 'writer' is assigned to preferred host 'db1'. Can't move it!";
+    // (mode, force, db1 holds the writer, refused?)
+    let rows = [
+        (Mode::Active, false, true, true),
+        (Mode::Active, true, true, false),
+        (Mode::Manual, false, true, false),
+        (Mode::Wait, false, true, false),
+        (Mode::Active, false, false, false),
+    ];
+    for (mode, force, on_preferred, want_refused) in rows {
+        let mut s = base_state(&c);
+        s.mode = mode;
+        if force {
+            set_state(&mut s, "db2", HostState::ReplicationDelay, 0);
+        }
+        if !on_preferred {
+            s.role_ips.get_mut(WIP).expect("wip").owner = Some("db2".into());
+            s.active_master = Some("db2".into());
+        }
+        let to = if on_preferred { "db2" } else { "db1" };
+        let got = move_role(&s, &c, "writer", to, force, NOW);
+        match got {
+            Err(e) if want_refused => assert_eq!(e.to_string(), refused),
+            Ok(p) if !want_refused => assert!(!p.proposals.is_empty(), "{mode} {force}"),
+            other => panic!("{mode} force={force} on_preferred={on_preferred}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn forced_move_to_replication_fail_host_completes() {
     let c = cfg();
     let mut s = base_state(&c);
