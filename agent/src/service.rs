@@ -138,6 +138,8 @@ impl AgentRpc for AgentService {
                 out.gtid_slave_pos = s.gtid.slave;
                 out.gtid_current_pos = s.gtid.current;
                 out.mysql_uptime_seconds = s.uptime;
+                out.semi_sync_source_status = s.semi_sync_source;
+                out.semi_sync_replica_status = s.semi_sync_replica;
                 out.replication = Some(match s.replica {
                     None => ReplicationStatus::default(),
                     Some(r) => ReplicationStatus {

@@ -51,8 +51,9 @@ fn main() -> ExitCode {
                 }
             }
             if let mmmctl::CtlError::CannotConnect { tried } = &e {
+                // Why each monitor failed, always: an operator should not need RUST_LOG for it.
                 for (addr, why) in tried {
-                    tracing::info!(monitor = %addr, error = %why, "monitor not reachable");
+                    eprintln!("# monitor {addr}: {why}");
                 }
             }
             ExitCode::FAILURE

@@ -65,16 +65,39 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                 .await?;
             command_reply(cli, &r, out)
         }
-        Command::Show => {
-            let r = client
-                .call(|mut c| async move {
-                    c.show(ShowRequest {
-                        protocol_version: v,
-                    })
-                    .await
-                })
+        Command::Show { extended } => {
+            let (r, notes) = client
+                .call_prefer_fresh(
+                    |mut c| async move {
+                        c.show(ShowRequest {
+                            protocol_version: v,
+                            extended,
+                        })
+                        .await
+                    },
+                    |r| {
+                        r.staleness
+                            .as_ref()
+                            .filter(|s| !s.leader_contact)
+                            .map(|s| s.reason.clone())
+                    },
+                )
                 .await?;
-            emit(cli, out, &view::ShowView::from(&r), || format::show(&r))
+            // Why another monitor answered goes to stderr, so stdout keeps MMM's lines (or pure JSON).
+            for n in notes {
+                eprintln!("# {n}");
+            }
+            emit(cli, out, &view::ShowView::from(&r), || {
+                let body = if extended {
+                    crate::extended::show_extended(&r)
+                } else {
+                    format::show(&r)
+                };
+                match crate::extended::stale_line(r.staleness.as_ref()) {
+                    Some(line) => line + &body,
+                    None => body,
+                }
+            })
         }
         Command::Checks { host, check } => {
             let req = ChecksRequest {

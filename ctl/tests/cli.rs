@@ -57,6 +57,7 @@ impl MonitorControl for Canned {
             roles,
             agent_reachable: agent,
             errant_gtids: String::new(),
+            ..Default::default()
         };
         Ok(Response::new(ShowReply {
             mode: Mode::Active as i32,
@@ -105,6 +106,7 @@ impl MonitorControl for Canned {
                 current_host: "db2".into(),
             }],
             active_master: "db2".into(),
+            ..Default::default()
         }))
     }
 

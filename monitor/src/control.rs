@@ -169,6 +169,7 @@ pub fn show_reply(ctx: &MonitorContext, state: &ClusterState) -> ShowReply {
                 roles,
                 agent_reachable: ctx.agents.health(&h.name).reachable,
                 errant_gtids: rec.and_then(|r| r.errant_gtids.clone()).unwrap_or_default(),
+                topology: None,
             }
         })
         .collect();
@@ -194,6 +195,8 @@ pub fn show_reply(ctx: &MonitorContext, state: &ClusterState) -> ShowReply {
         hosts,
         preferences,
         active_master: state.active_master.clone().unwrap_or_default(),
+        staleness: None,
+        writer_lease_left_millis: -1,
     }
 }
 
@@ -221,7 +224,12 @@ impl MonitorControl for ControlService {
     async fn show(&self, request: Request<ShowRequest>) -> Result<Response<ShowReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
         let state = self.ctx.consensus.state();
-        Ok(Response::new(show_reply(&self.ctx, &state)))
+        let mut reply = show_reply(&self.ctx, &state);
+        reply.staleness = Some(crate::staleness::staleness(&self.ctx));
+        if request.get_ref().extended {
+            crate::topology::extend_show(&self.ctx, &mut reply);
+        }
+        Ok(Response::new(reply))
     }
 
     async fn checks(
