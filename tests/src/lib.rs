@@ -11,11 +11,13 @@
 //! one server, and a full disk (see the `nemesis` items).
 
 mod bins;
+pub mod browser;
 pub mod cluster;
 mod cmd;
 mod configs;
 pub mod demo;
 mod firewall;
+pub mod http;
 mod lab;
 mod mariadb;
 mod names;

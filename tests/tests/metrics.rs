@@ -5,8 +5,8 @@
 //! leader gauge, the host state gauge and the failover counter follow, and the failover's decisions
 //! are logged once in the whole cluster. The example alert rules load and pass their unit tests.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,56 +15,8 @@ use mmm_lab::cluster::{owner_of_role, MmmCluster};
 use mmm_lab::{Lab, LabSpec, METRICS_PORT};
 
 const SETTLE: Duration = Duration::from_secs(40);
-/// Deadline of one HTTP request.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// An HTTP/1.1 GET with `Connection: close`: the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
-        .with_context(|| format!("connect {addr}"))?;
-    s.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    s.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .with_context(|| format!("read {addr}{path}"))?;
-    let raw = String::from_utf8(raw).context("response is not UTF-8")?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("no end of headers from {addr}{path}: {raw:?}"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("no status line from {addr}{path}: {head:?}"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-/// Decodes a chunked body.
-fn dechunk(mut body: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").context("bad chunk")?;
-        let size = usize::from_str_radix(size.trim(), 16).context("bad chunk size")?;
-        if size == 0 {
-            return Ok(out);
-        }
-        out.push_str(rest.get(..size).context("short chunk")?);
-        body = rest.get(size + 2..).context("short chunk")?;
-    }
-}
+use mmm_lab::http::get as http_get;
 
 /// Runs `promtool check metrics` on an exposition; the error carries promtool's complaints.
 fn promtool_check(what: &str, exposition: &str) -> anyhow::Result<()> {
@@ -478,6 +430,17 @@ fn dashboard_queries_exported_metrics() -> anyhow::Result<()> {
         "mmm_agent_epoch_accepted_index",
         "mmm_agent_lease_remaining_seconds",
         "mmm_agent_mysqld_up",
+        "mmm_cluster_mode",
+        "mmm_servers_writable",
+        "mmm_writer_vip_holders",
+        "mmm_host_errant",
+        "mmm_agent_up",
+        "mmm_replication_lag_seconds",
+        "mmm_replication_transactions_behind",
+        "mmm_replication_io_running",
+        "mmm_replication_sql_running",
+        "mmm_semi_sync_source_on",
+        "mmm_semi_sync_replica_on",
     ];
     for p in panels {
         for t in p["targets"].as_array().into_iter().flatten() {

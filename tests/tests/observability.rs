@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use mmm_lab::cluster::MmmCluster;
-use mmm_lab::{workspace_bin, Lab, LabSpec, MONITOR_PORT};
+use mmm_lab::{workspace_bin, Lab, LabSpec, METRICS_PORT, MONITOR_PORT};
 use serde_json::Value;
 
 fn text(o: &Output) -> (String, String) {
@@ -221,5 +221,196 @@ async fn extended_show_and_stale_answers() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("fresh again {:?} after healing", healed.elapsed());
+    Ok(())
+}
+
+/// `GET path` from monitor `name`'s metrics port: status and body.
+async fn api(lab: &Lab, name: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let addr = std::net::SocketAddr::new(lab.monitor(name).ip.into(), METRICS_PORT);
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || mmm_lab::http::get(addr, &path)).await?
+}
+
+/// `GET path` as JSON, expecting 200.
+async fn api_json(lab: &Lab, name: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, body) = api(lab, name, path).await?;
+    anyhow::ensure!(status == 200, "{path}: HTTP {status}: {body}");
+    Ok(serde_json::from_str(&body)?)
+}
+
+/// What the rendered status page lacks: for each `(host, state, writer)` its card with that state and
+/// writer mark, and a node in the topology picture.
+fn page_problems(dom: &str, want: &[(&str, &str, bool)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !dom.contains("data-loaded=\"true\"") {
+        problems.push("the page never loaded its data".to_string());
+    }
+    for (host, state, writer) in want {
+        let card = format!("data-host=\"{host}\" data-state=\"{state}\" data-writer=\"{writer}\"");
+        if !dom.contains(&card) {
+            problems.push(format!("no card {card}"));
+        }
+        let node = format!("class=\"node\" data-host=\"{host}\" data-state=\"{state}\"");
+        if !dom.contains(&node) {
+            problems.push(format!("no topology node {node}"));
+        }
+    }
+    problems
+}
+
+/// Loads the status page of `monitor` in headless Chromium until it shows `want`; returns the DOM.
+async fn wait_page(
+    lab: &Lab,
+    monitor: &str,
+    want: &[(&str, &str, bool)],
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let url = format!("http://{}:{METRICS_PORT}/", lab.monitor(monitor).ip);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let dom = mmm_lab::browser::dump_dom(&url).await?;
+        let problems = page_problems(&dom, want);
+        if problems.is_empty() {
+            return Ok(dom);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "status page of {monitor}: {problems:?}\n{dom}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_and_status_page_follow_a_failover() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let cluster = MmmCluster::start(&lab, "auto_set_online 1")?;
+    cluster
+        .wait_all_online("db1", Duration::from_secs(40))
+        .await?;
+    lab.exec("db1", "CREATE DATABASE IF NOT EXISTS observability_probe")
+        .await?;
+
+    // The JSON API, from a follower and the leader alike: the same documents as `mmmctl --json`.
+    let started = Instant::now();
+    for m in ["mon1", "mon2", "mon3"] {
+        let c = api_json(&lab, m, "/api/v1/cluster").await?;
+        assert_eq!(c["active_master"], "db1", "{c}");
+        assert_eq!(hosts_of(&c).len(), 4, "{c}");
+        assert!(c["hosts"][0]["topology"].is_object(), "{c}");
+        assert_eq!(c["staleness"]["monitor"], m, "{c}");
+        let r = api_json(&lab, m, "/api/v1/raft").await?;
+        assert_eq!(r["members"].as_array().map(Vec::len), Some(3), "{r}");
+        assert!(
+            r["leader_name"].as_str().is_some_and(|l| !l.is_empty()),
+            "{r}"
+        );
+        let h = api_json(&lab, m, "/api/v1/history?limit=3").await?;
+        let n = h["decisions"].as_array().map_or(0, Vec::len);
+        assert!((1..=3).contains(&n), "{h}");
+        let k = api_json(&lab, m, "/api/v1/checks").await?;
+        assert!(k["checks"].as_array().is_some_and(|a| !a.is_empty()), "{k}");
+    }
+    let v = wait_extended(&lab, &["mon2"], Duration::from_secs(20), |v| {
+        topology_problems(v, "db1")
+    })
+    .await?;
+    let c = api_json(&lab, "mon2", "/api/v1/cluster").await?;
+    assert_eq!(
+        hosts_of(&c).into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        hosts_of(&v).into_iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    let (status, _) = api(&lab, "mon1", "/api/v1/nothing").await?;
+    assert_eq!(status, 404);
+    eprintln!("API checked on every monitor in {:?}", started.elapsed());
+
+    // gRPC reflection on the gRPC port lists the control service.
+    {
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        let ch = tonic::transport::Endpoint::from_shared(format!(
+            "http://{}:{MONITOR_PORT}",
+            lab.monitor("mon1").ip
+        ))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await?;
+        let mut client = ServerReflectionClient::new(ch);
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = client
+            .server_reflection_info(futures::stream::iter([req]))
+            .await?
+            .into_inner();
+        let reply = tokio::time::timeout(Duration::from_secs(3), stream.message())
+            .await??
+            .expect("a reflection reply");
+        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+            panic!("not a service list: {reply:?}");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            names.iter().any(|n| n == "mmm.v1.MonitorControl"),
+            "{names:?}"
+        );
+    }
+
+    // The status page in a real browser, before the failover.
+    let before = [
+        ("db1", "ONLINE", true),
+        ("db2", "ONLINE", false),
+        ("db3", "ONLINE", false),
+        ("db4", "ONLINE", false),
+    ];
+    let t = Instant::now();
+    let dom = wait_page(&lab, "mon2", &before, Duration::from_secs(30)).await?;
+    eprintln!("status page rendered in {:?}", t.elapsed());
+    assert!(dom.contains("data-member=\"mon1\""), "Raft members listed");
+    // The checker fires on a page that does not show what is asked.
+    assert!(!page_problems(&dom, &[("db2", "ONLINE", true)]).is_empty());
+    assert!(!page_problems(&dom, &[("db1", "HARD_OFFLINE", true)]).is_empty());
+
+    // Failover: the writer's mysqld dies; the page follows.
+    lab.kill_mysqld("db1").await?;
+    cluster
+        .wait_show(Duration::from_secs(30), "db2 writer", |s| {
+            mmm_lab::cluster::owner_of_role(s, "writer").as_deref() == Some("db2")
+        })
+        .await?;
+    let after = [
+        ("db1", "HARD_OFFLINE", false),
+        ("db2", "ONLINE", true),
+        ("db3", "ONLINE", false),
+        ("db4", "ONLINE", false),
+    ];
+    let dom = wait_page(&lab, "mon3", &after, Duration::from_secs(30)).await?;
+    assert!(
+        dom.contains("class=\"decision\""),
+        "the failover's decisions are listed"
+    );
+    // Wait until the replicas follow db2 in the picture, then write the README's screenshot.
+    wait_extended(&lab, &["mon3"], Duration::from_secs(20), |v| {
+        hosts_of(v)
+            .into_iter()
+            .filter(|(n, h)| {
+                (n == "db3" || n == "db4") && h["topology"]["replicates_from_host"] != "db2"
+            })
+            .map(|(n, _)| format!("{n} not yet replicating from db2"))
+            .collect()
+    })
+    .await?;
+    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/status-page.png");
+    if let Some(dir) = png.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let url = format!("http://{}:{METRICS_PORT}/", lab.monitor("mon3").ip);
+    mmm_lab::browser::screenshot(&url, &png, 900, 1100).await?;
+    eprintln!("screenshot written to {}", png.display());
     Ok(())
 }
