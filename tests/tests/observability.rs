@@ -321,6 +321,9 @@ async fn api_and_status_page_follow_a_failover() -> anyhow::Result<()> {
         hosts_of(&c).into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
         hosts_of(&v).into_iter().map(|(n, _)| n).collect::<Vec<_>>()
     );
+    for path in ["/api/v1/cluster", "/api/v1/history?limit=1", "/api/v1/raft"] {
+        eprintln!("GET {path}: {}", api(&lab, "mon1", path).await?.1);
+    }
     let (status, _) = api(&lab, "mon1", "/api/v1/nothing").await?;
     assert_eq!(status, 404);
     eprintln!("API checked on every monitor in {:?}", started.elapsed());
