@@ -1,14 +1,17 @@
 //! Carries out one command: asks a monitor and writes the answer, as text or JSON.
 
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use clap::CommandFactory;
+use mmm_proto::monitor_control_client::MonitorControlClient;
 use mmm_proto::{
     AddMonitorRequest, ChecksRequest, ClusterStatusRequest, CommandReply, ControlPing,
     HistoryRequest, HostRequest, Mode, ModeRequest, MoveRoleProgress, MoveRoleRequest,
-    RemoveMonitorRequest, SetIpRequest, SetModeRequest, ShowRequest, PROTOCOL_VERSION,
+    RemoveMonitorRequest, SetIpRequest, SetModeRequest, ShowRequest, Staleness, PROTOCOL_VERSION,
 };
+use tonic::transport::Channel;
 
 use crate::cli::{CertsAction, Cli, ClusterChange, Command, Shell};
 use crate::client::Client;
@@ -66,37 +69,25 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
             command_reply(cli, &r, out)
         }
         Command::Show { extended } => {
-            let (r, notes) = client
-                .call_prefer_fresh(
-                    |mut c| async move {
-                        c.show(ShowRequest {
-                            protocol_version: v,
-                            extended,
-                        })
-                        .await
-                    },
-                    |r| {
-                        r.staleness
-                            .as_ref()
-                            .filter(|s| !s.leader_contact)
-                            .map(|s| s.reason.clone())
-                    },
-                )
-                .await?;
-            // Why another monitor answered goes to stderr, so stdout keeps MMM's lines (or pure JSON).
-            for n in notes {
-                eprintln!("# {n}");
-            }
+            let r = read_fresh(
+                &client,
+                |mut c| async move {
+                    c.show(ShowRequest {
+                        protocol_version: v,
+                        extended,
+                    })
+                    .await
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::ShowView::from(&r), || {
                 let body = if extended {
                     crate::extended::show_extended(&r)
                 } else {
                     format::show(&r)
                 };
-                match crate::extended::stale_line(r.staleness.as_ref()) {
-                    Some(line) => line + &body,
-                    None => body,
-                }
+                with_stale_line(r.staleness.as_ref(), body)
             })
         }
         Command::Checks { host, check } => {
@@ -105,14 +96,17 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                 host: host.unwrap_or_default(),
                 check: check.unwrap_or_default(),
             };
-            let r = client
-                .call(|mut c| {
+            let r = read_fresh(
+                &client,
+                |mut c| {
                     let req = req.clone();
                     async move { c.checks(req).await }
-                })
-                .await?;
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::ChecksView::from(&r), || {
-                format::checks(&r, &tz)
+                with_stale_line(r.staleness.as_ref(), format::checks(&r, &tz))
             })
         }
         Command::SetOnline { host } => {
@@ -142,15 +136,20 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
             command_reply(cli, &r, out)
         }
         Command::Mode => {
-            let r = client
-                .call(|mut c| async move {
+            let r = read_fresh(
+                &client,
+                |mut c| async move {
                     c.get_mode(ModeRequest {
                         protocol_version: v,
                     })
                     .await
-                })
-                .await?;
-            emit(cli, out, &view::ModeView::from(&r), || format::mode(&r))
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
+            emit(cli, out, &view::ModeView::from(&r), || {
+                with_stale_line(r.staleness.as_ref(), format::mode(&r))
+            })
         }
         Command::SetActive => set_mode(cli, &client, Mode::Active, out).await,
         Command::SetManual => set_mode(cli, &client, Mode::Manual, out).await,
@@ -229,13 +228,48 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError> {
                 protocol_version: v,
                 limit: n.unwrap_or(20),
             };
-            let r = client
-                .call(|mut c| async move { c.history(req).await })
-                .await?;
+            let r = read_fresh(
+                &client,
+                |mut c| async move { c.history(req).await },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::HistoryView::from(&r), || {
-                format::history(&r, &tz)
+                with_stale_line(r.staleness.as_ref(), format::history(&r, &tz))
             })
         }
+    }
+}
+
+/// A read answered by a monitor in contact with the leader when one answers ([`Client::call_prefer_fresh`]);
+/// why other monitors were passed over goes to stderr, so stdout keeps MMM's lines (or pure JSON).
+async fn read_fresh<T, F, Fut>(
+    client: &Client,
+    f: F,
+    staleness: impl Fn(&T) -> Option<&Staleness>,
+) -> Result<T, CtlError>
+where
+    F: Fn(MonitorControlClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let (r, notes) = client
+        .call_prefer_fresh(f, |r| {
+            staleness(r)
+                .filter(|s| !s.leader_contact)
+                .map(|s| s.reason.clone())
+        })
+        .await?;
+    for n in notes {
+        eprintln!("# {n}");
+    }
+    Ok(r)
+}
+
+/// `body` after the staleness line of a stale answer.
+fn with_stale_line(s: Option<&Staleness>, body: String) -> String {
+    match crate::extended::stale_line(s) {
+        Some(line) => line + &body,
+        None => body,
     }
 }
 

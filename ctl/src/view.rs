@@ -200,6 +200,9 @@ pub struct CheckJson {
 pub struct ChecksView {
     /// Checks in the monitor's order (host, then MMM's check order).
     pub checks: Vec<CheckJson>,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 /// `mode`.
@@ -209,6 +212,9 @@ pub struct ModeView {
     pub mode: String,
     /// Why the monitor is passive (empty otherwise).
     pub passive_cause: String,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 /// One step of `move_role`.
@@ -306,6 +312,9 @@ pub struct DecisionJson {
 pub struct HistoryView {
     /// Decisions, oldest first.
     pub decisions: Vec<DecisionJson>,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 fn epoch(e: Option<&mmm_proto::Epoch>) -> Option<String> {
@@ -395,6 +404,7 @@ impl From<&mmm_proto::ChecksReply> for ChecksView {
                     message: c.message.clone(),
                 })
                 .collect(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }
@@ -404,6 +414,7 @@ impl From<&mmm_proto::ModeReply> for ModeView {
         ModeView {
             mode: mode_name(r.mode).into(),
             passive_cause: r.passive_cause.clone(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }
@@ -475,6 +486,7 @@ impl From<&mmm_proto::HistoryReply> for HistoryView {
                     summary: d.summary.clone(),
                 })
                 .collect(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }

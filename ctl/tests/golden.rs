@@ -256,6 +256,7 @@ fn check(host: &str, check: &str, ok: bool, t: i64, msg: &str) -> CheckView {
 fn checks_reply() -> ChecksReply {
     let t = 1_795_755_601; // 2026/11/27 05:00:01 UTC
     ChecksReply {
+        staleness: None,
         checks: vec![
             check("db1", "ping", true, t, "Reply from 192.168.0.31"),
             check("db1", "mysql", true, t, "Checked in 0.0012 seconds"),
@@ -291,6 +292,7 @@ fn modes() {
     let mut out = String::new();
     for m in [Mode::Active, Mode::Manual, Mode::Wait, Mode::Passive] {
         out.push_str(&format::mode(&ModeReply {
+            staleness: None,
             mode: m as i32,
             passive_cause: if m == Mode::Passive {
                 "set by operator".into()
@@ -369,6 +371,7 @@ fn cluster_status() {
 
 fn history_reply() -> HistoryReply {
     HistoryReply {
+        staleness: None,
         decisions: vec![
             DecisionView {
                 time_millis: 1_795_755_601_250,
@@ -443,6 +446,7 @@ fn json_views_parse_back() {
         serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
     assert_eq!(back, h);
     let m = view::ModeView::from(&ModeReply {
+        staleness: None,
         mode: Mode::Wait as i32,
         passive_cause: String::new(),
     });

@@ -271,7 +271,10 @@ impl MonitorControl for ControlService {
             )
         };
         checks.sort_by_key(order);
-        Ok(Response::new(ChecksReply { checks }))
+        Ok(Response::new(ChecksReply {
+            checks,
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
+        }))
     }
 
     async fn set_online(
@@ -300,6 +303,7 @@ impl MonitorControl for ControlService {
         Ok(Response::new(ModeReply {
             mode: mode_to_proto(state.mode) as i32,
             passive_cause: state.passive_cause.clone().unwrap_or_default(),
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
         }))
     }
 
@@ -413,7 +417,10 @@ impl MonitorControl for ControlService {
                 ),
             })
             .collect();
-        Ok(Response::new(HistoryReply { decisions }))
+        Ok(Response::new(HistoryReply {
+            decisions,
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
+        }))
     }
 
     async fn add_monitor(

@@ -182,6 +182,11 @@ async fn extended_show_and_stale_answers() -> anyhow::Result<()> {
         stale.starts_with(&format!("# STALE: answered by monitor {follower} ")),
         "{stale}"
     );
+    // Every read says it, not only show.
+    for cmd in [&["mode"][..], &["checks"], &["history", "1"]] {
+        let (out, _) = text(&mmmctl_at(&lab, &[follower], cmd));
+        assert!(out.starts_with("# STALE: "), "{cmd:?}: {out}");
+    }
     let (json, _) = text(&mmmctl_at(&lab, &[follower], &["--json", "show"]));
     let j: Value = serde_json::from_str(&json)?;
     assert_eq!(j["staleness"]["leader_contact"], false, "{j}");
@@ -323,6 +328,34 @@ async fn api_and_status_page_follow_a_failover() -> anyhow::Result<()> {
     );
     for path in ["/api/v1/cluster", "/api/v1/history?limit=1", "/api/v1/raft"] {
         eprintln!("GET {path}: {}", api(&lab, "mon1", path).await?.1);
+    }
+    // The metrics say the same: one writable server, one writer IP holder, the mode, replicas' threads.
+    // (The gauges are refreshed every second from the same facts, so they may lag the API by that.)
+    let want = [
+        "mmm_cluster_mode{mode=\"ACTIVE\"} 1",
+        "mmm_cluster_mode{mode=\"PASSIVE\"} 0",
+        "mmm_servers_writable 1",
+        "mmm_writer_vip_holders 1",
+        "mmm_replication_io_running{host=\"db3\"} 1",
+        "mmm_replication_sql_running{host=\"db4\"} 1",
+        "mmm_replication_lag_seconds{host=\"db3\"} 0",
+        "mmm_agent_up{host=\"db1\"} 1",
+        "mmm_host_errant{host=\"db2\"} 0",
+        "mmm_semi_sync_source_on{host=\"db1\"} 1",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, metrics) = api(&lab, "mon2", "/metrics").await?;
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|w| !metrics.lines().any(|l| l == *w))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{missing:?} missing:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (status, _) = api(&lab, "mon1", "/api/v1/nothing").await?;
     assert_eq!(status, 404);
