@@ -109,6 +109,7 @@ impl AgentRpc for AgentService {
         let mut out = SystemStatus {
             host: agent.local.name.clone(),
             agent_uptime_seconds: agent.uptime().as_secs(),
+            lease_remaining_millis: agent.status().lease_remaining_millis,
             ..Default::default()
         };
         match agent.vips.present().await {

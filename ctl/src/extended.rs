@@ -155,14 +155,14 @@ pub fn show_extended(reply: &ShowReply) -> String {
         if reply.writer_lease_left_millis >= 0 {
             let _ = writeln!(
                 out,
-                "# Writer lease of {}: {:.1} s left",
+                "# Writer lease of {}: {:.1} s left, as its agent holds it",
                 reply.active_master,
                 reply.writer_lease_left_millis as f64 / 1000.0
             );
         } else {
             let _ = writeln!(
                 out,
-                "# Writer lease of {}: unknown here (only the leader renews it)",
+                "# Writer lease of {}: unknown (its agent has not answered lately)",
                 reply.active_master
             );
         }

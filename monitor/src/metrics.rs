@@ -373,19 +373,6 @@ impl MonitorMetrics {
         self.writer_lease_expires_ms.store(0, Ordering::Relaxed);
     }
 
-    /// Milliseconds left on the writer lease last sent by this node; `None` when it sent none (not the
-    /// leader, or no writer).
-    pub fn writer_lease_left_ms(&self) -> Option<u64> {
-        let expires = self.writer_lease_expires_ms.load(Ordering::Relaxed);
-        if expires == 0 {
-            return None;
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Some(expires.saturating_sub(now))
-    }
-
     /// Sets `writer_lease_seconds` from the last lease sent and the clock.
     fn refresh_lease(&self) {
         let expires = self.writer_lease_expires_ms.load(Ordering::Relaxed);

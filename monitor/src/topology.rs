@@ -201,6 +201,17 @@ pub fn host_topology(
     t
 }
 
+/// What is left of the lease the writer's agent holds: its last answer less the time since, `None`
+/// when it never answered or its facts are too old to say ([`STALE_FACTS`]).
+pub fn writer_lease_left(facts: &HostFacts) -> Option<u64> {
+    let s = facts.status.as_ref()?;
+    let age = facts.answered_at?.elapsed();
+    (age <= STALE_FACTS).then(|| {
+        s.lease_remaining_millis
+            .saturating_sub(age.as_millis() as u64)
+    })
+}
+
 /// Adds every host's facts (`HostView.topology`) and the writer's lease to a `show` reply.
 pub fn extend_show(ctx: &MonitorContext, reply: &mut ShowReply) {
     let hosts: BTreeMap<String, (IpAddr, u16)> = ctx
@@ -214,9 +225,9 @@ pub fn extend_show(ctx: &MonitorContext, reply: &mut ShowReply) {
         let facts = ctx.topology.get(&h.name);
         h.topology = Some(host_topology(&facts, writer.as_ref(), &hosts));
     }
-    reply.writer_lease_left_millis = ctx
-        .metrics
-        .writer_lease_left_ms()
+    reply.writer_lease_left_millis = writer
+        .as_ref()
+        .and_then(writer_lease_left)
         .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
 }
 
@@ -393,6 +404,14 @@ mod tests {
         assert_eq!(t.semi_sync_replica, "ON");
         assert!(!t.agent_answered, "a failed last poll is said");
         assert_eq!(t.poll_error, "agent did not answer in time");
+        let mut w = writer.clone();
+        if let Some(s) = w.status.as_mut() {
+            s.lease_remaining_millis = 5000;
+        }
+        let left = writer_lease_left(&w).expect("fresh facts");
+        assert!(left <= 5000 && left > 4000, "{left}");
+        w.answered_at = Some(Instant::now() - STALE_FACTS - Duration::from_millis(1));
+        assert_eq!(writer_lease_left(&w), None, "too old to say");
         let never = host_topology(&HostFacts::default(), None, &hosts());
         assert!(!never.agent_answered);
         assert_eq!(never.poll_error, "not polled yet");

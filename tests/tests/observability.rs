@@ -137,6 +137,10 @@ async fn extended_show_and_stale_answers() -> anyhow::Result<()> {
     .await?;
     eprintln!("replication facts complete after {:?}", started.elapsed());
     assert_eq!(v["staleness"]["leader_contact"], true, "{v}");
+    assert!(
+        v["writer_lease_left_ms"].as_i64().is_some_and(|ms| ms > 0),
+        "the writer's agent holds a lease: {v}"
+    );
 
     // The checker fires: the same facts judged against the wrong writer are wrong.
     assert!(!topology_problems(&v, "db2").is_empty());
