@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // The descriptor set lets the monitor serve gRPC reflection (grpcurl and the like need no .proto).
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("mmm_descriptor.bin"))
         .build_server(true)
         .build_client(true)
         .compile_with_config(config, &protos, &["proto"])?;

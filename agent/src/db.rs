@@ -170,6 +170,10 @@ pub struct ServerState {
     pub gtid: GtidPositions,
     /// `Uptime` status variable.
     pub uptime: u64,
+    /// `Rpl_semi_sync_master_status` ("ON"/"OFF"; "" when the server does not report it).
+    pub semi_sync_source: String,
+    /// `Rpl_semi_sync_slave_status` ("ON"/"OFF"; "" when the server does not report it).
+    pub semi_sync_replica: String,
 }
 
 /// An open connection to the local server.
@@ -528,6 +532,20 @@ impl Db {
         let read_only = self.read_only().await?;
         let uptime: Option<(String, u64)> =
             self.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await?;
+        // Semi-sync is shown, never acted on: a server without the variables reports "".
+        let semi: Vec<(String, String)> = self
+            .query(
+                "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_status'",
+                self.stmt_timeout,
+            )
+            .await
+            .unwrap_or_default();
+        let semi_of = |name: &str| {
+            semi.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         Ok(ServerState {
             flavor: Some(self.flavor),
             version: self.version.clone(),
@@ -535,6 +553,8 @@ impl Db {
             read_only,
             replica: self.replica_status().await?,
             gtid: self.gtid_positions().await?,
+            semi_sync_source: semi_of("Rpl_semi_sync_master_status"),
+            semi_sync_replica: semi_of("Rpl_semi_sync_slave_status"),
             uptime: uptime.map(|(_, v)| v).unwrap_or(0),
         })
     }

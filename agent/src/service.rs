@@ -109,6 +109,7 @@ impl AgentRpc for AgentService {
         let mut out = SystemStatus {
             host: agent.local.name.clone(),
             agent_uptime_seconds: agent.uptime().as_secs(),
+            lease_remaining_millis: agent.status().lease_remaining_millis,
             ..Default::default()
         };
         match agent.vips.present().await {
@@ -138,6 +139,8 @@ impl AgentRpc for AgentService {
                 out.gtid_slave_pos = s.gtid.slave;
                 out.gtid_current_pos = s.gtid.current;
                 out.mysql_uptime_seconds = s.uptime;
+                out.semi_sync_source_status = s.semi_sync_source;
+                out.semi_sync_replica_status = s.semi_sync_replica;
                 out.replication = Some(match s.replica {
                     None => ReplicationStatus::default(),
                     Some(r) => ReplicationStatus {

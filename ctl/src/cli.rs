@@ -52,8 +52,13 @@ pub enum Command {
     Help,
     /// Ping the monitor.
     Ping,
-    /// Show the status of every host.
-    Show,
+    /// Show the status of every host; `--extended` adds each host's replication facts.
+    Show {
+        /// Add replication source, threads, lag, GTID positions, read_only, semi-sync, errant
+        /// transactions, agent reachability and the writer's lease.
+        #[arg(long)]
+        extended: bool,
+    },
     /// Show the status of the checks: `checks [<host>|all [<check>|all]]`.
     Checks {
         /// A host, or `all`.

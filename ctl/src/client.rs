@@ -71,6 +71,77 @@ impl Client {
         Err(CtlError::CannotConnect { tried })
     }
 
+    /// Like [`Client::call`], but prefers an answer that `stale` finds fresh: a reply for which `stale`
+    /// returns a reason is kept while the next monitors are tried, and used only when none answers
+    /// fresh. Returns the reply and, when it is not the first monitor's fresh answer, why each monitor
+    /// before it (or the one used) was passed over, one line each.
+    pub async fn call_prefer_fresh<T, F, Fut>(
+        &self,
+        f: F,
+        stale: impl Fn(&T) -> Option<String>,
+    ) -> Result<(T, Vec<String>), CtlError>
+    where
+        F: Fn(MonitorControlClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut tried = Vec::new();
+        let mut notes = Vec::new();
+        let mut kept: Option<(String, T)> = None;
+        for m in &self.targets.monitors {
+            let client = match self.connect(m).await {
+                Ok(c) => c,
+                Err(e) => {
+                    notes.push(format!("monitor {} not reachable: {e}", m.addr));
+                    tried.push((m.addr.clone(), e));
+                    continue;
+                }
+            };
+            match tokio::time::timeout(self.timeout, f(client)).await {
+                Err(_) => {
+                    let why = format!("no answer within {} s", self.timeout.as_secs_f64());
+                    notes.push(format!("monitor {}: {why}", m.addr));
+                    tried.push((m.addr.clone(), why));
+                }
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    match stale(&r) {
+                        None => {
+                            if !notes.is_empty() {
+                                notes.push(format!("answered by monitor {}", m.addr));
+                            }
+                            return Ok((r, notes));
+                        }
+                        Some(why) => {
+                            notes.push(format!(
+                                "monitor {} answered from stale state: {why}",
+                                m.addr
+                            ));
+                            if kept.is_none() {
+                                kept = Some((m.addr.clone(), r));
+                            }
+                        }
+                    }
+                }
+                Ok(Err(s)) => match classify(&s) {
+                    Some(e) if kept.is_none() && notes.is_empty() => return Err(e),
+                    _ => {
+                        notes.push(format!("monitor {}: {}", m.addr, s.message()));
+                        tried.push((m.addr.clone(), s.message().to_string()));
+                    }
+                },
+            }
+        }
+        match kept {
+            Some((addr, r)) => {
+                notes.push(format!(
+                    "no monitor in contact with the leader answered; using the stale answer of {addr}"
+                ));
+                Ok((r, notes))
+            }
+            None => Err(CtlError::CannotConnect { tried }),
+        }
+    }
+
     /// Connects to one monitor within [`CONNECT_TIMEOUT`].
     async fn connect(&self, m: &MonitorAddr) -> Result<MonitorControlClient<Channel>, String> {
         let scheme = if self.targets.tls.is_some() {

@@ -103,7 +103,7 @@ pub fn parse(args: &[OsString]) -> Invocation {
     let command = match words.as_slice() {
         ["help"] => Some(Command::Help),
         ["ping"] => Some(Command::Ping),
-        ["show"] => Some(Command::Show),
+        ["show"] => Some(Command::Show { extended: false }),
         ["checks"] => Some(Command::Checks {
             host: None,
             check: None,

@@ -14,7 +14,7 @@ pub const HELP: &str = "\
 Valid commands are:
     help                              - show this message
     ping                              - ping monitor
-    show                              - show status
+    show [--extended]                 - show status (--extended: replication, lag, GTIDs, lease)
     checks [<host>|all [<check>|all]] - show checks status
     set_online <host>                 - set host <host> online
     set_offline <host>                - set host <host> offline

@@ -10,6 +10,7 @@
 //! - [`client`]: the gRPC client trying monitors in order.
 //! - [`run`]: one command, start to end.
 //! - [`format`]: the text output (pure functions of the replies).
+//! - [`extended`]: `show --extended` and the staleness line.
 //! - [`view`]: the `--json` output.
 //! - [`error`]: failures and their messages.
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod compat;
 pub mod error;
+pub mod extended;
 pub mod format;
 pub mod monitors;
 pub mod run;

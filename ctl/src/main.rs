@@ -89,6 +89,12 @@ fn main() -> ExitCode {
                     println!("{msg}");
                 }
             }
+            if let mmmctl::CtlError::CannotConnect { tried } = &e {
+                // Why each monitor failed, always: an operator should not need RUST_LOG for it.
+                for (addr, why) in tried {
+                    eprintln!("# monitor {addr}: {why}");
+                }
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,14 +1,17 @@
 //! Carries out one command: asks a monitor and writes the answer, as text or JSON.
 
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use clap::CommandFactory;
+use mmm_proto::monitor_control_client::MonitorControlClient;
 use mmm_proto::{
     AddMonitorRequest, ChecksRequest, ClusterStatusRequest, CommandReply, ControlPing,
     HistoryRequest, HostRequest, Mode, ModeRequest, MoveRoleProgress, MoveRoleRequest,
-    RemoveMonitorRequest, SetIpRequest, SetModeRequest, ShowRequest, PROTOCOL_VERSION,
+    RemoveMonitorRequest, SetIpRequest, SetModeRequest, ShowRequest, Staleness, PROTOCOL_VERSION,
 };
+use tonic::transport::Channel;
 
 use crate::cli::{CertsAction, Cli, ClusterChange, Command, Shell};
 use crate::client::Client;
@@ -94,21 +97,29 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 .await?;
             command_reply(cli, &r, out)
         }
-        Command::Show => {
-            let r = client
-                .call(|mut c| async move {
+        Command::Show { extended } => {
+            let r = read_fresh(
+                &client,
+                |mut c| async move {
                     c.show(ShowRequest {
                         protocol_version: v,
+                        extended,
                     })
                     .await
-                })
-                .await?;
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::ShowView::from(&r), || {
                 if cli.mmm_control {
-                    format::show_mmm_control(&r)
+                    return format::show_mmm_control(&r);
+                }
+                let body = if extended {
+                    crate::extended::show_extended(&r)
                 } else {
                     format::show(&r)
-                }
+                };
+                with_stale_line(r.staleness.as_ref(), body)
             })
         }
         Command::Checks { host, check } => {
@@ -117,17 +128,20 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 host: host.clone().unwrap_or_default(),
                 check: check.clone().unwrap_or_default(),
             };
-            let r = client
-                .call(|mut c| {
+            let r = read_fresh(
+                &client,
+                |mut c| {
                     let req = req.clone();
                     async move { c.checks(req).await }
-                })
-                .await?;
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::ChecksView::from(&r), || {
                 if cli.mmm_control {
                     format::checks_mmm_control(&r, &tz, host.as_deref(), check.as_deref())
                 } else {
-                    format::checks(&r, &tz)
+                    with_stale_line(r.staleness.as_ref(), format::checks(&r, &tz))
                 }
             })
         }
@@ -158,15 +172,20 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
             command_reply(cli, &r, out)
         }
         Command::Mode => {
-            let r = client
-                .call(|mut c| async move {
+            let r = read_fresh(
+                &client,
+                |mut c| async move {
                     c.get_mode(ModeRequest {
                         protocol_version: v,
                     })
                     .await
-                })
-                .await?;
-            emit(cli, out, &view::ModeView::from(&r), || format::mode(&r))
+                },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
+            emit(cli, out, &view::ModeView::from(&r), || {
+                with_stale_line(r.staleness.as_ref(), format::mode(&r))
+            })
         }
         Command::SetActive => set_mode(cli, &client, Mode::Active, out).await,
         Command::SetManual => set_mode(cli, &client, Mode::Manual, out).await,
@@ -245,11 +264,14 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 protocol_version: v,
                 limit: n.unwrap_or(20),
             };
-            let r = client
-                .call(|mut c| async move { c.history(req).await })
-                .await?;
+            let r = read_fresh(
+                &client,
+                |mut c| async move { c.history(req).await },
+                |r| r.staleness.as_ref(),
+            )
+            .await?;
             emit(cli, out, &view::HistoryView::from(&r), || {
-                format::history(&r, &tz)
+                with_stale_line(r.staleness.as_ref(), format::history(&r, &tz))
             })
         }
     }
@@ -287,6 +309,38 @@ async fn run_mmm_control(cli: &Cli, out: &mut dyn Write) -> Result<(), CtlError>
         .await?;
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// A read answered by a monitor in contact with the leader when one answers ([`Client::call_prefer_fresh`]);
+/// why other monitors were passed over goes to stderr, so stdout keeps MMM's lines (or pure JSON).
+async fn read_fresh<T, F, Fut>(
+    client: &Client,
+    f: F,
+    staleness: impl Fn(&T) -> Option<&Staleness>,
+) -> Result<T, CtlError>
+where
+    F: Fn(MonitorControlClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let (r, notes) = client
+        .call_prefer_fresh(f, |r| {
+            staleness(r)
+                .filter(|s| !s.leader_contact)
+                .map(|s| s.reason.clone())
+        })
+        .await?;
+    for n in notes {
+        eprintln!("# {n}");
+    }
+    Ok(r)
+}
+
+/// `body` after the staleness line of a stale answer.
+fn with_stale_line(s: Option<&Staleness>, body: String) -> String {
+    match crate::extended::stale_line(s) {
+        Some(line) => line + &body,
+        None => body,
+    }
 }
 
 /// Writes `json` (with `--json`) or `text`.

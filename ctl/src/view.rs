@@ -39,6 +39,112 @@ pub struct HostJson {
     pub agent_reachable: bool,
     /// Errant GTIDs, when the host has transactions no other host has.
     pub errant_gtids: String,
+    /// Replication facts from the host's agent (`show --extended` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologyJson>,
+}
+
+/// What a host's agent last said of its server (`show --extended`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyJson {
+    /// The monitor's last poll of the agent was answered.
+    pub agent_answered: bool,
+    /// Why the last poll failed ("" when answered).
+    pub poll_error: String,
+    /// Age of these facts in milliseconds.
+    pub age_ms: u64,
+    /// mysqld answered the agent.
+    pub mysql_reachable: bool,
+    /// Why it did not ("" when it did).
+    pub mysql_error: String,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// Replication source `host:port` ("" when not a replica).
+    pub replicates_from: String,
+    /// The configured host that source is ("" when none).
+    pub replicates_from_host: String,
+    /// Replication IO thread running.
+    pub io_running: bool,
+    /// Replication SQL thread running.
+    pub sql_running: bool,
+    /// Seconds_Behind_Master (`None` when NULL or not a replica).
+    pub seconds_behind: Option<i64>,
+    /// Last IO thread error.
+    pub last_io_error: String,
+    /// Last SQL thread error.
+    pub last_sql_error: String,
+    /// `gtid_binlog_pos`.
+    pub gtid_binlog_pos: String,
+    /// `gtid_slave_pos`.
+    pub gtid_slave_pos: String,
+    /// `gtid_current_pos`.
+    pub gtid_current_pos: String,
+    /// Transactions the writer has that this host lacks (`None` when unknown).
+    pub transactions_behind_writer: Option<i64>,
+    /// Semi-sync on the source side ("ON"/"OFF"/"").
+    pub semi_sync_source: String,
+    /// Semi-sync on the replica side ("ON"/"OFF"/"").
+    pub semi_sync_replica: String,
+    /// Role VIPs present on the host's interface.
+    pub vips_present: Vec<String>,
+    /// mysqld's version.
+    pub server_version: String,
+}
+
+impl From<&mmm_proto::HostTopology> for TopologyJson {
+    fn from(t: &mmm_proto::HostTopology) -> Self {
+        TopologyJson {
+            agent_answered: t.agent_answered,
+            poll_error: t.poll_error.clone(),
+            age_ms: t.age_millis,
+            mysql_reachable: t.mysql_reachable,
+            mysql_error: t.mysql_error.clone(),
+            read_only: t.read_only,
+            replicates_from: t.replicates_from.clone(),
+            replicates_from_host: t.replicates_from_host.clone(),
+            io_running: t.io_running,
+            sql_running: t.sql_running,
+            seconds_behind: (t.seconds_behind >= 0).then_some(t.seconds_behind),
+            last_io_error: t.last_io_error.clone(),
+            last_sql_error: t.last_sql_error.clone(),
+            gtid_binlog_pos: t.gtid_binlog_pos.clone(),
+            gtid_slave_pos: t.gtid_slave_pos.clone(),
+            gtid_current_pos: t.gtid_current_pos.clone(),
+            transactions_behind_writer: (t.transactions_behind_writer >= 0)
+                .then_some(t.transactions_behind_writer),
+            semi_sync_source: t.semi_sync_source.clone(),
+            semi_sync_replica: t.semi_sync_replica.clone(),
+            vips_present: t.vips_present.clone(),
+            server_version: t.server_version.clone(),
+        }
+    }
+}
+
+/// How fresh an answer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StalenessJson {
+    /// The monitor that answered.
+    pub monitor: String,
+    /// It is the leader with a quorum, or a follower in contact with the leader.
+    pub leader_contact: bool,
+    /// The leader it knows ("" when none).
+    pub leader: String,
+    /// Milliseconds since it last knew its state current.
+    pub age_ms: u64,
+    /// Why the answer may be old ("" when in contact).
+    pub reason: String,
+}
+
+impl From<&mmm_proto::Staleness> for StalenessJson {
+    fn from(s: &mmm_proto::Staleness) -> Self {
+        StalenessJson {
+            monitor: s.monitor.clone(),
+            leader_contact: s.leader_contact,
+            leader: s.leader.clone(),
+            age_ms: s.age_millis,
+            reason: s.reason.clone(),
+        }
+    }
 }
 
 /// A role not on its preferred host.
@@ -65,6 +171,13 @@ pub struct ShowView {
     pub hosts: Vec<HostJson>,
     /// Roles away from their preferred host.
     pub preferences: Vec<PreferenceView>,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
+    /// Milliseconds left on the writer's lease as granted by the answering monitor (`show --extended`
+    /// on the leader only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer_lease_left_ms: Option<i64>,
 }
 
 /// One check of `checks`.
@@ -87,6 +200,9 @@ pub struct CheckJson {
 pub struct ChecksView {
     /// Checks in the monitor's order (host, then MMM's check order).
     pub checks: Vec<CheckJson>,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 /// `mode`.
@@ -96,6 +212,9 @@ pub struct ModeView {
     pub mode: String,
     /// Why the monitor is passive (empty otherwise).
     pub passive_cause: String,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 /// One step of `move_role`.
@@ -193,6 +312,9 @@ pub struct DecisionJson {
 pub struct HistoryView {
     /// Decisions, oldest first.
     pub decisions: Vec<DecisionJson>,
+    /// How fresh the answer is (absent from monitors that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessJson>,
 }
 
 fn epoch(e: Option<&mmm_proto::Epoch>) -> Option<String> {
@@ -241,6 +363,7 @@ impl From<&mmm_proto::ShowReply> for ShowView {
                         .collect(),
                     agent_reachable: h.agent_reachable,
                     errant_gtids: h.errant_gtids.clone(),
+                    topology: h.topology.as_ref().map(TopologyJson::from),
                 }
             })
             .collect();
@@ -259,6 +382,10 @@ impl From<&mmm_proto::ShowReply> for ShowView {
                     current_host: p.current_host.clone(),
                 })
                 .collect(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
+            writer_lease_left_ms: (r.writer_lease_left_millis >= 0
+                && r.hosts.iter().any(|h| h.topology.is_some()))
+            .then_some(r.writer_lease_left_millis),
         }
     }
 }
@@ -277,6 +404,7 @@ impl From<&mmm_proto::ChecksReply> for ChecksView {
                     message: c.message.clone(),
                 })
                 .collect(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }
@@ -286,6 +414,7 @@ impl From<&mmm_proto::ModeReply> for ModeView {
         ModeView {
             mode: mode_name(r.mode).into(),
             passive_cause: r.passive_cause.clone(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }
@@ -357,6 +486,7 @@ impl From<&mmm_proto::HistoryReply> for HistoryView {
                     summary: d.summary.clone(),
                 })
                 .collect(),
+            staleness: r.staleness.as_ref().map(StalenessJson::from),
         }
     }
 }

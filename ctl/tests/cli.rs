@@ -57,6 +57,7 @@ impl MonitorControl for Canned {
             roles,
             agent_reachable: agent,
             errant_gtids: String::new(),
+            ..Default::default()
         };
         Ok(Response::new(ShowReply {
             mode: Mode::Active as i32,
@@ -105,6 +106,7 @@ impl MonitorControl for Canned {
                 current_host: "db2".into(),
             }],
             active_master: "db2".into(),
+            ..Default::default()
         }))
     }
 
@@ -147,7 +149,10 @@ impl MonitorControl for Canned {
             (r.host.is_empty() || r.host == "all" || x.host == r.host)
                 && (r.check.is_empty() || r.check == "all" || x.check == r.check)
         });
-        Ok(Response::new(ChecksReply { checks }))
+        Ok(Response::new(ChecksReply {
+            checks,
+            staleness: None,
+        }))
     }
 
     async fn set_online(&self, r: Request<HostRequest>) -> Result<Response<CommandReply>, Status> {
@@ -164,6 +169,7 @@ impl MonitorControl for Canned {
 
     async fn get_mode(&self, _: Request<ModeRequest>) -> Result<Response<ModeReply>, Status> {
         Ok(Response::new(ModeReply {
+            staleness: None,
             mode: Mode::Manual as i32,
             passive_cause: String::new(),
         }))
@@ -264,7 +270,10 @@ impl MonitorControl for Canned {
                 ..Default::default()
             })
             .collect();
-        Ok(Response::new(HistoryReply { decisions }))
+        Ok(Response::new(HistoryReply {
+            decisions,
+            staleness: None,
+        }))
     }
 
     async fn add_monitor(

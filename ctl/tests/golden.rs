@@ -37,6 +37,7 @@ fn host(
         roles,
         agent_reachable: agent,
         errant_gtids: String::new(),
+        ..Default::default()
     }
 }
 
@@ -100,6 +101,7 @@ fn show_reply(mode: Mode) -> ShowReply {
             },
         ],
         active_master: "db2".into(),
+        ..Default::default()
     }
 }
 
@@ -118,6 +120,129 @@ fn show_passive() {
     golden("show_passive", &format::show(&show_reply(Mode::Passive)));
 }
 
+/// `show_reply` with the facts `show --extended` adds: a writer, a lagging replica with a stopped SQL
+/// thread, an agent that does not answer, and a second writable server.
+fn extended_reply() -> ShowReply {
+    let mut r = show_reply(Mode::Active);
+    r.writer_lease_left_millis = 4200;
+    for h in &mut r.hosts {
+        h.topology = Some(match h.name.as_str() {
+            "db2" => HostTopology {
+                agent_answered: true,
+                age_millis: 300,
+                mysql_reachable: true,
+                read_only: false,
+                gtid_binlog_pos: "0-2-120".into(),
+                gtid_current_pos: "0-2-120".into(),
+                semi_sync_source: "ON".into(),
+                semi_sync_replica: "OFF".into(),
+                vips_present: vec!["192.168.0.50".into(), "192.168.0.52".into()],
+                server_version: "10.11.6-MariaDB".into(),
+                seconds_behind: -1,
+                transactions_behind_writer: 0,
+                ..Default::default()
+            },
+            "db3" => HostTopology {
+                agent_answered: true,
+                age_millis: 400,
+                mysql_reachable: true,
+                read_only: true,
+                replicates_from: "192.168.0.32:3306".into(),
+                replicates_from_host: "db2".into(),
+                io_running: true,
+                sql_running: false,
+                seconds_behind: -1,
+                last_sql_error: "Duplicate entry '7' for key 'PRIMARY'".into(),
+                gtid_binlog_pos: "0-2-110".into(),
+                gtid_current_pos: "0-2-110".into(),
+                transactions_behind_writer: 10,
+                semi_sync_source: "OFF".into(),
+                semi_sync_replica: "ON".into(),
+                vips_present: vec!["192.168.0.53".into()],
+                server_version: "10.11.6-MariaDB".into(),
+                ..Default::default()
+            },
+            "db1" => HostTopology {
+                agent_answered: true,
+                age_millis: 200,
+                mysql_reachable: true,
+                read_only: false,
+                replicates_from: "192.168.0.32:3306".into(),
+                replicates_from_host: "db2".into(),
+                io_running: true,
+                sql_running: true,
+                seconds_behind: 0,
+                gtid_binlog_pos: "0-2-120,1-1-3".into(),
+                gtid_current_pos: "0-2-120".into(),
+                transactions_behind_writer: 0,
+                server_version: "10.11.6-MariaDB".into(),
+                ..Default::default()
+            },
+            _ => HostTopology {
+                agent_answered: false,
+                poll_error: "agent did not answer in time".into(),
+                seconds_behind: -1,
+                transactions_behind_writer: -1,
+                ..Default::default()
+            },
+        });
+    }
+    r
+}
+
+#[test]
+fn show_extended_keeps_mmms_lines_first() {
+    let r = extended_reply();
+    let text = mmmctl::extended::show_extended(&r);
+    assert!(
+        text.starts_with(&format::show(&r)),
+        "MMM's lines must come first, unchanged:\n{text}"
+    );
+    golden("show_extended", &text);
+}
+
+#[test]
+fn show_extended_json_has_every_fact() {
+    let v = view::ShowView::from(&extended_reply());
+    let db3 = v.hosts.iter().find(|h| h.name == "db3").expect("db3");
+    let t = db3.topology.as_ref().expect("facts");
+    assert_eq!(t.replicates_from_host, "db2");
+    assert!(t.io_running && !t.sql_running && t.read_only);
+    assert_eq!(t.seconds_behind, None);
+    assert_eq!(t.transactions_behind_writer, Some(10));
+    assert_eq!(t.semi_sync_replica, "ON");
+    assert_eq!(v.writer_lease_left_ms, Some(4200));
+    let plain = view::ShowView::from(&show_reply(Mode::Active));
+    assert!(plain.hosts.iter().all(|h| h.topology.is_none()));
+    assert_eq!(plain.writer_lease_left_ms, None);
+    let text = serde_json::to_string(&plain).expect("json");
+    assert!(
+        !text.contains("topology") && !text.contains("staleness"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stale_answer_says_so_on_its_first_line() {
+    let mut r = show_reply(Mode::Active);
+    r.staleness = Some(Staleness {
+        monitor: "mon3".into(),
+        leader_contact: false,
+        leader: "mon1".into(),
+        age_millis: 12_300,
+        reason: "the leader mon1 has not answered this monitor for 12.3 s".into(),
+    });
+    let line = mmmctl::extended::stale_line(r.staleness.as_ref()).expect("stale");
+    golden("show_stale_line", &line);
+    r.staleness = Some(Staleness {
+        monitor: "mon1".into(),
+        leader_contact: true,
+        ..Default::default()
+    });
+    assert_eq!(mmmctl::extended::stale_line(r.staleness.as_ref()), None);
+    assert_eq!(mmmctl::extended::stale_line(None), None);
+}
+
 fn check(host: &str, check: &str, ok: bool, t: i64, msg: &str) -> CheckView {
     CheckView {
         host: host.into(),
@@ -131,6 +256,7 @@ fn check(host: &str, check: &str, ok: bool, t: i64, msg: &str) -> CheckView {
 fn checks_reply() -> ChecksReply {
     let t = 1_795_755_601; // 2026/11/27 05:00:01 UTC
     ChecksReply {
+        staleness: None,
         checks: vec![
             check("db1", "ping", true, t, "Reply from 192.168.0.31"),
             check("db1", "mysql", true, t, "Checked in 0.0012 seconds"),
@@ -166,6 +292,7 @@ fn modes() {
     let mut out = String::new();
     for m in [Mode::Active, Mode::Manual, Mode::Wait, Mode::Passive] {
         out.push_str(&format::mode(&ModeReply {
+            staleness: None,
             mode: m as i32,
             passive_cause: if m == Mode::Passive {
                 "set by operator".into()
@@ -244,6 +371,7 @@ fn cluster_status() {
 
 fn history_reply() -> HistoryReply {
     HistoryReply {
+        staleness: None,
         decisions: vec![
             DecisionView {
                 time_millis: 1_795_755_601_250,
@@ -318,6 +446,7 @@ fn json_views_parse_back() {
         serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
     assert_eq!(back, h);
     let m = view::ModeView::from(&ModeReply {
+        staleness: None,
         mode: Mode::Wait as i32,
         passive_cause: String::new(),
     });

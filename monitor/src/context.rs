@@ -27,6 +27,10 @@ pub struct MonitorContext {
     pub reports: Arc<ReportStore>,
     /// Exported metrics.
     pub metrics: Arc<MonitorMetrics>,
+    /// Replication facts polled from the agents (for people and dashboards; no decision reads them).
+    pub topology: Arc<crate::topology::TopologyCache>,
+    /// When the leader last accepted this monitor's report (how fresh a follower's answers are).
+    pub leader_contact: crate::staleness::LeaderContact,
     /// Client side of mutual TLS for calls to other monitors (`None`: plain text, `<socket> type plain`).
     pub tls: Option<mmm_tls::ClientTls>,
 }

@@ -156,6 +156,7 @@ pub fn show_reply(ctx: &MonitorContext, state: &ClusterState) -> ShowReply {
                 roles,
                 agent_reachable: ctx.agents.health(&h.name).reachable,
                 errant_gtids: rec.and_then(|r| r.errant_gtids.clone()).unwrap_or_default(),
+                topology: None,
             }
         })
         .collect();
@@ -181,6 +182,8 @@ pub fn show_reply(ctx: &MonitorContext, state: &ClusterState) -> ShowReply {
         hosts,
         preferences,
         active_master: state.active_master.clone().unwrap_or_default(),
+        staleness: None,
+        writer_lease_left_millis: -1,
     }
 }
 
@@ -208,7 +211,12 @@ impl MonitorControl for ControlService {
     async fn show(&self, request: Request<ShowRequest>) -> Result<Response<ShowReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
         let state = self.ctx.consensus.state();
-        Ok(Response::new(show_reply(&self.ctx, &state)))
+        let mut reply = show_reply(&self.ctx, &state);
+        reply.staleness = Some(crate::staleness::staleness(&self.ctx));
+        if request.get_ref().extended {
+            crate::topology::extend_show(&self.ctx, &mut reply);
+        }
+        Ok(Response::new(reply))
     }
 
     async fn checks(
@@ -250,7 +258,10 @@ impl MonitorControl for ControlService {
             )
         };
         checks.sort_by_key(order);
-        Ok(Response::new(ChecksReply { checks }))
+        Ok(Response::new(ChecksReply {
+            checks,
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
+        }))
     }
 
     async fn set_online(
@@ -279,6 +290,7 @@ impl MonitorControl for ControlService {
         Ok(Response::new(ModeReply {
             mode: mode_to_proto(state.mode) as i32,
             passive_cause: state.passive_cause.clone().unwrap_or_default(),
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
         }))
     }
 
@@ -392,7 +404,10 @@ impl MonitorControl for ControlService {
                 ),
             })
             .collect();
-        Ok(Response::new(HistoryReply { decisions }))
+        Ok(Response::new(HistoryReply {
+            decisions,
+            staleness: Some(crate::staleness::staleness(&self.ctx)),
+        }))
     }
 
     async fn add_monitor(

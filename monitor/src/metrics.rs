@@ -62,6 +62,13 @@ pub struct MemberLabel {
     pub member: String,
 }
 
+/// Labels naming an MMM mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    /// ACTIVE, MANUAL, WAIT or PASSIVE.
+    pub mode: String,
+}
+
 /// Labels naming a kind of failover.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -111,6 +118,37 @@ pub struct MonitorMetrics {
     pub writer_lease_seconds: Gauge<f64, AtomicU64>,
     /// When (ms since the Unix epoch) the writer lease last sent by this node runs out; 0 = none.
     writer_lease_expires_ms: AtomicU64,
+    /// 1 for the cluster's current mode, 0 for the others: a cluster left PASSIVE never fails over.
+    pub cluster_mode: Family<ModeLabel, Gauge>,
+    /// Facts polled from the agents (see `crate::topology`), refreshed every poll period.
+    pub topology: TopologyMetrics,
+}
+
+/// Replication facts as the agents report them (for dashboards and alerts; no decision reads them).
+#[derive(Default)]
+pub struct TopologyMetrics {
+    /// 1 when the agent answered this monitor's last `GetSystemStatus` poll.
+    pub agent_up: Family<HostLabel, Gauge>,
+    /// Seconds_Behind_Master of each replica (absent when NULL or not a replica).
+    pub lag_seconds: Family<HostLabel, Gauge>,
+    /// 1 when the replica's IO thread runs (replicas only).
+    pub io_running: Family<HostLabel, Gauge>,
+    /// 1 when the replica's SQL thread runs (replicas only).
+    pub sql_running: Family<HostLabel, Gauge>,
+    /// Transactions the writer has that the host lacks (absent when unknown).
+    pub transactions_behind: Family<HostLabel, Gauge>,
+    /// 1 when the host carries an errant-transaction mark in the cluster state.
+    pub errant: Family<HostLabel, Gauge>,
+    /// 1 when semi-sync is ON on the source side of the host (absent when the server does not say).
+    pub semi_sync_source_on: Family<HostLabel, Gauge>,
+    /// 1 when semi-sync is ON on the replica side of the host (absent when the server does not say).
+    pub semi_sync_replica_on: Family<HostLabel, Gauge>,
+    /// 1 when the server is reachable with `read_only` OFF.
+    pub writable: Family<HostLabel, Gauge>,
+    /// Servers reachable with `read_only` OFF: more than one is a split brain in the making.
+    pub servers_writable: Gauge,
+    /// Hosts whose agent sees the writer role's IP on its interface: more than one is a split brain.
+    pub writer_vip_holders: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -141,6 +179,8 @@ impl MonitorMetrics {
             agent_reachable: Family::default(),
             writer_lease_seconds: Gauge::default(),
             writer_lease_expires_ms: AtomicU64::new(0),
+            cluster_mode: Family::default(),
+            topology: TopologyMetrics::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -225,6 +265,67 @@ impl MonitorMetrics {
             "writer_lease_seconds",
             "Seconds left on the writer lease granted by this node",
             m.writer_lease_seconds.clone(),
+        );
+        r.register(
+            "cluster_mode",
+            "1 for the cluster's current MMM mode",
+            m.cluster_mode.clone(),
+        );
+        let t = &m.topology;
+        r.register(
+            "agent_up",
+            "1 when the agent answered this monitor's last system status poll",
+            t.agent_up.clone(),
+        );
+        r.register(
+            "replication_lag_seconds",
+            "Seconds_Behind_Master as the agent reports it",
+            t.lag_seconds.clone(),
+        );
+        r.register(
+            "replication_io_running",
+            "1 when the replica's IO thread runs",
+            t.io_running.clone(),
+        );
+        r.register(
+            "replication_sql_running",
+            "1 when the replica's SQL thread runs",
+            t.sql_running.clone(),
+        );
+        r.register(
+            "replication_transactions_behind",
+            "Transactions the writer has that the host lacks",
+            t.transactions_behind.clone(),
+        );
+        r.register(
+            "host_errant",
+            "1 when the host has errant transactions",
+            t.errant.clone(),
+        );
+        r.register(
+            "semi_sync_source_on",
+            "1 when semi-sync is on at the source side",
+            t.semi_sync_source_on.clone(),
+        );
+        r.register(
+            "semi_sync_replica_on",
+            "1 when semi-sync is on at the replica side",
+            t.semi_sync_replica_on.clone(),
+        );
+        r.register(
+            "server_writable",
+            "1 when the server is reachable with read_only OFF",
+            t.writable.clone(),
+        );
+        r.register(
+            "servers_writable",
+            "Servers reachable with read_only OFF, as the agents report",
+            t.servers_writable.clone(),
+        );
+        r.register(
+            "writer_vip_holders",
+            "Hosts whose agent sees the writer IP on its interface",
+            t.writer_vip_holders.clone(),
         );
         let mut m = m;
         m.registry = registry;

@@ -123,6 +123,8 @@ pub async fn run(
         .collect();
     let agents = AgentHub::new(&me.name, &agent_addrs, client_tls.as_ref())?;
     agents.spawn_watchers(stop_rx.clone());
+    let topology = crate::topology::TopologyCache::new();
+    topology.spawn_pollers(&agents, stop_rx.clone());
     let reports = Arc::new(ReportStore::new(
         config.monitor_nodes.keys().cloned().collect(),
     ));
@@ -136,18 +138,25 @@ pub async fn run(
         agents,
         reports: Arc::clone(&reports),
         metrics: Arc::clone(&metrics),
+        topology,
+        leader_contact: Default::default(),
         tls: client_tls,
     });
 
     tokio::spawn(crate::reporter::run(Arc::clone(&ctx), stop_rx.clone()));
     tokio::spawn(crate::leader::run(Arc::clone(&ctx), stop_rx.clone()));
     tokio::spawn(crate::observe::run(Arc::clone(&ctx), stop_rx.clone()));
+    tokio::spawn(crate::topology::run_metrics(
+        Arc::clone(&ctx),
+        stop_rx.clone(),
+    ));
     tokio::spawn(crate::membership::watch_mismatch(
         Arc::clone(&ctx),
         stop_rx.clone(),
     ));
 
-    let router = crate::metrics::router(metrics, Arc::clone(&ctx) as Arc<dyn Readiness>);
+    let router = crate::metrics::router(metrics, Arc::clone(&ctx) as Arc<dyn Readiness>)
+        .merge(crate::http::router(Arc::clone(&ctx)));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         let r = axum::serve(http, router)
@@ -171,8 +180,15 @@ pub async fn run(
     tracing::info!(monitor = %me.name, grpc = %grpc.local_addr()?, tls = server_tls.is_some(), "monitor started");
     // mmmctl may use any certificate of the cluster CA (TLS checks that); Raft and reports need a
     // monitor node's.
+    // Reflection lets standard gRPC tools (grpcurl, grpcui) list and call the services without the
+    // .proto files; it describes the services and changes nothing.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(mmm_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("gRPC reflection set-up")?;
     let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
+        .add_service(reflection)
         .add_service(InterceptedService::new(
             consensus.raft_service(),
             peers_only.clone(),

@@ -103,8 +103,12 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
         if let Some((_, c)) = client.as_mut() {
             let mut req = tonic::Request::new(report);
             req.set_timeout(Duration::from_millis(800));
-            if let Err(e) = c.report_observations(req).await {
-                tracing::debug!(leader = %leader.name, error = %e, "report to leader failed");
+            match c.report_observations(req).await {
+                Ok(ack) if ack.get_ref().accepted => ctx.leader_contact.answered(&leader.name),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(leader = %leader.name, error = %e, "report to leader failed")
+                }
             }
         }
     }

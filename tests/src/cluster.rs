@@ -262,6 +262,18 @@ impl<'a> MmmCluster<'a> {
         let mut c = self.control().await?;
         Ok(c.show(ShowRequest {
             protocol_version: PROTOCOL_VERSION,
+            extended: false,
+        })
+        .await?
+        .into_inner())
+    }
+
+    /// `show --extended` (with every host's replication facts) as monitor `name` answers it.
+    pub async fn show_extended_of(&self, name: &str) -> anyhow::Result<ShowReply> {
+        let mut c = self.control_of(name).await?;
+        Ok(c.show(ShowRequest {
+            protocol_version: PROTOCOL_VERSION,
+            extended: true,
         })
         .await?
         .into_inner())

@@ -1,6 +1,7 @@
-//! A minimal HTTP/1.1 client for the lab's checks of `/metrics`, `/readyz` and the agents' role
-//! endpoints: one GET per connection (`Connection: close`), every step bounded by the caller's timeout,
-//! chunked bodies decoded. Blocking (std), as the checks are short and bounded.
+//! A minimal HTTP/1.1 client for the monitors' and agents' HTTP endpoints (`/metrics`, `/readyz`, the
+//! JSON API, the status page, the agents' role endpoints): one `GET` with `Connection: close`, every
+//! step bounded ([`HTTP_TIMEOUT`] or the caller's), chunked bodies decoded. Blocking; call it from
+//! `spawn_blocking` in async tests.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,8 +9,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-/// An HTTP/1.1 GET with `Connection: close`: the status code and the body.
-pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+/// Deadline of each step (connect, write, read) of one request: the endpoints answer from memory, so
+/// seconds mean the process is paused or cut off.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET path` from `addr` within [`HTTP_TIMEOUT`] per step: the status code and the body.
+pub fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    get_within(addr, path, HTTP_TIMEOUT)
+}
+
+/// `GET path` from `addr` with `timeout` per step: the status code and the body.
+pub fn get_within(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
     let mut s =
         TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(timeout))?;

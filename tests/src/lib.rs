@@ -11,6 +11,7 @@
 //! one server, and a full disk (see the `nemesis` items).
 
 mod bins;
+pub mod browser;
 pub mod cluster;
 mod cmd;
 mod configs;

@@ -51,7 +51,8 @@ async fn agent_get(lab: &Lab, host: &str, path: &str) -> anyhow::Result<(u16, St
         mmm_config::defaults::AGENT_METRICS_PORT,
     );
     let path = path.to_string();
-    tokio::task::spawn_blocking(move || mmm_lab::http::get(addr, &path, HTTP_TIMEOUT)).await?
+    tokio::task::spawn_blocking(move || mmm_lab::http::get_within(addr, &path, HTTP_TIMEOUT))
+        .await?
 }
 
 /// Waits until `GET path` on a host's agent answers `status`; returns the body.

@@ -15,12 +15,8 @@ use mmm_lab::cluster::{owner_of_role, MmmCluster};
 use mmm_lab::{Lab, LabSpec, METRICS_PORT};
 
 const SETTLE: Duration = Duration::from_secs(40);
-/// Deadline of one HTTP request.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    mmm_lab::http::get(addr, path, HTTP_TIMEOUT)
-}
+use mmm_lab::http::get as http_get;
 
 /// Runs `promtool check metrics` on an exposition; the error carries promtool's complaints.
 fn promtool_check(what: &str, exposition: &str) -> anyhow::Result<()> {
@@ -434,6 +430,17 @@ fn dashboard_queries_exported_metrics() -> anyhow::Result<()> {
         "mmm_agent_epoch_accepted_index",
         "mmm_agent_lease_remaining_seconds",
         "mmm_agent_mysqld_up",
+        "mmm_cluster_mode",
+        "mmm_servers_writable",
+        "mmm_writer_vip_holders",
+        "mmm_host_errant",
+        "mmm_agent_up",
+        "mmm_replication_lag_seconds",
+        "mmm_replication_transactions_behind",
+        "mmm_replication_io_running",
+        "mmm_replication_sql_running",
+        "mmm_semi_sync_source_on",
+        "mmm_semi_sync_replica_on",
     ];
     for p in panels {
         for t in p["targets"].as_array().into_iter().flatten() {

@@ -222,6 +222,7 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
             Ok(mut c) => c
                 .show(ShowRequest {
                     protocol_version: PROTOCOL_VERSION,
+                    extended: false,
                 })
                 .await
                 .map(|r| {
