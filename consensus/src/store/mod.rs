@@ -121,7 +121,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(open(dir.path()).expect("fresh dir opens"));
         {
-            let db = sled::open(dir.path()).expect("sled");
+            // sled releases its file lock from a background thread after the drop: retry briefly.
+            let mut tries = 0;
+            let db = loop {
+                match sled::open(dir.path()) {
+                    Ok(db) => break db,
+                    Err(e) if tries < 100 => {
+                        tries += 1;
+                        let _ = e;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("sled: {e}"),
+                }
+            };
             let meta = db.open_tree("meta").expect("meta");
             meta.insert("format_version", &7u32.to_be_bytes())
                 .expect("insert");
