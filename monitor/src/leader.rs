@@ -128,6 +128,9 @@ struct Leadership {
     /// When the leader last saw each host's agent report it writable (health stream): an active master
     /// not seen so for long is lost (the engine's rule).
     writable_seen: BTreeMap<String, Instant>,
+    /// The active master as this leadership first saw it, and since when: a new writer is given the
+    /// rule's whole time to open before it can count as not kept writable.
+    active_seen: Option<(String, Instant)>,
     /// The engine's log lines of the last round: a condition that lasts (e.g. waiting for evidence)
     /// is logged when it starts, not once per round.
     logged: std::collections::BTreeSet<(Option<String>, String)>,
@@ -193,6 +196,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 errant: Default::default(),
                 hooks_running: Arc::default(),
                 writable_seen: BTreeMap::new(),
+                active_seen: None,
                 logged: Default::default(),
             }
         });
@@ -396,7 +400,18 @@ fn gather_input(
                 l.writable_seen.insert(host.clone(), mono_now);
             }
             let not_writable_ms = if holds_writer {
-                let seen = l.writable_seen.get(host).copied().unwrap_or(l.since);
+                let active_since = match &l.active_seen {
+                    Some((h, t)) if h == host => *t,
+                    _ => {
+                        l.active_seen = Some((host.clone(), mono_now));
+                        mono_now
+                    }
+                };
+                let seen = l
+                    .writable_seen
+                    .get(host)
+                    .copied()
+                    .map_or(active_since, |w| w.max(active_since));
                 mono_now.saturating_duration_since(seen).as_millis() as u64
             } else {
                 0
