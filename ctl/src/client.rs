@@ -123,8 +123,10 @@ impl Client {
                     }
                 }
                 Ok(Err(s)) => match classify(&s) {
-                    Some(e) if kept.is_none() && notes.is_empty() => return Err(e),
-                    _ => {
+                    // A definite answer (e.g. an unknown host) is the answer, as in `call`, also
+                    // after monitors that could not be reached.
+                    Some(e) => return Err(e),
+                    None => {
                         notes.push(format!("monitor {}: {}", m.addr, s.message()));
                         tried.push((m.addr.clone(), s.message().to_string()));
                     }
