@@ -180,12 +180,23 @@ async fn new_leader_commits_after_leader_dies() {
 
     let killed_at = Instant::now();
     c.kill(old).await;
-    let resp = c
-        .node(survivor)
-        .expect("survivor")
-        .write(register("db-after"))
-        .await
-        .expect("write after leader death");
+    // A client retries a write refused while the survivors still elect (as mmmctl and the leader loop
+    // do); the new leader must commit within the bound below.
+    let resp = loop {
+        match c
+            .node(survivor)
+            .expect("survivor")
+            .write(register("db-after"))
+            .await
+        {
+            Ok(r) => break r,
+            Err(e) if killed_at.elapsed() < Duration::from_secs(3) => {
+                eprintln!("write refused while electing ({e:?}); retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("write after leader death: {e:?}"),
+        }
+    };
     let took = killed_at.elapsed();
     eprintln!("leader killed -> next commit: {took:?}");
     assert!(resp.epoch.term > before.epoch.term, "new term");
