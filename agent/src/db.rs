@@ -289,9 +289,8 @@ impl Db {
         self.exec(&format!("KILL QUERY {id}")).await
     }
 
-    /// One round of killing client sessions (not ours, not agent sessions, not system or replication
-    /// threads). Returns how many kills were issued.
-    pub async fn kill_round(&mut self, agent_user: &str) -> anyhow::Result<usize> {
+    /// The sessions a demotion must kill ([`sql::should_kill`]), as the process list shows them now.
+    async fn client_sessions(&mut self, agent_user: &str) -> anyhow::Result<Vec<Session>> {
         let own = u64::from(self.conn.id());
         let rows: Vec<(u64, Option<String>, Option<String>)> = self
             .query(
@@ -299,7 +298,7 @@ impl Db {
                 self.stmt_timeout,
             )
             .await?;
-        let victims: Vec<Session> = rows
+        Ok(rows
             .into_iter()
             .map(|(id, user, command)| Session {
                 id,
@@ -307,7 +306,13 @@ impl Db {
                 command: command.unwrap_or_default(),
             })
             .filter(|s| sql::should_kill(s, own, agent_user))
-            .collect();
+            .collect())
+    }
+
+    /// One round of killing client sessions (not ours, not agent sessions, not system or replication
+    /// threads). Returns how many kills were issued.
+    pub async fn kill_round(&mut self, agent_user: &str) -> anyhow::Result<usize> {
+        let victims = self.client_sessions(agent_user).await?;
         let mut killed = 0;
         for v in &victims {
             match self.exec(&sql::kill(v.id)).await {
@@ -337,27 +342,7 @@ impl Db {
             killed += n;
             tokio::time::sleep(KILL_ROUND_PAUSE).await;
         }
-        let own = u64::from(self.conn.id());
-        let left: Vec<(u64, Option<String>, Option<String>)> = self
-            .query(
-                "SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST",
-                self.stmt_timeout,
-            )
-            .await?;
-        let left = left
-            .into_iter()
-            .filter(|(id, u, c)| {
-                sql::should_kill(
-                    &Session {
-                        id: *id,
-                        user: u.clone().unwrap_or_default(),
-                        command: c.clone().unwrap_or_default(),
-                    },
-                    own,
-                    agent_user,
-                )
-            })
-            .count();
+        let left = self.client_sessions(agent_user).await?.len();
         if left > 0 {
             bail!("{left} client sessions still alive after {max_rounds} kill rounds");
         }
