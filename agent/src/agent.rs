@@ -117,6 +117,8 @@ pub struct Agent {
     pub vips: VipManager,
     /// The fencing epoch store.
     epochs: Mutex<EpochStore>,
+    /// The replication IO thread this agent stopped because its source is not verified.
+    isolation: crate::isolation::Isolation,
     /// The stamps this run gave its health messages and replies (what a lease renewal counts from).
     stamps: Mutex<StampBook>,
     /// The fence is installed in mysqld (checked once per agent run, again after a failure).
@@ -173,6 +175,7 @@ impl Agent {
         db: DbTarget,
         vips: VipManager,
         epochs: EpochStore,
+        isolation: crate::isolation::Isolation,
         health: watch::Receiver<HealthSnapshot>,
     ) -> Self {
         Agent {
@@ -181,6 +184,7 @@ impl Agent {
             db,
             vips,
             epochs: Mutex::new(epochs),
+            isolation,
             stamps: Mutex::new(StampBook::new(rand::random())),
             fence_installed: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(AgentState::default()),
@@ -769,6 +773,20 @@ impl Agent {
             }
         }
 
+        // 5a. The active master and a failover's candidate fetch nothing from an unverified source
+        //     (before the candidate applies what it received, and before writes open below); a
+        //     candidate with a target position keeps fetching until it reached it.
+        if let (Some(d), Some(db), false) = (&desired, db.as_mut(), held) {
+            let keep_io = !writer && d.catch_up.as_deref().is_some_and(|t| !t.is_empty());
+            if let Err(e) = self
+                .isolation
+                .enforce(db, &self.topo, &d.isolate_from, keep_io)
+                .await
+            {
+                errors.push(format!("replication isolation: {e:#}"));
+            }
+        }
+
         // 5b. The failover's candidate applies what it received and the old writer's last position.
         let mut caught_up = false;
         if let (false, Some(target), Some(db)) = (
@@ -885,6 +903,16 @@ impl Agent {
                     return false;
                 };
                 let started = Instant::now();
+                // Leftover dump threads to isolated hosts would make the first commits wait the
+                // full semi-sync timeout (they count as semi-sync clients).
+                let isolated: Vec<std::net::IpAddr> = d
+                    .isolate_from
+                    .iter()
+                    .filter_map(|h| self.topo.hosts.get(h).copied())
+                    .collect();
+                if let Err(e) = db.kill_dump_threads_to(&isolated).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot kill the dump threads of isolated replicas");
+                }
                 match db.wait_received_applied(d.catchup_timeout).await {
                     Ok(()) => match db.allow_writes_fenced().await {
                         Ok(()) => {

@@ -128,6 +128,9 @@ pub struct ReplicaInfo {
     pub source_port: u32,
     /// IO thread running.
     pub io_running: bool,
+    /// IO thread stopped (`No`; a thread `Connecting` to an unreachable source is not stopped: it
+    /// fetches whatever the source has as soon as it answers).
+    pub io_stopped: bool,
     /// SQL thread running.
     pub sql_running: bool,
     /// Lag in seconds; -1 when NULL.
@@ -326,6 +329,41 @@ impl Db {
         Ok(killed)
     }
 
+    /// Kills the binlog dump threads serving replicas at `ips` (a new writer's leftovers towards a host it
+    /// isolates: a dump thread to an unreachable semi-sync replica keeps counting as a semi-sync client,
+    /// so every commit would wait the full semi-sync timeout). Returns how many were killed.
+    pub async fn kill_dump_threads_to(
+        &mut self,
+        ips: &[std::net::IpAddr],
+    ) -> anyhow::Result<usize> {
+        if ips.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<(u64, Option<String>)> = self
+            .query(
+                "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+                self.stmt_timeout,
+            )
+            .await?;
+        let mut killed = 0;
+        for (id, host) in rows {
+            let host = host.unwrap_or_default();
+            let Some(ip) = sql::session_ip(&host) else {
+                continue;
+            };
+            if !ips.contains(&ip) {
+                continue;
+            }
+            match self.exec(&sql::kill(id)).await {
+                Ok(()) => killed += 1,
+                Err(e) if format!("{e:#}").contains("1094") => {}
+                Err(e) => return Err(e),
+            }
+            tracing::info!(id, replica = %host, "killed the binlog dump thread of an isolated replica");
+        }
+        Ok(killed)
+    }
+
     /// Kills client sessions, listing again after each round, up to `max_rounds` rounds. Returns how many
     /// kills were issued; fails when sessions are still alive after the last round.
     pub async fn kill_sessions(
@@ -407,6 +445,7 @@ impl Db {
             source_host: col_str(&row, c.host),
             source_port: col_str(&row, c.port).parse().unwrap_or(0),
             io_running: col_str(&row, c.io_running) == "Yes",
+            io_stopped: col_str(&row, c.io_running) == "No",
             sql_running: col_str(&row, c.sql_running) == "Yes",
             seconds_behind: col_str(&row, c.seconds_behind).parse().unwrap_or(-1),
             last_io_error: col_str(&row, "Last_IO_Error"),
@@ -482,6 +521,16 @@ impl Db {
     /// Starts replication.
     pub async fn start_replica(&mut self) -> anyhow::Result<()> {
         self.exec(sql::start_replica(self.flavor)).await
+    }
+
+    /// Stops the replication IO thread only (what was received is still applied).
+    pub async fn stop_replica_io(&mut self) -> anyhow::Result<()> {
+        self.exec(&sql::replica_io_thread(self.flavor, false)).await
+    }
+
+    /// Starts the replication IO thread.
+    pub async fn start_replica_io(&mut self) -> anyhow::Result<()> {
+        self.exec(&sql::replica_io_thread(self.flavor, true)).await
     }
 
     /// Stops replication, points it at a new source with GTID auto-positioning, starts it.

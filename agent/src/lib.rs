@@ -17,6 +17,7 @@ pub mod garp;
 pub mod health;
 pub mod hook;
 pub mod http;
+pub mod isolation;
 pub mod lease;
 pub mod metrics;
 pub mod service;
@@ -251,7 +252,8 @@ pub fn build_agent(
             .collect(),
         mmm_users,
     };
-    Ok(Agent::new(topo, local, db, vips, epochs, health))
+    let isolation = isolation::Isolation::open(&config.agent_state_dir())?;
+    Ok(Agent::new(topo, local, db, vips, epochs, isolation, health))
 }
 
 /// Runs the agent until `shutdown` completes: gRPC service, metrics, health probe, lease and re-assertion.

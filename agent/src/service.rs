@@ -85,7 +85,13 @@ impl AgentRpc for AgentService {
         let desired = validate_set_status(&self.agent.topo, &req).inspect_err(|e| {
             tracing::warn!(monitor = %req.monitor, host = %req.host, error = %e.message(), "SetStatus refused");
         })?;
-        let status = self.agent.set_status(desired).await?;
+        // Applied in a task of its own: a monitor that gives up waiting (its push timed out) drops this
+        // handler, and an apply cancelled half-way could leave a step done without what follows it
+        // (a replication thread stopped but not recorded, a VIP added before its announcement).
+        let agent = Arc::clone(&self.agent);
+        let status = tokio::spawn(async move { agent.set_status(desired).await })
+            .await
+            .map_err(|e| Status::internal(format!("applying the status failed: {e}")))??;
         Ok(Response::new(SetStatusReply {
             protocol_version: PROTOCOL_VERSION,
             status: Some(status),

@@ -129,6 +129,15 @@ pub fn start_replica(flavor: Flavor) -> &'static str {
     }
 }
 
+/// `STOP|START SLAVE IO_THREAD` / `STOP|START REPLICA IO_THREAD`.
+pub fn replica_io_thread(flavor: Flavor, start: bool) -> String {
+    let verb = if start { "START" } else { "STOP" };
+    match flavor {
+        Flavor::MariaDb => format!("{verb} SLAVE IO_THREAD"),
+        Flavor::MySql => format!("{verb} REPLICA IO_THREAD"),
+    }
+}
+
 /// Whole seconds for a server-side wait, at least 1.
 fn wait_seconds(timeout: Duration) -> u64 {
     timeout.as_secs().max(1)
@@ -282,6 +291,14 @@ pub fn should_kill(s: &Session, own_id: u64, agent_user: &str) -> bool {
         && !SPARED_COMMANDS.contains(&s.command.as_str())
 }
 
+/// The client address of a process-list `HOST` (`10.0.0.11:41234`, `[::1]:5000`, `localhost`).
+pub fn session_ip(host: &str) -> Option<std::net::IpAddr> {
+    if let Ok(sa) = host.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    host.parse().ok()
+}
+
 /// `KILL CONNECTION id`.
 pub fn kill(id: u64) -> String {
     format!("KILL CONNECTION {id}")
@@ -375,6 +392,21 @@ mod tests {
         assert!(!my.contains("LOG_FILE") && !my.contains("LOG_POS"));
         assert_eq!(stop_replica(Flavor::MySql), "STOP REPLICA");
         assert_eq!(start_replica(Flavor::MariaDb), "START SLAVE");
+        assert_eq!(
+            session_ip("10.0.0.11:41234"),
+            Some("10.0.0.11".parse().unwrap())
+        );
+        assert_eq!(session_ip("[::1]:5000"), Some("::1".parse().unwrap()));
+        assert_eq!(session_ip("10.0.0.12"), Some("10.0.0.12".parse().unwrap()));
+        assert_eq!(session_ip("localhost"), None);
+        assert_eq!(
+            replica_io_thread(Flavor::MariaDb, false),
+            "STOP SLAVE IO_THREAD"
+        );
+        assert_eq!(
+            replica_io_thread(Flavor::MySql, true),
+            "START REPLICA IO_THREAD"
+        );
         assert_eq!(replica_columns(Flavor::MySql).host, "Source_Host");
         assert_eq!(received_gtid_column(Flavor::MariaDb), "Gtid_IO_Pos");
     }

@@ -46,6 +46,8 @@ pub struct DesiredStatus {
     /// The sending monitor cluster's id ("" from a monitor that has none): the epoch store accepts
     /// only the cluster it adopted.
     pub cluster_id: String,
+    /// Hosts this host must not replicate from now (see [`crate::isolation`]).
+    pub isolate_from: BTreeSet<String>,
 }
 
 impl DesiredStatus {
@@ -166,6 +168,16 @@ pub fn validate_set_status(
         }
         ms => Duration::from_millis(ms),
     };
+    let mut isolate_from = BTreeSet::new();
+    for (i, h) in req.isolate_from.iter().enumerate() {
+        if !topo.hosts.contains_key(h) {
+            return Err(Status::invalid_argument(format!(
+                "isolate_from[{i}]: unknown host '{}'",
+                h.chars().take(80).collect::<String>()
+            )));
+        }
+        isolate_from.insert(h.clone());
+    }
     if !req.cluster_id.is_empty() && !mmm_proto::is_cluster_id(&req.cluster_id) {
         return Err(Status::invalid_argument(format!(
             "cluster_id: {:?} is not {} lower-case hex digits",
@@ -188,6 +200,7 @@ pub fn validate_set_status(
         }),
         cluster_id: req.cluster_id.clone(),
         catch_up: req.catch_up.then(|| req.catch_up_gtid.trim().to_string()),
+        isolate_from,
     })
 }
 
@@ -344,6 +357,9 @@ mod tests {
                 r.cluster_id = "0123456789ABCDEF0123456789ABCDEF".into()
             }),
             ("cluster_id", |r| r.cluster_id.push('0')),
+            ("isolate_from[1]", |r| {
+                r.isolate_from = vec!["db2".into(), "db9".into()]
+            }),
         ];
         for (field, breaker) in cases {
             let mut r = good();

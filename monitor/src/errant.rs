@@ -149,6 +149,11 @@ struct HostPoll {
     in_flight: bool,
     /// When the last poll finished, and the errant GTIDs it found (`None`: none).
     result: Option<(Instant, Option<String>)>,
+    /// The host's state at the last round and since when the poller has seen it in that state.
+    state_since: Option<(HostState, Instant)>,
+    /// The last poll that found nothing errant: when it started and against which master. A returning
+    /// host is cleared for ONLINE only by a poll that started after it entered its current state.
+    clean: Option<(Instant, String)>,
     /// The host was ONLINE at the last round (then a finding must repeat before it counts).
     online: bool,
     /// How many polls in a row found exactly these errant GTIDs; reported from the second on, so that one
@@ -183,6 +188,9 @@ impl ErrantPoller {
         for (host, rec) in &state.hosts {
             let p = hosts.entry(host.clone()).or_default();
             p.online = rec.state == HostState::Online;
+            if p.state_since.is_none_or(|(s, _)| s != rec.state) {
+                p.state_since = Some((rec.state, now));
+            }
             if !p.online {
                 p.last_not_online = Some(now);
             }
@@ -222,6 +230,7 @@ impl ErrantPoller {
                 (Arc::clone(ctx), self.clone(), host.clone(), master.clone());
             tokio::spawn(async move {
                 let found = check(&ctx, &host, &master).await;
+                let started = now;
                 let mut hosts = lock(&me.hosts);
                 let p = hosts.entry(host.clone()).or_default();
                 p.in_flight = false;
@@ -242,6 +251,7 @@ impl ErrantPoller {
                                 }
                             }
                         }
+                        p.clean = errant.is_none().then(|| (started, master.clone()));
                         p.result = Some((Instant::now(), errant));
                     }
                     Err(e) => {
@@ -250,6 +260,30 @@ impl ErrantPoller {
                 }
             });
         }
+    }
+
+    /// True while `host`, not ONLINE, has not passed an errant-transaction check against `master` that
+    /// started after it entered its current state: it may have come back with transactions nobody else
+    /// has, and must not be put ONLINE (nor its transactions reach the writer) until a check says it has
+    /// none. False for the active master itself and without an active master (nothing to compare with).
+    pub fn unchecked(&self, state: &ClusterState, host: &str) -> bool {
+        let Some(master) = state.active_master.as_deref() else {
+            return false;
+        };
+        let returning = state
+            .hosts
+            .get(host)
+            .is_some_and(|r| r.state != HostState::Online);
+        if host == master || !returning {
+            return false;
+        }
+        let hosts = lock(&self.hosts);
+        let Some(p) = hosts.get(host) else {
+            return true;
+        };
+        let entered = p.state_since.map(|(_, t)| t);
+        !matches!((&p.clean, entered), (Some((started, m)), Some(entered))
+            if m == master && *started >= entered && started.elapsed() <= RESULT_TTL)
     }
 
     /// The errant GTIDs of `host` found by a fresh poll, confirmed by the one before for an ONLINE host

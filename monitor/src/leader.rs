@@ -436,6 +436,7 @@ fn gather_input(
                     caught_up_for: t.caught_up_for,
                     repointed_to: t.repointed_to.clone(),
                     gtid_errant: l.errant.errant(host),
+                    errant_unchecked: l.errant.unchecked(state, host),
                     kill_host_ok_at: t.kill_host_ok_at,
                     not_writable_ms,
                 },
@@ -716,6 +717,7 @@ fn spawn_push(
                 .map(|(_, g)| g.clone())
                 .unwrap_or_default(),
             cluster_id: desired.cluster_id.clone(),
+            isolate_from: desired.isolate_from.clone(),
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;

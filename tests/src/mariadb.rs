@@ -85,7 +85,11 @@ impl ServerCnf<'_> {
                   rpl_semi_sync_master_wait_no_slave=OFF\nrpl_semi_sync_master_timeout=5000\n";
         }
         if self.semi_sync_acks {
-            s += "rpl_semi_sync_slave_enabled=ON\n";
+            // kill_conn_timeout 1 s (default 5 s): stopping the IO thread of a semi-sync replica first
+            // connects to its master to kill the dump thread there; when that master is unreachable
+            // (the failover's old writer, which the candidate isolates before it opens) the stop
+            // waits this long.
+            s += "rpl_semi_sync_slave_enabled=ON\nrpl_semi_sync_slave_kill_conn_timeout=1\n";
         }
         s
     }

@@ -79,10 +79,6 @@ async fn fault_kill_master_mysqld_and_agent() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "caught by the oracle: the old master returns after its link is back, its unacknowledged tail \
-            (a commit killed while waiting for its semi-sync acknowledgement) is not always flagged errant \
-            before it is ONLINE again, and it then does not converge with the new writer; fixed by isolating \
-            the old master until it is verified (durability issue)"]
 async fn fault_master_link_down() -> anyhow::Result<()> {
     let lab = lab_env().await?;
     let mut env = Scenario::start(&lab, KEYS).await?;

@@ -292,10 +292,6 @@ async fn fence_leader_paused_past_the_election_then_resumed() -> anyhow::Result<
 /// lease and the fence), so when its lease ends the waiting sessions are killed: nothing it
 /// acknowledged is lost, nothing is acknowledged after the new writer opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "caught by the oracle: no two writers and nothing acknowledged lost, but the old master that \
-            returns from the partition is not always flagged errant before it is ONLINE again and then does \
-            not converge with the new writer; fixed by isolating the old master until it is verified \
-            (durability issue)"]
 async fn fence_asymmetric_partition_keeps_clients_with_the_old_writer() -> anyhow::Result<()> {
     let lab = lab_env().await?;
     let mut env = Scenario::start(&lab, KEYS).await?;

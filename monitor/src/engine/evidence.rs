@@ -54,6 +54,8 @@ pub struct HostEvidence {
     pub rep_backlog: Verdict,
     /// Highest agent uptime in the fresh reports (to tell a short outage from a reboot).
     pub agent_uptime_s: Option<u64>,
+    /// No errant-transaction check has cleared the returning host yet (`AgentFacts::errant_unchecked`).
+    pub errant_unchecked: bool,
 }
 
 impl Default for HostEvidence {
@@ -64,6 +66,7 @@ impl Default for HostEvidence {
             rep_threads: Verdict::Unknown,
             rep_backlog: Verdict::Unknown,
             agent_uptime_s: None,
+            errant_unchecked: false,
         }
     }
 }
@@ -175,6 +178,7 @@ pub fn host_evidence(input: &Input, cfg: &EngineConfig, host: &str) -> HostEvide
         .iter()
         .filter_map(|(_, o)| o.agent_uptime_s)
         .max();
+    ev.errant_unchecked = input.agent(host).errant_unchecked;
     ev
 }
 

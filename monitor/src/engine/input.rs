@@ -85,6 +85,10 @@ pub struct AgentFacts {
     pub repointed_to: Option<String>,
     /// GTIDs only this host has (an old master returning), as reported by its agent.
     pub gtid_errant: Option<String>,
+    /// The host is not ONLINE and no errant-transaction check against the active master has passed
+    /// since it entered its state: it stays out of ONLINE (and out of the writer's replication) until
+    /// one does.
+    pub errant_unchecked: bool,
     /// The failover (by its start epoch) for which `kill_host_bin` succeeded against this host.
     pub kill_host_ok_at: Option<Epoch>,
     /// For the active master: how long (ms) the leader has not seen its agent keep it writable (health

@@ -45,7 +45,26 @@ fn none() -> HostEvidence {
 }
 
 /// Decides the next state of `host`, or `None` to stay.
+///
+/// A host that is not the active master goes ONLINE only once an errant-transaction check started after
+/// it entered its state has cleared it (`HostEvidence::errant_unchecked`): a returning old master may
+/// carry transactions nobody else has, and ONLINE is what lets the writer replicate from it again.
 pub fn next_state(
+    state: &ClusterState,
+    cfg: &EngineConfig,
+    evidence: &BTreeMap<String, HostEvidence>,
+    host: &str,
+    now: u64,
+) -> Option<Transition> {
+    let t = judge_state(state, cfg, evidence, host, now)?;
+    let unchecked = evidence.get(host).is_some_and(|e| e.errant_unchecked);
+    if t.to == HostState::Online && unchecked && state.active_master.as_deref() != Some(host) {
+        return None;
+    }
+    Some(t)
+}
+
+fn judge_state(
     state: &ClusterState,
     cfg: &EngineConfig,
     evidence: &BTreeMap<String, HostEvidence>,

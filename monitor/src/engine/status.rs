@@ -12,7 +12,8 @@ use super::output::DesiredStatus;
 /// `active_master` is the failover's target once re-pointing has started, so that a regular push never
 /// sends a re-pointed replica back to the old writer. `writer` is true only for the owner of a writer-role
 /// IP, which during a failover is nobody until the target is promoted. The old writer of a planned
-/// switchover holds client writes until the failover ends.
+/// switchover holds client writes until the failover ends. The active master and the candidate are
+/// told which hosts they must not replicate from (`isolate_from`).
 pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) -> DesiredStatus {
     let st = state
         .hosts
@@ -41,7 +42,21 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         .failover
         .as_ref()
         .is_some_and(|f| f.planned && f.from.as_deref() == Some(host));
+    let candidate = state.failover.as_ref().is_some_and(|f| f.to == host);
+    let isolate_from = if candidate || active_master.as_deref() == Some(host) {
+        state
+            .hosts
+            .iter()
+            .filter(|(h, r)| {
+                *h != host && (r.state != HostState::Online || r.errant_gtids.is_some())
+            })
+            .map(|(h, _)| h.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     DesiredStatus {
+        isolate_from,
         state: st,
         roles,
         active_master,

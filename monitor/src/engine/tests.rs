@@ -1012,6 +1012,23 @@ fn new_cluster_registers_and_takes_configured_mode() {
 }
 
 #[test]
+fn the_writer_is_told_to_isolate_every_unverified_host() {
+    let c = cfg();
+    let mut s = base_state(&c);
+    // db1 is the active master in the base state; everybody ONLINE: nothing isolated.
+    assert!(agent_status_for(&s, "db1", &c).isolate_from.is_empty());
+    set_state(&mut s, "db2", HostState::AwaitingRecovery, NOW);
+    set_state(&mut s, "db4", HostState::HardOffline, NOW);
+    s.hosts.get_mut("db3").expect("db3").errant_gtids = Some("0-3-9".into());
+    assert_eq!(
+        agent_status_for(&s, "db1", &c).isolate_from,
+        vec!["db2".to_string(), "db3".to_string(), "db4".to_string()]
+    );
+    // Replicas replicate from the active master only: they are told nothing.
+    assert!(agent_status_for(&s, "db3", &c).isolate_from.is_empty());
+}
+
+#[test]
 fn the_cluster_id_is_made_once_and_pushed_in_every_status() {
     let id = "00112233445566778899aabbccddeeff";
     let mut c = cfg();
@@ -1528,6 +1545,38 @@ fn old_master_with_errant_transactions_stays_out_until_operator() {
     );
     assert_eq!(s3.hosts["db1"].state, HostState::Online);
     assert_eq!(s3.hosts["db1"].errant_gtids, None);
+}
+
+#[test]
+fn returning_host_goes_online_only_after_an_errant_check_cleared_it() {
+    let mut c = cfg();
+    c.auto_set_online_ms = 1_000;
+    let mut s = base_state(&c);
+    s.active_master = Some("db2".into());
+    s.role_ips.get_mut(WIP).expect("wip").owner = Some("db2".into());
+    set_state(&mut s, "db1", HostState::AwaitingRecovery, NOW - 60_000);
+    let mut input = healthy_input(&c, &s, NOW);
+    // Every check OK, auto_set_online passed, but no check has cleared it since it came back.
+    facts(&mut input, "db1").errant_unchecked = true;
+    let out = decide(&s, &input, &c);
+    assert!(
+        state_changes(&out).is_empty(),
+        "an unchecked returning host must not go ONLINE: {:?}",
+        state_changes(&out)
+    );
+    // The same from REPLICATION_FAIL whose peer is not ONLINE (MMM's shortcut back to ONLINE).
+    let mut s_rep = s.clone();
+    set_state(&mut s_rep, "db1", HostState::ReplicationFail, NOW - 60_000);
+    set_state(&mut s_rep, "db2", HostState::HardOffline, NOW - 60_000);
+    let out = decide(&s_rep, &input, &c);
+    assert!(!state_changes(&out)
+        .iter()
+        .any(|(h, st)| h == "db1" && *st == HostState::Online));
+    // Once a check cleared it, it goes ONLINE.
+    facts(&mut input, "db1").errant_unchecked = false;
+    let out = decide(&s, &input, &c);
+    let s2 = commit(&s, &out);
+    assert_eq!(s2.hosts["db1"].state, HostState::Online);
 }
 
 #[test]
