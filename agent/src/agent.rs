@@ -91,7 +91,14 @@ struct AgentState {
     demoted_gtid: String,
     /// The catch-up asked by the last status is done.
     caught_up: bool,
+    /// Required server settings the host misses ("" when none), from the last check.
+    settings_missing: String,
+    /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]).
+    settings_checked: Option<Instant>,
 }
+
+/// How often the server's settings are read again (a restart with other settings, a `SET GLOBAL`).
+const SETTINGS_EVERY: Duration = Duration::from_secs(30);
 
 /// Why an apply runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,7 +331,54 @@ impl Agent {
             fence_remaining_millis: 0,
             gtid_binlog_pos: st.demoted_gtid.clone(),
             caught_up: st.caught_up,
+            writer_settings_missing: st.settings_missing.clone(),
         }
+    }
+
+    /// The writer lease the settings are checked against: the last one granted, else the default.
+    pub fn settings_lease(&self) -> Duration {
+        self.state()
+            .desired
+            .as_ref()
+            .and_then(|d| d.lease)
+            .unwrap_or(mmm_config::defaults::WRITER_LEASE)
+    }
+
+    /// Reads the server's settings when due and logs what changed: every problem once, required ones
+    /// as errors (the monitors keep the host out of the writer role while one is left).
+    async fn check_settings(&self, db: &mut crate::db::Db) {
+        let due = self
+            .state()
+            .settings_checked
+            .is_none_or(|t| t.elapsed() >= SETTINGS_EVERY);
+        if !due || !self.topo.may_write() {
+            return;
+        }
+        let lease = self.settings_lease();
+        let problems = match db.setting_problems(lease).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the server's settings");
+                return;
+            }
+        };
+        let missing = mmm_proto::settings::required_summary(&problems);
+        let mut st = self.state();
+        let first = st.settings_checked.is_none();
+        st.settings_checked = Some(Instant::now());
+        if first || missing != st.settings_missing {
+            for p in &problems {
+                if p.required {
+                    tracing::error!(host = %self.local.name, variable = p.variable, problem = %p.message, "server setting required for the writer role is missing: the monitors will not make this host the writer");
+                } else {
+                    tracing::warn!(host = %self.local.name, variable = p.variable, problem = %p.message, "server setting advised for the writer role");
+                }
+            }
+            if problems.is_empty() && !first {
+                tracing::info!(host = %self.local.name, "server settings as required and advised");
+            }
+        }
+        st.settings_missing = missing;
     }
 
     /// True while client writes are held for a planned hand-over.
@@ -692,6 +746,7 @@ impl Agent {
         };
         if let Some(db) = db.as_mut() {
             self.ensure_fence(db).await;
+            self.check_settings(db).await;
         }
 
         // 2. Writes held for a planned hand-over stay held while the status asks for it (and not

@@ -177,6 +177,8 @@ pub struct ServerState {
     pub semi_sync_source: String,
     /// `Rpl_semi_sync_slave_status` ("ON"/"OFF"; "" when the server does not report it).
     pub semi_sync_replica: String,
+    /// The variables the settings check reads (`mmm_proto::settings::VARIABLES`), names lower case.
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 /// An open connection to the local server.
@@ -590,7 +592,43 @@ impl Db {
             semi_sync_source: semi_of("Rpl_semi_sync_master_status"),
             semi_sync_replica: semi_of("Rpl_semi_sync_slave_status"),
             uptime: uptime.map(|(_, v)| v).unwrap_or(0),
+            variables: self.server_variables().await?,
         })
+    }
+
+    /// The variables the settings check reads, as the server shows them (names lower case; a variable
+    /// the server does not have is absent).
+    pub async fn server_variables(
+        &mut self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let names = mmm_proto::settings::VARIABLES
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows: Vec<(String, String)> = self
+            .query(
+                &format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"),
+                self.stmt_timeout,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect())
+    }
+
+    /// The settings problems of this server for the writer role with lease `lease`.
+    pub async fn setting_problems(
+        &mut self,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<mmm_proto::settings::SettingProblem>> {
+        let vars = self.server_variables().await?;
+        Ok(mmm_proto::settings::check(
+            &vars,
+            self.flavor == Flavor::MySql,
+            lease,
+        ))
     }
 
     /// Application accounts holding a privilege that writes through `read_only`: (user, privilege).

@@ -201,6 +201,41 @@ pub async fn keep_writer(
 
 /// How the agent reaches its own server: `agent_user` on the host's ip and mysql port, with the agent's
 /// timeouts.
+/// `mmm-agent --check-config`'s look at the server: every setting a writer-role host misses
+/// (`mmm_proto::settings`), one per line, required ones first. `Ok(true)` when none is required.
+pub async fn check_server_settings(
+    config: &Config,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<bool> {
+    let host = this_host(config)?;
+    let topo = Topology::from_config(config);
+    if !topo.may_write() {
+        writeln!(
+            out,
+            "# {} cannot hold the writer role: no server settings to check",
+            host.name
+        )?;
+        return Ok(true);
+    }
+    let mut db = db_target(host)
+        .connect()
+        .await
+        .map_err(|e| anyhow!("cannot check the server's settings: {e}"))?;
+    let mut problems = db.setting_problems(config.monitor.writer_lease).await?;
+    db.close().await;
+    problems.sort_by_key(|p| !p.required);
+    for p in &problems {
+        writeln!(out, "# server setting {p}")?;
+    }
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "# server settings: as required and advised for the writer role"
+        )?;
+    }
+    Ok(problems.iter().all(|p| !p.required))
+}
+
 fn db_target(host: &mmm_config::HostConfig) -> DbTarget {
     DbTarget {
         ip: host.ip,

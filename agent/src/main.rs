@@ -75,7 +75,21 @@ async fn main() -> ExitCode {
         if let Some(warning) = mmm_tls::plain_text_warning(&config.socket) {
             eprintln!("warning: {warning}");
         }
-        return ExitCode::SUCCESS;
+        // The server's settings, when it can be reached (a configuration is checked before the server
+        // runs, too: then this only says it could not look).
+        return match mmm_agent::check_server_settings(&config, &mut std::io::stdout()).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!(
+                    "error: the server misses settings the writer role requires (listed above)"
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("warning: {e:#}");
+                ExitCode::SUCCESS
+            }
+        };
     }
     if args.forget_cluster {
         return match mmm_agent::forget_cluster(&config, &mut std::io::stdout()).await {

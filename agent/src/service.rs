@@ -147,6 +147,19 @@ impl AgentRpc for AgentService {
                 out.mysql_uptime_seconds = s.uptime;
                 out.semi_sync_source_status = s.semi_sync_source;
                 out.semi_sync_replica_status = s.semi_sync_replica;
+                out.setting_problems = if !self.agent.topo.may_write() {
+                    Vec::new()
+                } else {
+                    mmm_proto::settings::check(
+                        &s.variables,
+                        s.flavor == Some(crate::sql::Flavor::MySql),
+                        self.agent.settings_lease(),
+                    )
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+                };
+                out.server_variables = s.variables.into_iter().collect();
                 out.replication = Some(match s.replica {
                     None => ReplicationStatus::default(),
                     Some(r) => ReplicationStatus {

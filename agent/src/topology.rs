@@ -76,6 +76,14 @@ impl Topology {
             .unwrap_or_default()
     }
 
+    /// True when this host is among the writer role's hosts (the settings check applies to it).
+    pub fn may_write(&self) -> bool {
+        self.writer_role
+            .as_ref()
+            .and_then(|w| self.roles.get(w))
+            .is_some_and(|r| r.hosts.contains(&self.this))
+    }
+
     /// True when `role` is the writer role.
     pub fn is_writer_role(&self, role: &str) -> bool {
         self.writer_role.as_deref() == Some(role)

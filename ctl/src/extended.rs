@@ -69,6 +69,9 @@ fn host_block(h: &HostView, t: &HostTopology, writer: &str) -> String {
         on_off(t.read_only),
         or_dash(&t.server_version)
     );
+    for p in &t.setting_problems {
+        let _ = writeln!(out, "    setting: {p}");
+    }
     if t.replicates_from.is_empty() {
         let _ = writeln!(out, "    replication: not a replica");
     } else {

@@ -89,6 +89,8 @@ pub struct TopologyJson {
     pub vips_present: Vec<String>,
     /// mysqld's version.
     pub server_version: String,
+    /// Server settings not as required or advised for the writer role.
+    pub setting_problems: Vec<String>,
 }
 
 impl From<&mmm_proto::HostTopology> for TopologyJson {
@@ -116,6 +118,7 @@ impl From<&mmm_proto::HostTopology> for TopologyJson {
             semi_sync_replica: t.semi_sync_replica.clone(),
             vips_present: t.vips_present.clone(),
             server_version: t.server_version.clone(),
+            setting_problems: t.setting_problems.clone(),
         }
     }
 }

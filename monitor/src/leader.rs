@@ -97,6 +97,14 @@ struct AgentTrack {
     /// The agent's health-stream connection count when the last push was sent; a new connection
     /// (the agent restarted) makes the status due at once.
     pushed_connection: u64,
+    /// The status the agent last applied with an error, and how many times in a row: the same status
+    /// is sent again only after a backoff (a candidate whose SQL thread stopped would otherwise be
+    /// pushed in a tight loop); a changed status, or a writer's renewal, goes at once.
+    errored_status: Option<DesiredStatus>,
+    failed_applies: u32,
+    last_failed_apply: Option<Instant>,
+    /// Required server settings the host misses, as its agent's last reply said (`None`: none).
+    settings_missing: Option<String>,
 }
 
 /// What pushing needs, shared by the round and the renewal task of one leadership.
@@ -438,6 +446,7 @@ fn gather_input(
                     gtid_errant: l.errant.errant(host),
                     errant_unchecked: l.errant.unchecked(state, host),
                     kill_host_ok_at: t.kill_host_ok_at,
+                    writer_settings_missing: t.settings_missing.clone(),
                     not_writable_ms,
                 },
             )
@@ -582,6 +591,15 @@ fn push_all(
                             .map(|at| (at, push_backoff(t.failed_pushes))),
                     )
                 });
+        let apply_backoff = lock(&p.tracks).get(host).and_then(|t| {
+            let same = t.errored_status.as_ref() == Some(&desired);
+            t.last_failed_apply
+                .filter(|_| same && !desired.writer)
+                .map(|at| (at, push_backoff(t.failed_applies)))
+        });
+        if apply_backoff.is_some_and(|(at, wait)| at.elapsed() < wait) {
+            continue;
+        }
         let heard_since = |at: Instant| health.last_event.is_some_and(|e| e > at);
         if desired.writer && failed_at.is_some_and(|at| !heard_since(at)) {
             continue;
@@ -766,12 +784,29 @@ fn record_push(
             if let Some(stamp) = status.stamp {
                 t.reply_stamp = Some((stamp, Instant::now()));
             }
+            let missing = (!status.writer_settings_missing.is_empty())
+                .then(|| status.writer_settings_missing.clone());
+            if missing != t.settings_missing {
+                if let Some(m) = &missing {
+                    tracing::error!(host, missing = %m, "host misses server settings required for the writer role: it is not made the writer");
+                }
+                t.settings_missing = missing;
+            }
             if !status.last_error.is_empty() {
                 tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");
                 t.last_error = Some(status.last_error.clone());
-                // Not acknowledged as applied: pushed again next round.
+                t.failed_applies = if t.errored_status.as_ref() == Some(&desired) {
+                    t.failed_applies.saturating_add(1)
+                } else {
+                    1
+                };
+                t.last_failed_apply = Some(Instant::now());
+                t.errored_status = Some(desired);
+                // Not acknowledged as applied: pushed again after a backoff.
                 return;
             }
+            t.failed_applies = 0;
+            t.errored_status = None;
             if t.last_error.take().is_some() || t.acked_status.as_ref() != Some(&desired) {
                 tracing::info!(host, epoch = %epoch, state = %desired.state, roles = ?desired.roles, active_master = ?desired.active_master, "agent applied status");
             }

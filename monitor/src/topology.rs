@@ -182,6 +182,7 @@ pub fn host_topology(
     t.semi_sync_replica = s.semi_sync_replica_status.clone();
     t.vips_present = s.vips.clone();
     t.server_version = s.server_version.clone();
+    t.setting_problems = s.setting_problems.clone();
     if let Some(r) = s.replication.as_ref().filter(|r| r.configured) {
         t.replicates_from = format!("{}:{}", r.source_host, r.source_port);
         t.replicates_from_host = source_host_name(s, hosts).unwrap_or_default();

@@ -24,6 +24,8 @@ pub fn is_cluster_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+pub mod settings;
+
 /// Generated types and services of package `mmm.v1`.
 pub mod v1 {
     tonic::include_proto!("mmm.v1");

@@ -89,6 +89,9 @@ pub struct AgentFacts {
     /// since it entered its state: it stays out of ONLINE (and out of the writer's replication) until
     /// one does.
     pub errant_unchecked: bool,
+    /// Required server settings the host misses, as its agent reported (`None`: none, or not known):
+    /// such a host is not made the writer (`mmm_proto::settings`).
+    pub writer_settings_missing: Option<String>,
     /// The failover (by its start epoch) for which `kill_host_bin` succeeded against this host.
     pub kill_host_ok_at: Option<Epoch>,
     /// For the active master: how long (ms) the leader has not seen its agent keep it writable (health
@@ -134,5 +137,12 @@ impl Input {
     /// Whether `host`'s agent is reachable from the leader.
     pub fn agent_reachable(&self, host: &str) -> bool {
         self.agents.get(host).is_some_and(|a| a.reachable)
+    }
+
+    /// The required server settings `host` misses for the writer role, as its agent reported.
+    pub fn settings_missing(&self, host: &str) -> Option<&str> {
+        self.agents
+            .get(host)
+            .and_then(|a| a.writer_settings_missing.as_deref())
     }
 }

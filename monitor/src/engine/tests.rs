@@ -987,6 +987,38 @@ fn errant_hosts_are_not_eligible() {
     assert_eq!(s2.role_ips[R2].owner.as_deref(), Some("db4"));
 }
 
+#[test]
+fn a_host_missing_required_settings_is_not_made_the_writer() {
+    let c = cfg();
+    let s0 = base_state(&c);
+    let mut input = healthy_input(&c, &s0, NOW);
+    fail(&mut input, "db1", "mysql");
+    facts(&mut input, "db2").writer_settings_missing =
+        Some("gtid_strict_mode (required): is OFF; set it ON".into());
+    let out = decide(&s0, &input, &c);
+    assert!(
+        !commands(&out)
+            .iter()
+            .any(|c| matches!(c, Command::BeginFailover { .. })),
+        "db2 misses a required setting: no failover to it: {:?}",
+        commands(&out)
+    );
+    assert!(
+        format!("{:?}", out.actions).contains("missing settings: db2: gtid_strict_mode"),
+        "the log names the host and the setting: {:?}",
+        out.actions
+    );
+    // With the setting fixed, db2 takes over.
+    facts(&mut input, "db2").writer_settings_missing = None;
+    let out = decide(&s0, &input, &c);
+    assert!(commands(&out).contains(&Command::BeginFailover {
+        role: "writer".into(),
+        from: Some("db1".into()),
+        to: "db2".into(),
+        planned: false
+    }));
+}
+
 // ---------------------------------------------------------------- startup
 
 fn new_cluster(c: &EngineConfig) -> ClusterState {

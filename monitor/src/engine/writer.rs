@@ -38,7 +38,8 @@ fn keeps_writer(state: HostState) -> bool {
 
 /// Chooses the failover candidate: the old writer's peer, then the preferred host, then the least loaded
 /// eligible writer-role host (ties by name) — or, with no previous writer, the first eligible host in the
-/// role's `hosts` order; it must be ONLINE, clean and its agent reachable.
+/// role's `hosts` order; it must be ONLINE, clean, its agent reachable, and miss no required server
+/// setting (`mmm_proto::settings`).
 pub fn choose_candidate(
     state: &ClusterState,
     cfg: &EngineConfig,
@@ -46,8 +47,12 @@ pub fn choose_candidate(
     from: Option<&str>,
 ) -> Option<String> {
     let (wname, wrole) = cfg.writer()?;
-    let ok =
-        |h: &str| Some(h) != from && eligible(state, cfg, wname, h) && input.agent_reachable(h);
+    let ok = |h: &str| {
+        Some(h) != from
+            && eligible(state, cfg, wname, h)
+            && input.agent_reachable(h)
+            && input.settings_missing(h).is_none()
+    };
     let peer = from
         .and_then(|f| cfg.hosts.get(f))
         .and_then(|h| h.peer.clone());
@@ -283,7 +288,7 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
             None => round.log(
                 LogLevel::Error,
                 Some(&am),
-                format!("{why}; no ONLINE host with a reachable agent can take role {wname}"),
+                format!("{why}; {}", no_candidate(round, wname)),
             ),
         }
         return;
@@ -327,7 +332,7 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
                 round.log(
                     LogLevel::Error,
                     Some(&am),
-                    format!("{why}; no ONLINE host with a reachable agent can take role {wname}"),
+                    format!("{why}; {}", no_candidate(round, wname)),
                 );
             }
         }
@@ -356,7 +361,8 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
             && p != am
             && rec.state == HostState::Online
             && eligible(&round.sim, cfg, wname, &p)
-            && round.input.agent_reachable(&p);
+            && round.input.agent_reachable(&p)
+            && round.input.settings_missing(&p).is_none();
         if ready {
             let cmds = begin_commands(&round.sim, cfg, Some(&am), &p, true);
             round.propose_all(
@@ -394,6 +400,25 @@ fn demoted(round: &Round<'_>, f: &Failover) -> Option<String> {
         ));
     }
     None
+}
+
+/// Why no host can take the writer role, naming hosts kept out by missing server settings.
+fn no_candidate(round: &Round<'_>, wname: &str) -> String {
+    let blocked: Vec<String> = round
+        .cfg
+        .hosts
+        .keys()
+        .filter_map(|h| round.input.settings_missing(h).map(|m| format!("{h}: {m}")))
+        .collect();
+    if blocked.is_empty() {
+        format!("no ONLINE host with a reachable agent can take role {wname}")
+    } else {
+        format!(
+            "no ONLINE host with a reachable agent and the required server settings can take role \
+             {wname} (missing settings: {})",
+            blocked.join("; ")
+        )
+    }
 }
 
 /// Hosts that must follow the new master before it is promoted.

@@ -1,0 +1,107 @@
+//! Server settings a writer needs (`mmm_proto::settings`): a master whose server misses a required one is
+//! shown with it in `mmmctl show --extended` and never made the writer; once it is fixed the failover
+//! goes on. Judged by the independent oracle (`mmm_lab::scenario`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mmm_lab::scenario::{Expect, Scenario, FAILOVER};
+use mmm_lab::{Lab, LabSpec};
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+
+const KEYS: &str = "auto_set_online 2";
+
+/// The setting problems `show --extended --json` lists for `host`.
+fn setting_problems(env: &Scenario<'_>, host: &str) -> anyhow::Result<Vec<String>> {
+    let out = env
+        .cluster
+        .mmmctl(&["show", "--extended", "--json"])
+        .context("mmmctl show --extended --json")?;
+    let v: Value = serde_json::from_slice(&out.stdout).context("show --json is not JSON")?;
+    let hosts = v["hosts"].as_array().context("no hosts in show --json")?;
+    let h = hosts
+        .iter()
+        .find(|h| h["name"] == host)
+        .with_context(|| format!("{host} not in show --json"))?;
+    Ok(h["topology"]["setting_problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Waits until `show --extended` lists (or no longer lists) a problem naming `variable` for `host`.
+async fn wait_problem(
+    env: &Scenario<'_>,
+    host: &str,
+    variable: &str,
+    listed: bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let problems = setting_problems(env, host)?;
+        if problems.iter().any(|p| p.starts_with(variable)) == listed {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{host}: {variable} listed={listed} not seen within 20 s; problems: {problems:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// db2 runs with `gtid_strict_mode` off (a diverged old master would merge silently into it): when the
+/// writer's mysqld dies, db2 is not promoted and the leader says why; with the setting restored (and
+/// its agent restarted, which reads the settings at once), db2 becomes the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_master_missing_a_required_setting_is_never_made_the_writer(
+) -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    let mut db2 = lab.mysql("db2").await?;
+    db2.query_drop("SET GLOBAL gtid_strict_mode = 0").await?;
+    env.kill_agent("db2")?;
+    env.start_agent("db2")?;
+    wait_problem(&env, "db2", "gtid_strict_mode (required)", true).await?;
+    lab.kill_mysqld("db1").await?;
+    // db1 goes HARD_OFFLINE; db2 is the only other writer-role host and must not take over.
+    env.cluster
+        .wait_show(FAILOVER, "db1 HARD_OFFLINE", |s| {
+            s.hosts
+                .iter()
+                .any(|h| h.name == "db1" && h.state == mmm_proto::HostState::HardOffline as i32)
+        })
+        .await?;
+    let refused_for = Duration::from_secs(3);
+    let since = Instant::now();
+    while since.elapsed() < refused_for {
+        let w = mmm_lab::cluster::owner_of_role(&env.cluster.show().await?, "writer");
+        if w.as_deref() == Some("db2") {
+            bail!("db2 was made the writer although it misses gtid_strict_mode");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ro: Option<u8> = db2.query_first("SELECT @@read_only").await?;
+    assert_eq!(ro, Some(1), "db2 stays read-only");
+    db2.query_drop("SET GLOBAL gtid_strict_mode = 1").await?;
+    drop(db2);
+    env.kill_agent("db2")?;
+    env.start_agent("db2")?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(20, FAILOVER).await?;
+    env.finish(
+        "a master missing a required setting",
+        // The writer is down for as long as the only candidate misses the setting.
+        Expect::outage(Duration::from_secs(60)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
