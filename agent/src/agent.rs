@@ -854,7 +854,9 @@ impl Agent {
                 .map_or(crate::validate::DEFAULT_CATCHUP_TIMEOUT, |d| {
                     d.catchup_timeout
                 });
-            match db.catch_up(&target, timeout).await {
+            // What was received before fetching stopped counts too (MariaDB may forget it).
+            let floor = self.isolation.received_floor();
+            match db.catch_up(&[&target, &floor], timeout).await {
                 Ok(()) => caught_up = true,
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "not caught up yet"),
             }

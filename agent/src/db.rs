@@ -479,39 +479,39 @@ impl Db {
     }
 
     /// The failover candidate's catch-up: applies what it received from its source and every transaction
-    /// up to `target` (the old writer's last position; "" for none), within `timeout`. MariaDB: polls
-    /// `@@gtid_current_pos` (which counts the server's own transactions too, unlike `MASTER_GTID_WAIT`);
-    /// MySQL: `WAIT_FOR_EXECUTED_GTID_SET`.
-    pub async fn catch_up(&mut self, target: &str, timeout: Duration) -> anyhow::Result<()> {
+    /// up to each of `targets` (the old writer's last position, what the candidate had received when it
+    /// stopped fetching; "" entries are skipped), within `timeout`. MariaDB: polls `@@gtid_current_pos`
+    /// (which counts the server's own transactions too, unlike `MASTER_GTID_WAIT`); MySQL:
+    /// `WAIT_FOR_EXECUTED_GTID_SET`.
+    pub async fn catch_up(&mut self, targets: &[&str], timeout: Duration) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         self.wait_received_applied(timeout).await?;
-        if target.is_empty() {
-            return Ok(());
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        match self.flavor {
-            Flavor::MySql => {
-                let q = sql::wait_for_gtid(self.flavor, target, left);
-                let v: Vec<Option<i64>> = self.query(&q, left + self.stmt_timeout).await?;
-                if v.first() != Some(&Some(0)) {
-                    bail!("the old writer's last transactions {target} not applied within {timeout:?}");
+        for target in targets.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.flavor {
+                Flavor::MySql => {
+                    let q = sql::wait_for_gtid(self.flavor, target, left);
+                    let v: Vec<Option<i64>> = self.query(&q, left + self.stmt_timeout).await?;
+                    if v.first() != Some(&Some(0)) {
+                        bail!("transactions up to {target} not applied within {timeout:?}");
+                    }
                 }
+                Flavor::MariaDb => loop {
+                    let cur: Option<String> = self.query_first("SELECT @@gtid_current_pos").await?;
+                    let cur = cur.unwrap_or_default();
+                    if sql::gtid_reached(&cur, target) {
+                        break;
+                    }
+                    if started.elapsed() >= timeout {
+                        bail!(
+                            "transactions up to {target} not applied within {timeout:?} (at {cur})"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                },
             }
-            Flavor::MariaDb => loop {
-                let cur: Option<String> = self.query_first("SELECT @@gtid_current_pos").await?;
-                let cur = cur.unwrap_or_default();
-                if sql::gtid_reached(&cur, target) {
-                    break;
-                }
-                if started.elapsed() >= timeout {
-                    bail!(
-                        "the old writer's last transactions {target} not applied within {timeout:?} (at {cur})"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            },
+            tracing::info!(target = %target, elapsed = ?started.elapsed(), "caught up with a required position");
         }
-        tracing::info!(target = %target, elapsed = ?started.elapsed(), "caught up with the old writer's last position");
         Ok(())
     }
 

@@ -15,9 +15,14 @@
 //!   writer reported read-only at and so is acknowledged or acknowledgeable);
 //! - a thread `Connecting` to an unreachable source counts as running: it would fetch the tail the moment
 //!   the source answers;
-//! - it starts it again once the source is no longer listed;
-//! - the fact that this agent stopped it is kept in `<state_dir>/isolated-source`, so an agent restarted
-//!   meanwhile starts it again too, and an IO thread an operator stopped is never started by it.
+//! - it starts it again once the source is no longer listed, and only with the SQL thread running and
+//!   everything received applied (MariaDB may discard the relay log when the IO thread starts, and the
+//!   source may be gone since: received transactions would be lost);
+//! - the fact that this agent stopped it, and what had been received until then, is kept in
+//!   `<state_dir>/isolated-source`, so an agent restarted meanwhile starts it again too, an IO thread an
+//!   operator stopped is never started by it, and a failover's catch-up must reach that position (MariaDB
+//!   resets `Gtid_IO_Pos` and may drop relay logs when the SQL thread restarts with the IO thread
+//!   stopped: without the record a candidate could open without transactions it had received).
 //!
 //! Assumed: the writer replicates only through the channel `SHOW SLAVE STATUS` shows (one source).
 //! Guaranteed: between a status listing the source and the next status not listing it, the writer
@@ -35,6 +40,10 @@ use crate::agent::source_matches;
 use crate::db::Db;
 use crate::topology::Topology;
 
+/// How long a restart of the IO thread waits for received transactions to be applied first (tried
+/// again at the next status).
+const RESTART_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The file that records the source whose IO thread this agent stopped.
 const ISOLATED_FILE: &str = "isolated-source";
 
@@ -43,8 +52,21 @@ const ISOLATED_FILE: &str = "isolated-source";
 pub struct Isolation {
     /// `<state_dir>/isolated-source`.
     path: PathBuf,
+    /// What is recorded there.
+    record: Mutex<Record>,
+}
+
+/// The record of isolation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Record {
     /// The source host whose IO thread this agent stopped (`None`: none stopped by it).
-    stopped: Mutex<Option<String>>,
+    stopped: Option<String>,
+    /// The GTID position received when fetching was stopped (merged over stops), until the server has
+    /// applied it. MariaDB does not keep it reliably: a restart of the SQL thread while the IO thread is
+    /// stopped resets `Gtid_IO_Pos` to what was applied and may drop the rest of the relay log. A
+    /// failover's catch-up must still reach it, so a candidate never opens without transactions it had
+    /// received (and that the old writer may have acknowledged). "" when none.
+    floor: String,
 }
 
 /// What one [`Isolation::enforce`] did.
@@ -62,52 +84,69 @@ impl Isolation {
     /// Opens the record in `dir` (the agent's state directory).
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(ISOLATED_FILE);
-        let stopped = match fs::read_to_string(&path) {
-            Ok(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let record = match fs::read_to_string(&path) {
+            Ok(s) => {
+                let mut lines = s.lines().map(str::trim);
+                Record {
+                    stopped: lines.next().filter(|l| !l.is_empty()).map(str::to_string),
+                    floor: lines.next().unwrap_or("").to_string(),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        if let Some(s) = &stopped {
-            tracing::info!(source = %s, file = %path.display(), "replication from this source was stopped by the agent (isolation): started again once the leader no longer isolates it");
+        if record != Record::default() {
+            tracing::info!(source = ?record.stopped, floor = %record.floor, file = %path.display(), "replication isolation recorded by an earlier run: the IO thread it stopped starts again once its source is verified, and a failover's catch-up must reach the floor");
         }
         Ok(Isolation {
             path,
-            stopped: Mutex::new(stopped),
+            record: Mutex::new(record),
         })
     }
 
-    fn stopped(&self) -> Option<String> {
-        self.stopped
+    fn record(&self) -> Record {
+        self.record
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    fn record(&self, source: Option<&str>) -> anyhow::Result<()> {
-        match source {
-            Some(s) => {
-                let tmp = self.path.with_extension("tmp");
-                let mut f = fs::File::create(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                writeln!(f, "{s}").and_then(|()| f.sync_all())?;
-                fs::rename(&tmp, &self.path)
-                    .with_context(|| format!("cannot rename {}", tmp.display()))?;
-            }
-            None => match fs::remove_file(&self.path) {
+    /// What had been received when this agent last stopped fetching, until it is applied ("" when
+    /// nothing is owed): a failover's catch-up must reach it too.
+    pub fn received_floor(&self) -> String {
+        self.record().floor
+    }
+
+    fn save(&self, record: Record) -> anyhow::Result<()> {
+        if record == Record::default() {
+            match fs::remove_file(&self.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("cannot remove {}", self.path.display()))
                 }
-            },
+            }
+        } else {
+            let tmp = self.path.with_extension("tmp");
+            let mut f = fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            writeln!(
+                f,
+                "{}\n{}",
+                record.stopped.as_deref().unwrap_or(""),
+                record.floor
+            )
+            .and_then(|()| f.sync_all())?;
+            fs::rename(&tmp, &self.path)
+                .with_context(|| format!("cannot rename {}", tmp.display()))?;
         }
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = source.map(str::to_string);
+        *self.record.lock().unwrap_or_else(|e| e.into_inner()) = record;
         Ok(())
     }
 
     /// Stops the IO thread when the local server's source is in `isolate_from` (unless `keep_io`: a
     /// candidate still catching up to a target position), starts it again when this agent stopped it
-    /// and the source is no longer listed.
+    /// and the source is no longer listed; forgets the floor once the server has applied it.
     pub async fn enforce(
         &self,
         db: &mut Db,
@@ -115,13 +154,22 @@ impl Isolation {
         isolate_from: &BTreeSet<String>,
         keep_io: bool,
     ) -> anyhow::Result<Enforced> {
-        let stopped = self.stopped();
-        if isolate_from.is_empty() && stopped.is_none() {
+        let mut rec = self.record();
+        if isolate_from.is_empty() && rec == Record::default() {
             return Ok(Enforced::Unchanged);
         }
+        if !rec.floor.is_empty() {
+            let applied = db.gtid_positions().await?.current;
+            if crate::sql::gtid_reached(&applied, &rec.floor) {
+                tracing::info!(floor = %rec.floor, applied = %applied, "transactions received before fetching stopped are applied");
+                rec.floor.clear();
+                self.save(rec.clone())?;
+            }
+        }
         let Some(rep) = db.replica_status().await? else {
-            if stopped.is_some() {
-                self.record(None)?;
+            if rec.stopped.is_some() {
+                rec.stopped = None;
+                self.save(rec)?;
             }
             return Ok(Enforced::Unchanged);
         };
@@ -131,25 +179,48 @@ impl Isolation {
             .find(|(name, ip)| source_matches(&rep.source_host, name, **ip))
             .map(|(name, _)| name.clone());
         let isolated = source.as_ref().is_some_and(|s| isolate_from.contains(s));
-        match (isolated && !keep_io, stopped) {
+        let received = |r: &crate::db::ReplicaInfo| r.received_gtid.trim().replace('\n', "");
+        match (isolated && !keep_io, rec.stopped.clone()) {
             (true, _) if rep.io_stopped => Ok(Enforced::Unchanged),
             (true, _) => {
                 let source = source.unwrap_or_default();
                 // Recorded first: an agent that dies between the two steps still starts it later.
-                self.record(Some(&source))?;
+                rec.stopped = Some(source.clone());
+                rec.floor = crate::sql::gtid_merge(&rec.floor, &received(&rep));
+                self.save(rec.clone())?;
                 db.stop_replica_io().await?;
-                tracing::warn!(source = %source, "replication IO thread stopped: its source is not verified (not ONLINE, or errant transactions); nothing it has reaches this host until it is");
+                // What arrived until the thread actually stopped.
+                if let Some(after) = db.replica_status().await? {
+                    rec.floor = crate::sql::gtid_merge(&rec.floor, &received(&after));
+                    self.save(rec.clone())?;
+                }
+                tracing::warn!(source = %source, floor = %rec.floor, "replication IO thread stopped: its source is not verified (not ONLINE, or errant transactions); nothing it has reaches this host until it is");
                 Ok(Enforced::Stopped(source))
             }
             (false, Some(was)) => {
                 if source.as_deref() == Some(was.as_str()) && rep.io_stopped {
+                    // Started only with the SQL thread running and what was received applied: MariaDB
+                    // may discard the relay log when the IO thread starts.
+                    if !rep.sql_running {
+                        anyhow::bail!(
+                            "the IO thread from {was} stays stopped: the SQL thread is not running, and \
+                             starting the IO thread could discard received transactions it has not applied"
+                        );
+                    }
+                    db.wait_received_applied(RESTART_CATCH_UP)
+                        .await
+                        .with_context(|| {
+                            format!("the IO thread from {was} stays stopped until what was received is applied")
+                        })?;
                     db.start_replica_io().await?;
                     tracing::info!(source = %was, "replication IO thread started again: its source is verified");
-                    self.record(None)?;
+                    rec.stopped = None;
+                    self.save(rec)?;
                     return Ok(Enforced::Started(was));
                 }
                 // Re-pointed elsewhere meanwhile (which starts replication), or already running.
-                self.record(None)?;
+                rec.stopped = None;
+                self.save(rec)?;
                 Ok(Enforced::Unchanged)
             }
             (false, None) => Ok(Enforced::Unchanged),
@@ -165,12 +236,28 @@ mod tests {
     fn the_record_survives_a_restart_and_is_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let iso = Isolation::open(dir.path()).unwrap();
-        assert_eq!(iso.stopped(), None);
-        iso.record(Some("db1")).unwrap();
+        assert_eq!(iso.record(), Record::default());
+        assert_eq!(iso.received_floor(), "");
+        let r = Record {
+            stopped: Some("db1".into()),
+            floor: "0-1-208".into(),
+        };
+        iso.save(r.clone()).unwrap();
         let again = Isolation::open(dir.path()).unwrap();
-        assert_eq!(again.stopped().as_deref(), Some("db1"));
-        again.record(None).unwrap();
+        assert_eq!(again.record(), r);
+        assert_eq!(again.received_floor(), "0-1-208");
+        // The IO thread started again: the floor stays until it is applied.
+        let started = Record {
+            stopped: None,
+            floor: "0-1-208".into(),
+        };
+        again.save(started.clone()).unwrap();
+        assert_eq!(Isolation::open(dir.path()).unwrap().record(), started);
+        again.save(Record::default()).unwrap();
         assert!(!dir.path().join(ISOLATED_FILE).exists());
-        assert_eq!(Isolation::open(dir.path()).unwrap().stopped(), None);
+        assert_eq!(
+            Isolation::open(dir.path()).unwrap().record(),
+            Record::default()
+        );
     }
 }

@@ -194,6 +194,41 @@ pub fn gtid_reached(current: &str, target: &str) -> bool {
         .all(|(d, seq)| cur.iter().any(|(cd, cs)| cd == d && cs >= seq))
 }
 
+/// The per-domain maximum of two MariaDB GTID positions (the higher sequence number's GTID of every
+/// domain either names), for a position that must reach both. Malformed entries are kept as they are
+/// (a malformed position is then never reached).
+pub fn gtid_merge(a: &str, b: &str) -> String {
+    let mut by_domain: std::collections::BTreeMap<String, (u64, String)> = Default::default();
+    let mut malformed = Vec::new();
+    for g in a
+        .split(',')
+        .chain(b.split(','))
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+    {
+        let mut p = g.split('-');
+        let parsed = match (p.next(), p.next(), p.next(), p.next()) {
+            (Some(d), Some(_), Some(seq), None) => seq.parse::<u64>().ok().map(|n| (d, n)),
+            _ => None,
+        };
+        match parsed {
+            Some((d, n)) => {
+                let e = by_domain.entry(d.to_string()).or_insert((n, g.to_string()));
+                if n > e.0 {
+                    *e = (n, g.to_string());
+                }
+            }
+            None => malformed.push(g.to_string()),
+        }
+    }
+    by_domain
+        .into_values()
+        .map(|(_, g)| g)
+        .chain(malformed)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Points the replica at a new source with GTID auto-positioning (never a file/position guess).
 pub fn change_source(
     flavor: Flavor,
@@ -392,6 +427,14 @@ mod tests {
         assert!(!my.contains("LOG_FILE") && !my.contains("LOG_POS"));
         assert_eq!(stop_replica(Flavor::MySql), "STOP REPLICA");
         assert_eq!(start_replica(Flavor::MariaDb), "START SLAVE");
+        assert_eq!(gtid_merge("0-1-10,1-2-5", "0-2-12"), "0-2-12,1-2-5");
+        assert_eq!(gtid_merge("0-1-10", ""), "0-1-10");
+        assert_eq!(gtid_merge("", ""), "");
+        assert!(gtid_reached(
+            "0-2-12,1-2-5",
+            &gtid_merge("0-1-10,1-2-5", "0-2-12")
+        ));
+        assert!(!gtid_reached("0-1-11", &gtid_merge("0-1-10", "0-2-12")));
         assert_eq!(
             session_ip("10.0.0.11:41234"),
             Some("10.0.0.11".parse().unwrap())

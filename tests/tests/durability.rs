@@ -105,3 +105,73 @@ async fn durability_a_master_missing_a_required_setting_is_never_made_the_writer
     .await?;
     Ok(())
 }
+
+/// The candidate's SQL thread is stopped while the writer keeps writing, so it holds received but
+/// unapplied transactions; then the writer's mysqld dies. The candidate cannot catch up: it is never
+/// opened, and after the catch-up timeout the cluster goes PASSIVE and says why (`show`, `history`).
+/// Starting the SQL thread again does not make it promotable: MariaDB then forgets what the IO thread had
+/// received (and may drop the relay log), but the agent recorded that position when it stopped fetching
+/// from the dead writer, and the catch-up still requires it: after `set_active` the failover resumes but
+/// db2 stays closed. Once the old writer's mysqld is back (and checked), db2 fetches the rest from it and
+/// opens; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_candidate_that_cannot_catch_up_is_never_opened() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    let mut db2 = lab.mysql("db2").await?;
+    db2.query_drop("STOP SLAVE SQL_THREAD").await?;
+    env.wait_more_acks(100, FAILOVER).await?;
+    lab.kill_mysqld("db1").await?;
+    let show = env
+        .cluster
+        .wait_show(
+            Duration::from_secs(60),
+            "PASSIVE after the catch-up timeout",
+            |s| s.mode == mmm_proto::Mode::Passive as i32,
+        )
+        .await?;
+    assert!(
+        show.passive_cause
+            .contains("db2 did not apply its relay log"),
+        "the cause is shown: {}",
+        show.passive_cause
+    );
+    let read_only = |v: Option<u8>| v == Some(1);
+    assert!(
+        read_only(db2.query_first("SELECT @@read_only").await?),
+        "the candidate that could not catch up was never opened"
+    );
+    let history = env.cluster.mmmctl(&["history"])?;
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        history.contains("abandoned"),
+        "history records the abandoned failover: {history}"
+    );
+    db2.query_drop("START SLAVE SQL_THREAD").await?;
+    let out = env.cluster.mmmctl(&["set_active"])?;
+    assert!(out.status.success(), "set_active: {out:?}");
+    // The failover starts again with db1 still dead: db2 must not open although MariaDB now reports
+    // everything it knows of as applied.
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(5) {
+        assert!(
+            read_only(db2.query_first("SELECT @@read_only").await?),
+            "db2 opened without the transactions it had received from db1"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The old writer's mysqld comes back: checked and ONLINE, it is fetched from again and db2 catches
+    // up before it opens.
+    lab.start_mysqld("db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    drop(db2);
+    env.finish(
+        "a candidate that cannot catch up",
+        Expect::outage(Duration::from_secs(120)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}

@@ -89,8 +89,8 @@ pub struct DesiredStatus {
     /// The failover's candidate during catch-up: the failover's start epoch and the position to apply
     /// (the old writer's last position, "" for what it received).
     pub catch_up: Option<(mmm_consensus::Epoch, String)>,
-    /// For the active master and the failover's candidate: the hosts it must not replicate from now
-    /// (not ONLINE, or with errant transactions). A returning old master is ONLINE only once checked,
-    /// so its unacknowledged tail never flows into the writer.
+    /// The hosts nobody may replicate from now (not ONLINE, or with errant transactions). A returning
+    /// old master is ONLINE only once checked, so its unacknowledged tail never flows into the writer or
+    /// a future candidate.
     pub isolate_from: Vec<String>,
 }

@@ -12,8 +12,8 @@ use super::output::DesiredStatus;
 /// `active_master` is the failover's target once re-pointing has started, so that a regular push never
 /// sends a re-pointed replica back to the old writer. `writer` is true only for the owner of a writer-role
 /// IP, which during a failover is nobody until the target is promoted. The old writer of a planned
-/// switchover holds client writes until the failover ends. The active master and the candidate are
-/// told which hosts they must not replicate from (`isolate_from`).
+/// switchover holds client writes until the failover ends. Every host is told which hosts it must not
+/// replicate from (`isolate_from`: not ONLINE, or errant).
 pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) -> DesiredStatus {
     let st = state
         .hosts
@@ -42,19 +42,12 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         .failover
         .as_ref()
         .is_some_and(|f| f.planned && f.from.as_deref() == Some(host));
-    let candidate = state.failover.as_ref().is_some_and(|f| f.to == host);
-    let isolate_from = if candidate || active_master.as_deref() == Some(host) {
-        state
-            .hosts
-            .iter()
-            .filter(|(h, r)| {
-                *h != host && (r.state != HostState::Online || r.errant_gtids.is_some())
-            })
-            .map(|(h, _)| h.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let isolate_from = state
+        .hosts
+        .iter()
+        .filter(|(h, r)| *h != host && (r.state != HostState::Online || r.errant_gtids.is_some()))
+        .map(|(h, _)| h.clone())
+        .collect();
     DesiredStatus {
         isolate_from,
         state: st,
