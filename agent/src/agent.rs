@@ -93,6 +93,8 @@ struct AgentState {
     caught_up: bool,
     /// Required server settings the host misses ("" when none), from the last check.
     settings_missing: String,
+    /// As the writer, semi-sync was OFF at the last apply (reported so the leader can weigh a failover).
+    semi_sync_off: bool,
     /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]).
     settings_checked: Option<Instant>,
 }
@@ -332,6 +334,7 @@ impl Agent {
             gtid_binlog_pos: st.demoted_gtid.clone(),
             caught_up: st.caught_up,
             writer_settings_missing: st.settings_missing.clone(),
+            semi_sync_off: st.semi_sync_off,
         }
     }
 
@@ -881,6 +884,13 @@ impl Agent {
                     .open_writes(db, desired.as_ref(), end, &mut errors)
                     .await;
             }
+            // Whether what it acknowledges now waits for a semi-sync replica (the leader weighs a
+            // failover away from a writer that ran asynchronously).
+            let semi_sync_off = match (writable, db.as_mut()) {
+                (true, Some(db)) => db.semi_sync_off().await.unwrap_or(false),
+                _ => false,
+            };
+            self.state().semi_sync_off = semi_sync_off;
             // A lease that ran out while we waited must not end in a writable host.
             let still = self.state().lease.is_valid(Instant::now());
             if writable && !still {

@@ -596,6 +596,40 @@ impl Db {
         })
     }
 
+    /// True when semi-synchronous replication is enabled on this server as a source but its commits do
+    /// not wait for acknowledgements now: `Rpl_semi_sync_master_status=OFF` (a wait timed out), or no
+    /// semi-sync replica connected (`Rpl_semi_sync_master_clients=0`: with
+    /// `rpl_semi_sync_master_wait_no_slave=OFF` MariaDB then still says ON but commits without waiting,
+    /// counted in `Rpl_semi_sync_master_no_tx`). False when semi-sync is not enabled or not known.
+    pub async fn semi_sync_off(&mut self) -> anyhow::Result<bool> {
+        let rows: Vec<(String, String)> = self
+            .query(
+                "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'",
+                self.stmt_timeout,
+            )
+            .await?;
+        let enabled = rows.iter().any(|(_, v)| v.eq_ignore_ascii_case("ON"));
+        if !enabled {
+            return Ok(false);
+        }
+        let rows: Vec<(String, String)> = self
+            .query(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN \
+                 ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')",
+                self.stmt_timeout,
+            )
+            .await?;
+        let value = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        Ok(
+            value("Rpl_semi_sync_master_status").is_some_and(|v| v.eq_ignore_ascii_case("OFF"))
+                || value("Rpl_semi_sync_master_clients") == Some("0"),
+        )
+    }
+
     /// The variables the settings check reads, as the server shows them (names lower case; a variable
     /// the server does not have is absent).
     pub async fn server_variables(

@@ -258,6 +258,10 @@ fn build_monitor(raw: &RawConfig, program: Program, ctx: &mut Ctx<'_>) -> Monito
         ctx.val(g("writer_lease"), "writer_lease", p, parse_duration),
     );
     set(
+        &mut m.async_failover,
+        ctx.val(g("async_failover"), "async_failover", p, parse_bool),
+    );
+    set(
         &mut m.metrics_port,
         ctx.val(g("metrics_port"), "metrics_port", p, parse_port),
     );

@@ -51,6 +51,9 @@ pub const FLAP_COUNT: u32 = 3;
 pub const AUTO_SET_ONLINE: Duration = Duration::ZERO;
 /// MMM: start carefully (keep the previous status) by default.
 pub const CAREFUL_STARTUP: bool = true;
+/// mmm-rs: fail over away from a writer that ran asynchronously, and say so (availability first, as
+/// MMM, orchestrator and MHA do; `async_failover 0` for consistency first).
+pub const ASYNC_FAILOVER: bool = true;
 /// MMM: in wait mode, seconds to wait for the other master.
 pub const WAIT_FOR_OTHER_MASTER: Duration = Duration::from_secs(120);
 

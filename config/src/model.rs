@@ -124,6 +124,10 @@ pub struct MonitorConfig {
     pub data_dir: Option<PathBuf>,
     /// mmm-rs: length of the writer lease given to the agent holding the writer role.
     pub writer_lease: Duration,
+    /// mmm-rs: an unplanned failover away from a writer last seen running without semi-synchronous
+    /// acknowledgements (its last acknowledged writes may exist on it alone) goes ahead, saying so in the
+    /// history and the logs (`1`), or is not made: the cluster goes PASSIVE with the cause (`0`).
+    pub async_failover: bool,
     /// mmm-rs: HTTP port for `/metrics` when running as MMM's single monitor.
     pub metrics_port: u16,
     /// mmm-rs: hook run before a failover (may veto it by failing).
@@ -155,6 +159,7 @@ impl Default for MonitorConfig {
             wait_for_other_master: defaults::WAIT_FOR_OTHER_MASTER,
             data_dir: None,
             writer_lease: defaults::WRITER_LEASE,
+            async_failover: defaults::ASYNC_FAILOVER,
             metrics_port: defaults::MONITOR_METRICS_PORT,
             pre_failover: None,
             post_failover: None,

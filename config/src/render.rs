@@ -70,6 +70,12 @@ pub(crate) fn render(c: &Config) -> String {
         &format_duration(m.wait_for_other_master),
     );
     kv(w, 1, "writer_lease", &format_duration(m.writer_lease));
+    kv(
+        w,
+        1,
+        "async_failover",
+        if m.async_failover { "1" } else { "0" },
+    );
     kv(w, 1, "metrics_port", &m.metrics_port.to_string());
     kv(w, 1, "hook_timeout", &format_duration(m.hook_timeout));
     let _ = writeln!(w, "</monitor>");

@@ -100,6 +100,7 @@ impl SectionKind {
                 "wait_for_other_master",
                 "data_dir",
                 "writer_lease",
+                "async_failover",
                 "metrics_port",
                 "pre_failover",
                 "post_failover",

@@ -105,6 +105,9 @@ struct AgentTrack {
     last_failed_apply: Option<Instant>,
     /// Required server settings the host misses, as its agent's last reply said (`None`: none).
     settings_missing: Option<String>,
+    /// As the writer, its last reply said semi-sync was OFF (kept after it stops answering: what it was
+    /// last seen doing is what a failover away from it must weigh).
+    writer_async: bool,
 }
 
 /// What pushing needs, shared by the round and the renewal task of one leadership.
@@ -447,6 +450,7 @@ fn gather_input(
                     errant_unchecked: l.errant.unchecked(state, host),
                     kill_host_ok_at: t.kill_host_ok_at,
                     writer_settings_missing: t.settings_missing.clone(),
+                    writer_async: t.writer_async,
                     not_writable_ms,
                 },
             )
@@ -791,6 +795,21 @@ fn record_push(
                     tracing::error!(host, missing = %m, "host misses server settings required for the writer role: it is not made the writer");
                 }
                 t.settings_missing = missing;
+            }
+            if desired.writer {
+                if status.semi_sync_off != t.writer_async {
+                    if status.semi_sync_off {
+                        tracing::warn!(host, "the writer runs without semi-synchronous acknowledgements (Rpl_semi_sync_master_status=OFF): writes it acknowledges may exist on it alone");
+                    } else {
+                        tracing::info!(
+                            host,
+                            "the writer's commits wait for semi-synchronous acknowledgements again"
+                        );
+                    }
+                }
+                t.writer_async = status.semi_sync_off;
+            } else {
+                t.writer_async = false;
             }
             if !status.last_error.is_empty() {
                 tracing::warn!(host, epoch = %epoch, error = %status.last_error, "agent applied the status with an error");

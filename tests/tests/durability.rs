@@ -175,3 +175,59 @@ async fn durability_a_candidate_that_cannot_catch_up_is_never_opened() -> anyhow
     .await?;
     Ok(())
 }
+
+/// The writer runs without semi-synchronous acknowledgements (its peer stopped acknowledging): its agent
+/// reports it, and the failover after its mysqld dies goes ahead (`async_failover 1`, the default) with
+/// `mmmctl history` saying that writes it acknowledged last may exist on it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    let mut db2 = lab.mysql("db2").await?;
+    db2.query_drop("SET GLOBAL rpl_semi_sync_slave_enabled = 0")
+        .await?;
+    db2.query_drop("STOP SLAVE IO_THREAD").await?;
+    db2.query_drop("START SLAVE IO_THREAD").await?;
+    let mut db1 = lab.mysql("db1").await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s: Vec<(String, String)> = db1
+            .query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
+            .await?;
+        // No semi-sync replica left: MariaDB still says ON but commits without waiting.
+        if s.iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("Rpl_semi_sync_master_clients") && v == "0")
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("db1 kept a semi-sync replica for 20 s: {s:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(db1);
+    env.wait_more_acks(50, FAILOVER).await?;
+    // The leader learns it from the writer's lease renewal replies (every writer_lease / 3 = 667 ms):
+    // two periods.
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    lab.kill_mysqld("db1").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    let history = env.cluster.mmmctl(&["history"])?;
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        history.contains("without semi-synchronous acknowledgements"),
+        "the failover's history entry names the risk: {history}"
+    );
+    db2.query_drop("SET GLOBAL rpl_semi_sync_slave_enabled = 1")
+        .await?;
+    drop(db2);
+    env.wait_more_acks(20, FAILOVER).await?;
+    env.finish(
+        "a failover away from an asynchronous writer",
+        Expect::outage(Duration::from_secs(15)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}

@@ -83,6 +83,9 @@ pub struct EngineConfig {
     pub auto_set_online_ms: u64,
     /// Refuse to guess when several hosts look like the writer at startup (`careful_startup`).
     pub careful_startup: bool,
+    /// Fail over away from a writer last seen running without semi-sync acknowledgements, saying so
+    /// (`async_failover 1`), or go PASSIVE instead (`0`).
+    pub async_failover: bool,
     /// Wait mode: how long one ONLINE master waits for the other (`wait_for_other_master`).
     pub wait_for_other_master_ms: u64,
     /// Per-check trap periods.
@@ -122,6 +125,7 @@ impl Default for EngineConfig {
             flap_count: 3,
             auto_set_online_ms: 0,
             careful_startup: true,
+            async_failover: true,
             wait_for_other_master_ms: 120_000,
             trap: TrapPeriods {
                 ping_ms: 2_000,
@@ -229,6 +233,7 @@ impl From<&mmm_config::Config> for EngineConfig {
             flap_count: m.flap_count,
             auto_set_online_ms: ms(m.auto_set_online),
             careful_startup: m.careful_startup,
+            async_failover: m.async_failover,
             wait_for_other_master_ms: ms(m.wait_for_other_master),
             trap: TrapPeriods {
                 ping_ms: ms(k.ping.trap_period),

@@ -92,6 +92,9 @@ pub struct AgentFacts {
     /// Required server settings the host misses, as its agent reported (`None`: none, or not known):
     /// such a host is not made the writer (`mmm_proto::settings`).
     pub writer_settings_missing: Option<String>,
+    /// The host, as the writer, last reported running without semi-synchronous acknowledgements
+    /// (`Rpl_semi_sync_master_status=OFF`): writes it acknowledged may exist on it alone.
+    pub writer_async: bool,
     /// The failover (by its start epoch) for which `kill_host_bin` succeeded against this host.
     pub kill_host_ok_at: Option<Epoch>,
     /// For the active master: how long (ms) the leader has not seen its agent keep it writable (health

@@ -1019,6 +1019,50 @@ fn a_host_missing_required_settings_is_not_made_the_writer() {
     }));
 }
 
+#[test]
+fn a_failover_away_from_an_asynchronous_writer_says_so_or_waits() {
+    let mut c = cfg();
+    let s0 = base_state(&c);
+    let mut input = healthy_input(&c, &s0, NOW);
+    fail(&mut input, "db1", "mysql");
+    facts(&mut input, "db1").writer_async = true;
+    // Default (async_failover 1): the failover goes ahead and its history entry says what may be lost.
+    let out = decide(&s0, &input, &c);
+    assert!(commands(&out).contains(&Command::BeginFailover {
+        role: "writer".into(),
+        from: Some("db1".into()),
+        to: "db2".into(),
+        planned: false
+    }));
+    assert!(
+        reasons(&out).contains("without semi-synchronous acknowledgements"),
+        "{}",
+        reasons(&out)
+    );
+    // async_failover 0: no failover; PASSIVE with the cause.
+    c.async_failover = false;
+    let out = decide(&s0, &input, &c);
+    assert!(
+        !commands(&out)
+            .iter()
+            .any(|c| matches!(c, Command::BeginFailover { .. })),
+        "{:?}",
+        commands(&out)
+    );
+    let s1 = commit(&s0, &out);
+    assert_eq!(s1.mode, Mode::Passive);
+    assert!(s1
+        .passive_cause
+        .as_deref()
+        .is_some_and(|c| c.contains("async_failover 0")));
+    // A writer that ran with semi-sync is failed over as always, whatever the policy.
+    facts(&mut input, "db1").writer_async = false;
+    let out = decide(&s0, &input, &c);
+    assert!(commands(&out)
+        .iter()
+        .any(|c| matches!(c, Command::BeginFailover { .. })));
+}
+
 // ---------------------------------------------------------------- startup
 
 fn new_cluster(c: &EngineConfig) -> ClusterState {

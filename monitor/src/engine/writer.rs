@@ -281,10 +281,7 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
              unreachable, or it cannot reach mysqld): its lease ran out and the fence in mysqld denies writes"
         );
         match choose_candidate(&round.sim, cfg, round.input, Some(&am)) {
-            Some(to) => {
-                let cmds = begin_commands(&round.sim, cfg, Some(&am), &to, false);
-                round.propose_all(format!("{why}; failing over role {wname} to {to}"), cmds);
-            }
+            Some(to) => fail_over(round, &am, &to, &why),
             None => round.log(
                 LogLevel::Error,
                 Some(&am),
@@ -304,10 +301,7 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
             None => format!("active master {am} is {}", rec.state),
         };
         match choose_candidate(&round.sim, cfg, round.input, Some(&am)) {
-            Some(to) => {
-                let cmds = begin_commands(&round.sim, cfg, Some(&am), &to, false);
-                round.propose_all(format!("{why}; failing over role {wname} to {to}"), cmds);
-            }
+            Some(to) => fail_over(round, &am, &to, &why),
             None => {
                 let owned: Vec<String> = writer_ips(cfg)
                     .into_iter()
@@ -400,6 +394,50 @@ fn demoted(round: &Round<'_>, f: &Failover) -> Option<String> {
         ));
     }
     None
+}
+
+/// Starts the unplanned failover of the writer role from `am` to `to` (`why`: the cause). When `am` was
+/// last seen running without semi-synchronous acknowledgements, writes it acknowledged may exist on it
+/// alone: with `async_failover` the failover goes ahead and its history entry says so; without, the
+/// cluster goes PASSIVE with the cause instead (the operator brings `am` back or chooses by hand).
+fn fail_over(round: &mut Round<'_>, am: &str, to: &str, why: &str) {
+    let cfg = round.cfg;
+    let Some((wname, _)) = cfg.writer() else {
+        return;
+    };
+    let cmds = begin_commands(&round.sim, cfg, Some(am), to, false);
+    if !round.input.agent(am).writer_async {
+        round.propose_all(format!("{why}; failing over role {wname} to {to}"), cmds);
+        return;
+    }
+    let risk = format!(
+        "{am} was last seen running without semi-synchronous acknowledgements: writes it acknowledged \
+         last may exist on it alone"
+    );
+    if cfg.async_failover {
+        round.log(
+            LogLevel::Warn,
+            Some(am),
+            format!("failing over role {wname} to {to} although {risk}"),
+        );
+        round.propose_all(
+            format!("{why}; failing over role {wname} to {to}; {risk} (async_failover 1)"),
+            cmds,
+        );
+    } else {
+        let cause = format!(
+            "{why}; no failover to {to}: {risk} (async_failover 0); bring {am} back, or choose the \
+             writer by hand (set_ip, set_active)"
+        );
+        round.log(LogLevel::Error, Some(am), cause.clone());
+        round.propose_all(
+            cause.clone(),
+            vec![Command::SetMode {
+                mode: Mode::Passive,
+                cause: Some(cause),
+            }],
+        );
+    }
 }
 
 /// Why no host can take the writer role, naming hosts kept out by missing server settings.
