@@ -526,7 +526,7 @@ fn push_all(
         .bounds
         .may_renew(ctx.consensus.leadership_confirmed_within());
     for host in ctx.config.hosts.keys() {
-        let desired = engine::agent_status_for(state, host, ecfg);
+        let mut desired = engine::agent_status_for(state, host, ecfg);
         if writer_only && !desired.writer {
             continue;
         }
@@ -546,6 +546,9 @@ fn push_all(
             let t = tracks.get(host);
             if !may_push(state, &desired, &health, t) {
                 continue;
+            }
+            if let Some(applied) = passive_renewal(state, t) {
+                desired = applied;
             }
             let changed = t.and_then(|t| t.acked_status.as_ref()) != Some(&desired)
                 || t.and_then(|t| t.acked_epoch)
@@ -624,6 +627,18 @@ fn may_push(
     track: Option<&AgentTrack>,
 ) -> bool {
     engine::push_allowed(state, desired, acts_as_writer(health, track))
+}
+
+/// In passive mode, what a renewal sends: the status the writer's agent last acknowledged, with a new
+/// lease only, so that changes an operator makes while passive (`set_ip` of a reader IP away from the
+/// writer) wait for the cluster to leave passive mode like every other agent's. `None` outside passive
+/// mode, or when this leadership has no acknowledged writer status (a new leader sends the committed
+/// one).
+fn passive_renewal(state: &ClusterState, track: Option<&AgentTrack>) -> Option<DesiredStatus> {
+    if state.mode != mmm_consensus::Mode::Passive {
+        return None;
+    }
+    track?.acked_status.clone().filter(|s| s.writer)
 }
 
 /// True while the status that ends `host`'s hold on writes (the old writer of a planned switchover)
@@ -886,6 +901,27 @@ mod tests {
                 "row {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_passive_renewal_resends_what_the_writer_applied() {
+        let mut state = ClusterState::default();
+        let mut applied = status(true);
+        applied.roles = vec![("reader".into(), "10.0.0.101".into())];
+        let track = AgentTrack {
+            acked_status: Some(applied.clone()),
+            ..Default::default()
+        };
+        state.mode = mmm_consensus::Mode::Passive;
+        assert_eq!(passive_renewal(&state, Some(&track)), Some(applied.clone()));
+        assert_eq!(passive_renewal(&state, None), None, "a new leader");
+        let demoted = AgentTrack {
+            acked_status: Some(status(false)),
+            ..Default::default()
+        };
+        assert_eq!(passive_renewal(&state, Some(&demoted)), None);
+        state.mode = mmm_consensus::Mode::Active;
+        assert_eq!(passive_renewal(&state, Some(&track)), None);
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! Passive mode means passive: no decision of the round changes anything, and no status reaches an
 //! agent except the lease renewal of the committed writer whose agent still acts as the writer.
 //! [`push_allowed`] is the one home of that rule; the leader applies it to every push, its lease
-//! renewal task included. Operator changes made while passive are carried out when the cluster leaves
+//! renewal task included (and such a renewal re-sends the status that agent last acknowledged, with a
+//! new lease only). Operator changes made while passive are carried out when the cluster leaves
 //! passive mode: a non-writer role IP moved by [`set_ip`] goes to its new owner with the next push,
 //! while `set_ip` of a writer-role IP only records the planned writer
 //! (`ClusterState::planned_writer`); [`set_mode`] leaving passive mode turns it into a planned
