@@ -554,20 +554,15 @@ async fn ops_set_ip_in_passive_mode_moves_nothing_until_set_active() -> anyhow::
     let mut env = Scenario::start(&lab, "auto_set_online 2").await?;
     env.load().await?;
     let wvip = lab.writer_vip();
-    // A reader VIP of the writer if it holds one: the writer's renewals must not carry its move.
+    // A reader VIP planned onto the writer: the writer's lease renewals must not carry it there.
     let show = env.cluster.show().await?;
-    let readers: Vec<(std::net::Ipv4Addr, String)> = lab
+    let (rvip, reader_from) = lab
         .reader_vips()
         .into_iter()
         .filter_map(|ip| Some((ip, owner_of_ip(&show, &ip.to_string())?)))
-        .collect();
-    let (rvip, reader_from) = readers
-        .iter()
-        .find(|(_, h)| h == "db1")
-        .or(readers.first())
-        .cloned()
-        .context("no reader VIP has an owner")?;
-    let reader_to = if reader_from == "db4" { "db3" } else { "db4" };
+        .find(|(_, h)| h != "db1")
+        .context("no reader VIP on a host other than db1")?;
+    let reader_to = "db1";
     eprintln!("set_ip of reader VIP {rvip}: from {reader_from} to {reader_to}");
 
     ctl_ok(&env, &["set_passive"])?;
