@@ -2076,6 +2076,35 @@ fn a_planned_writer_that_cannot_take_the_role_is_dropped_on_set_active() {
     assert_eq!(s2.failover, None);
     assert_eq!(s2.active_master.as_deref(), Some("db1"));
     assert!(agent_status_for(&s2, "db1", &c).writer);
+    // Without an active master (a careful startup that found several writers), the planned host
+    // is named through a failover record with no previous writer.
+    let mut s = base_state(&c);
+    s.mode = Mode::Passive;
+    s.active_master = None;
+    s.role_ips.get_mut(WIP).expect("WIP").owner = None;
+    let p = set_ip(&s, &c, WIP, "db1", NOW).expect("set_ip");
+    let s2 = commit(
+        &s,
+        &Output {
+            proposals: p.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(s2.planned_writer.as_deref(), Some("db1"));
+    assert!(
+        !agent_status_for(&s2, "db1", &c).writer,
+        "nothing named while passive"
+    );
+    let plan = set_mode(&s2, &c, Mode::Active, NOW).expect("set_active");
+    let s3 = commit(
+        &s2,
+        &Output {
+            proposals: plan.proposals,
+            actions: vec![],
+        },
+    );
+    let f = s3.failover.clone().expect("failover record");
+    assert_eq!((f.from, f.to.as_str()), (None, "db1"));
     // set_manual carries a plan out too.
     let mut s = base_state(&c);
     s.mode = Mode::Passive;
