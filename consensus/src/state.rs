@@ -297,6 +297,12 @@ pub struct ClusterState {
     /// reaching the agent port cannot pass as this one. Empty until set (a state from before ids).
     #[serde(default)]
     pub cluster_id: String,
+    /// The host an operator named for the writer role with `set_ip` while the cluster is passive. The
+    /// agents are not told: the active master keeps the role (and its lease) until the cluster leaves
+    /// passive mode, when the move is started as a planned switchover through the committed failover
+    /// steps (the old writer is demoted first). Cleared when the cluster leaves passive mode.
+    #[serde(default)]
+    pub planned_writer: Option<String>,
 }
 
 /// A change to the state. Each is validated when applied.
@@ -319,8 +325,11 @@ pub enum Command {
     SetRoleOwner { ip: String, owner: Option<String> },
     /// Names the active master.
     SetActiveMaster { host: Option<String> },
-    /// Changes the mode.
+    /// Changes the mode. Leaving passive mode clears the planned writer.
     SetMode { mode: Mode, cause: Option<String> },
+    /// Names the host the writer role is to move to when the cluster leaves passive mode (`None`:
+    /// no move planned).
+    PlanWriter { host: Option<String> },
     /// Records the agent's uptime as last seen.
     SetAgentUptime { host: String, uptime_s: Option<u64> },
     /// Marks or clears errant transactions on a host.
@@ -612,6 +621,25 @@ impl ClusterState {
                     let d = decision(None, None, from, mode.to_string());
                     self.record(d);
                 }
+                if *mode != Mode::Passive {
+                    // A plan is carried out by the decision that leaves passive mode, or not at all:
+                    // it must not surface after a later set_passive / set_active.
+                    self.planned_writer = None;
+                }
+            }
+            Command::PlanWriter { host } => {
+                if let Some(h) = host {
+                    if !self.hosts.contains_key(h) {
+                        return Err(ApplyError::UnknownHost(h.clone()));
+                    }
+                }
+                if self.planned_writer != *host {
+                    let from = self.planned_writer.clone().unwrap_or_else(|| "-".into());
+                    self.planned_writer = host.clone();
+                    let to = host.clone().unwrap_or_else(|| "-".into());
+                    let d = decision(host.as_deref(), Some("planned_writer"), from, to);
+                    self.record(d);
+                }
             }
             Command::SetAgentUptime { host, uptime_s } => {
                 self.host_mut(host)?.agent_uptime_s = *uptime_s;
@@ -784,6 +812,30 @@ mod tests {
         );
         assert_eq!(r.error, None);
         s
+    }
+
+    #[test]
+    fn a_planned_writer_is_recorded_and_cleared_when_passive_mode_ends() {
+        let mut s = registered();
+        let plan = |h: Option<&str>| Command::PlanWriter {
+            host: h.map(str::to_string),
+        };
+        let r = s.apply(ep(2), &req(1, plan(Some("dbx"))));
+        assert_eq!(r.error.as_deref(), Some("unknown host 'dbx'"));
+        assert_eq!(s.planned_writer, None);
+        let r = s.apply(ep(3), &req(2, plan(Some("db2"))));
+        assert_eq!(r.error, None);
+        assert_eq!(s.planned_writer.as_deref(), Some("db2"));
+        assert_eq!(
+            s.history.back().map(|d| (d.role.as_deref(), d.to.as_str())),
+            Some((Some("planned_writer"), "db2"))
+        );
+        // Entering passive mode keeps it; leaving passive mode clears it.
+        let mode = |mode| Command::SetMode { mode, cause: None };
+        s.apply(ep(4), &req(3, mode(Mode::Passive)));
+        assert_eq!(s.planned_writer.as_deref(), Some("db2"));
+        s.apply(ep(5), &req(4, mode(Mode::Active)));
+        assert_eq!(s.planned_writer, None);
     }
 
     const ID_A: &str = "0123456789abcdef0123456789abcdef";

@@ -1,6 +1,8 @@
 //! The loop the Raft leader runs: gather observations, run the decision engine, commit its
 //! proposals, carry out its actions, and push every agent its committed status (renewing the writer's
-//! lease only while a quorum of monitors confirms this leadership).
+//! lease only while a quorum of monitors confirms this leadership). What may be pushed at all is the
+//! engine's rule ([`engine::push_allowed`]), applied by the round and the renewal task alike: in
+//! passive mode nothing but the renewals of the committed writer that still acts as one.
 //!
 //! Followers run the same task but it idles until they become leader. All it knows about agents
 //! (what they acknowledged, when the writer's lease was last renewed) is per leadership: a new leader
@@ -441,7 +443,7 @@ fn gather_input(
                     acked_epoch: t.acked_epoch,
                     demotion_acked_epoch: t.demotion_acked_epoch,
                     demoted_gtid: t.demoted_gtid.clone(),
-                    writable: health.writable || t.writable,
+                    writable: acts_as_writer(&health, Some(&t)),
                     holds_writer_vip: holds_writer,
                     lease_expires_ms,
                     caught_up_for: t.caught_up_for,
@@ -469,7 +471,8 @@ fn gather_input(
 fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action: Action) {
     match action {
         Action::PushStatus { .. } => {
-            // `push_all` sends every status that changed or is due for renewal; an unchanged,
+            // `push_all` sends every status the engine allows that changed or is due for renewal
+            // (the same rule, `engine::push_allowed`, on the committed state); an unchanged,
             // acknowledged status is not sent again (the engine names every host every round).
         }
         Action::WaitCatchUp { .. } => {
@@ -520,8 +523,9 @@ fn act(ctx: &Arc<MonitorContext>, l: &Leadership, _state: &ClusterState, action:
 }
 
 /// Pushes to every agent whose committed status it has not acknowledged, and renews the writer's
-/// lease (and re-asserts everyone's status) every third of a lease. `writer_only`: the renewal task's
-/// call, which looks at the writer alone.
+/// lease (and re-asserts everyone's status) every third of a lease. Only what the engine allows is
+/// sent ([`may_push`]: in passive mode, the committed writer's renewal alone). `writer_only`: the
+/// renewal task's call, which looks at the writer alone.
 fn push_all(
     ctx: &Arc<MonitorContext>,
     ecfg: &Arc<EngineConfig>,
@@ -535,7 +539,7 @@ fn push_all(
         .bounds
         .may_renew(ctx.consensus.leadership_confirmed_within());
     for host in ctx.config.hosts.keys() {
-        let desired = engine::agent_status_for(state, host, ecfg);
+        let mut desired = engine::agent_status_for(state, host, ecfg);
         if writer_only && !desired.writer {
             continue;
         }
@@ -553,6 +557,12 @@ fn push_all(
         let (due, in_flight) = {
             let tracks = lock(&p.tracks);
             let t = tracks.get(host);
+            if !may_push(state, &desired, &health, t) {
+                continue;
+            }
+            if let Some(applied) = passive_renewal(state, t) {
+                desired = applied;
+            }
             let changed = t.and_then(|t| t.acked_status.as_ref()) != Some(&desired)
                 || t.and_then(|t| t.acked_epoch)
                     .is_none_or(|e| e < state.last_epoch);
@@ -621,6 +631,36 @@ fn push_all(
             &health,
         );
     }
+}
+
+/// Whether the agent acts as the writer: its health stream or its last reply said it holds the
+/// writer role with a valid lease.
+fn acts_as_writer(health: &crate::agents::AgentHealth, track: Option<&AgentTrack>) -> bool {
+    health.writable || track.is_some_and(|t| t.writable)
+}
+
+/// Whether `desired` may be sent to the agent at all: the engine's rule ([`engine::push_allowed`]: in
+/// passive mode only the renewals of the committed writer that still acts as one), applied to the
+/// state being pushed, so the round and the renewal task send nothing the engine would not.
+fn may_push(
+    state: &ClusterState,
+    desired: &DesiredStatus,
+    health: &crate::agents::AgentHealth,
+    track: Option<&AgentTrack>,
+) -> bool {
+    engine::push_allowed(state, desired, acts_as_writer(health, track))
+}
+
+/// In passive mode, what a renewal sends: the status the writer's agent last acknowledged, with a new
+/// lease only, so that changes an operator makes while passive (`set_ip` of a reader IP away from the
+/// writer) wait for the cluster to leave passive mode like every other agent's. `None` outside passive
+/// mode, or when this leadership has no acknowledged writer status (a new leader sends the committed
+/// one).
+fn passive_renewal(state: &ClusterState, track: Option<&AgentTrack>) -> Option<DesiredStatus> {
+    if state.mode != mmm_consensus::Mode::Passive {
+        return None;
+    }
+    track?.acked_status.clone().filter(|s| s.writer)
 }
 
 /// True while the status that ends `host`'s hold on writes (the old writer of a planned switchover)
@@ -868,6 +908,75 @@ fn record_push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(writer: bool) -> DesiredStatus {
+        DesiredStatus {
+            state: mmm_consensus::HostState::Online,
+            roles: Vec::new(),
+            active_master: Some("db1".into()),
+            writer,
+            hold_writes: false,
+            cluster_id: String::new(),
+            catch_up: None,
+            isolate_from: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn passive_mode_pushes_only_renewals_of_a_writer_that_acts_as_one() {
+        let mut state = ClusterState::default();
+        let healthy_writer = crate::agents::AgentHealth {
+            writable: true,
+            ..Default::default()
+        };
+        let silent = crate::agents::AgentHealth::default();
+        let replied_writable = AgentTrack {
+            writable: true,
+            ..Default::default()
+        };
+        // (mode, status says writer, health stream says writable, last reply said writable, pushed)
+        let rows = [
+            (mmm_consensus::Mode::Active, false, false, false, true),
+            (mmm_consensus::Mode::Active, true, false, false, true),
+            (mmm_consensus::Mode::Manual, false, false, false, true),
+            (mmm_consensus::Mode::Passive, true, true, false, true),
+            (mmm_consensus::Mode::Passive, true, false, true, true),
+            (mmm_consensus::Mode::Passive, true, false, false, false),
+            (mmm_consensus::Mode::Passive, false, true, true, false),
+            (mmm_consensus::Mode::Passive, false, false, false, false),
+        ];
+        for (i, (mode, writer, stream, reply, expect)) in rows.into_iter().enumerate() {
+            state.mode = mode;
+            let health = if stream { &healthy_writer } else { &silent };
+            let track = reply.then_some(&replied_writable);
+            assert_eq!(
+                may_push(&state, &status(writer), health, track),
+                expect,
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_passive_renewal_resends_what_the_writer_applied() {
+        let mut state = ClusterState::default();
+        let mut applied = status(true);
+        applied.roles = vec![("reader".into(), "10.0.0.101".into())];
+        let track = AgentTrack {
+            acked_status: Some(applied.clone()),
+            ..Default::default()
+        };
+        state.mode = mmm_consensus::Mode::Passive;
+        assert_eq!(passive_renewal(&state, Some(&track)), Some(applied.clone()));
+        assert_eq!(passive_renewal(&state, None), None, "a new leader");
+        let demoted = AgentTrack {
+            acked_status: Some(status(false)),
+            ..Default::default()
+        };
+        assert_eq!(passive_renewal(&state, Some(&demoted)), None);
+        state.mode = mmm_consensus::Mode::Active;
+        assert_eq!(passive_renewal(&state, Some(&track)), None);
+    }
 
     #[test]
     fn pushes_to_an_unreachable_agent_back_off_to_a_second() {

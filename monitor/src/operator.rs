@@ -120,13 +120,14 @@ pub async fn set_offline(ctx: &MonitorContext, host: &str) -> Result<CommandRepl
 /// `set_active`, `set_manual`, `set_passive`.
 pub async fn set_mode(ctx: &MonitorContext, mode: Mode) -> Result<CommandReply, Status> {
     let state = newest_state(ctx).await?;
-    match engine::set_mode(&state, mode, now_ms()) {
+    match engine::set_mode(&state, &engine_config(ctx), mode, now_ms()) {
         Ok(plan) => commit_plan(ctx, plan).await,
         Err(e) => Ok(refused(e)),
     }
 }
 
-/// `set_ip IP H`.
+/// `set_ip IP H` (passive mode only). For the writer role this only plans the move: `set_active`
+/// carries it out through the failover steps (see [`engine::set_ip`]).
 pub async fn set_ip(ctx: &MonitorContext, ip: &str, host: &str) -> Result<CommandReply, Status> {
     let state = newest_state(ctx).await?;
     match engine::set_ip(&state, &engine_config(ctx), ip, host, now_ms()) {

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use futures::future::try_join_all;
 use mysql_async::prelude::Queryable;
 
-use crate::cmd::find_tool;
+use crate::cmd::{self, find_tool};
 use crate::firewall::{Blocks, Endpoint};
 use crate::mariadb::{self, ServerCnf};
 use crate::names::{SlotNames, NS_IFACE};
@@ -820,6 +820,26 @@ impl Lab {
         mariadb::exec(&mut c, sql).await?;
         let _ = c.disconnect().await;
         Ok(())
+    }
+
+    /// `@@read_only` of a host's server (5 s timeout).
+    pub async fn read_only(&self, host: &str) -> anyhow::Result<bool> {
+        let mut c = self.mysql(host).await?;
+        let v: Option<u8> =
+            tokio::time::timeout(Duration::from_secs(5), c.query_first("SELECT @@read_only"))
+                .await
+                .map_err(|_| anyhow!("SELECT @@read_only on {host} timed out"))??;
+        let _ = c.disconnect().await;
+        Ok(v == Some(1))
+    }
+
+    /// Whether a host's interface carries `ip` (`ip -n NS addr show`, with the tool timeout).
+    pub async fn has_ip(&self, host: &str, ip: Ipv4Addr) -> anyhow::Result<bool> {
+        let h = self
+            .try_host(host)
+            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
+        let out = cmd::run("ip", &["-n", &h.ns, "-o", "-4", "addr", "show"]).await?;
+        Ok(out.contains(&format!(" {ip}/")))
     }
 
     /// `SELECT @@gtid_current_pos` on a host.

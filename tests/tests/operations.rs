@@ -1,7 +1,8 @@
 //! Operations, end to end on the lab with real processes: monitor membership changes (`mmmctl cluster
 //! add/remove`, a replaced monitor with an empty data dir), hooks (run once per committed decision
-//! across a leader change; a failing `pre_failover` aborts the failover) and a rolling restart of every
-//! monitor and agent under a writing client.
+//! across a leader change; a failing `pre_failover` aborts the failover), a rolling restart of every
+//! monitor and agent under a writing client, and `set_ip` in passive mode (nothing moves until
+//! `set_active`, which moves the writer through the failover steps).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mmm_lab::cluster::{owner_of_role, MmmCluster};
+use mmm_lab::scenario::{Expect, Scenario, FAILOVER};
 use mmm_lab::workload::{Workload, WorkloadSpec};
 use mmm_lab::{workspace_bin, Lab, LabProcess, LabSpec, MONITOR_PORT};
 use mmm_proto::monitor_control_client::MonitorControlClient;
@@ -518,4 +520,106 @@ async fn ops_rolling_restart_of_every_process_under_writes() -> anyhow::Result<(
         "longest write gap {gap:?} during the rolling restart"
     );
     Ok(())
+}
+
+/// How long the passive cluster is watched for anything moving: several writer leases (2 s), so a
+/// writer whose lease were not renewed would have stopped writing by then.
+const PASSIVE_WATCH: Duration = Duration::from_secs(7);
+
+/// `mmmctl ARGS` against the scenario's monitors; fails unless it succeeded. Returns its stdout.
+fn ctl_ok(env: &Scenario<'_>, args: &[&str]) -> anyhow::Result<String> {
+    let out = env.cluster.mmmctl(args)?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() || !stdout.starts_with("OK") {
+        bail!(
+            "mmmctl {args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+/// The host holding role IP `ip` as `show` says.
+fn owner_of_ip(show: &mmm_proto::ShowReply, ip: &str) -> Option<String> {
+    show.hosts
+        .iter()
+        .find(|h| h.roles.iter().any(|r| r.ip == ip))
+        .map(|h| h.name.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_set_ip_in_passive_mode_moves_nothing_until_set_active() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, "auto_set_online 2").await?;
+    env.load().await?;
+    let wvip = lab.writer_vip();
+    // A reader VIP planned onto the writer: the writer's lease renewals must not carry it there.
+    let show = env.cluster.show().await?;
+    let (rvip, reader_from) = lab
+        .reader_vips()
+        .into_iter()
+        .filter_map(|ip| Some((ip, owner_of_ip(&show, &ip.to_string())?)))
+        .find(|(_, h)| h != "db1")
+        .context("no reader VIP on a host other than db1")?;
+    let reader_to = "db1";
+    eprintln!("set_ip of reader VIP {rvip}: from {reader_from} to {reader_to}");
+
+    ctl_ok(&env, &["set_passive"])?;
+    let said = ctl_ok(&env, &["set_ip", &wvip.to_string(), "db2"])?;
+    assert_eq!(
+        said.trim(),
+        format!("OK: Set role 'writer({wvip})' to host 'db2'.")
+    );
+    ctl_ok(&env, &["set_ip", &rvip.to_string(), reader_to])?;
+
+    // Passive: nothing moves. db1 keeps writing (its lease is renewed), db2 stays read-only without
+    // the VIP, and the reader VIP stays where it was (no status reaches its agents).
+    let watched = Instant::now();
+    while watched.elapsed() < PASSIVE_WATCH {
+        assert!(!lab.read_only("db1").await?, "db1 still the writer");
+        assert!(lab.has_ip("db1", wvip).await?, "db1 keeps the writer VIP");
+        assert!(lab.read_only("db2").await?, "db2 not opened while passive");
+        assert!(!lab.has_ip("db2", wvip).await?, "db2 got no writer VIP");
+        assert!(
+            lab.has_ip(&reader_from, rvip).await? && !lab.has_ip(reader_to, rvip).await?,
+            "reader VIP {rvip} stays on {reader_from} while passive"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    env.wait_more_acks(50, Duration::from_secs(10)).await?;
+    let show = env.cluster.show().await?;
+    assert_eq!(owner_of_role(&show, "writer").as_deref(), Some("db1"));
+    let history = ctl_ok_history(&env)?;
+    assert!(history.contains("planned_writer"), "history: {history}");
+
+    // Leaving passive mode moves the writer through the failover steps: db1 demoted, db2 promoted.
+    let said = ctl_ok(&env, &["set_active"])?;
+    assert!(said.contains("moving from 'db1' to 'db2'"), "{said}");
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, Duration::from_secs(10)).await?;
+    assert!(lab.read_only("db1").await?, "db1 denies writes");
+    assert!(
+        !lab.has_ip("db1", wvip).await?,
+        "db1 gave up the writer VIP"
+    );
+    assert!(!lab.read_only("db2").await?, "db2 is the writer");
+    assert!(lab.has_ip("db2", wvip).await?, "db2 holds the writer VIP");
+    let history = ctl_ok_history(&env)?;
+    assert!(history.contains("switchover started"), "history: {history}");
+    env.finish(
+        "set_ip writer db2 in passive mode, then set_active",
+        Expect::outage(Duration::from_secs(5)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `mmmctl history` (the last 100 decisions).
+fn ctl_ok_history(env: &Scenario<'_>) -> anyhow::Result<String> {
+    let out = env.cluster.mmmctl(&["history", "100"])?;
+    if !out.status.success() {
+        bail!("mmmctl history: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

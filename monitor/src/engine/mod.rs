@@ -19,6 +19,18 @@
 //! 6. the writer role: adopt an existing writer, start or continue a failover ([`writer`]);
 //! 7. the other roles are placed ([`placement`]);
 //! 8. statuses are pushed to the agents (in passive mode only the committed writer's, to keep its lease).
+//!
+//! Passive mode means passive: no decision of the round changes anything, and no status reaches an
+//! agent except the lease renewal of the committed writer whose agent still acts as the writer.
+//! [`push_allowed`] is the one home of that rule; the leader applies it to every push, its lease
+//! renewal task included (and such a renewal re-sends the status that agent last acknowledged, with a
+//! new lease only). Operator changes made while passive are carried out when the cluster leaves
+//! passive mode: a non-writer role IP moved by [`set_ip`] goes to its new owner with the next push,
+//! while `set_ip` of a writer-role IP only records the planned writer
+//! (`ClusterState::planned_writer`); [`set_mode`] leaving passive mode turns it into a planned
+//! failover record in the same decision, so the move runs through the fenced steps of
+//! `move_role writer` ([`writer`]): the old writer is demoted (acknowledged, or its lease certainly
+//! over) before the candidate catches up and is promoted. The new writer is never pushed directly.
 
 mod config;
 mod errant;
@@ -53,7 +65,7 @@ pub use operator::{
 pub use output::{Action, DesiredStatus, LogLevel, Output};
 pub use placement::{eligible, pick_host};
 pub use states::{next_state, peer_of, Transition};
-pub use status::agent_status_for;
+pub use status::{agent_status_for, push_allowed};
 pub use writer::choose_candidate;
 
 use round::Round;
@@ -146,13 +158,9 @@ fn push_statuses(round: &mut Round<'_>) {
         if pushed.contains(&host) {
             continue;
         }
-        if round.sim.mode == Mode::Passive {
-            // Nothing is sent in passive mode, except lease renewals of the committed writer that still
-            // acts as one (otherwise writes would stop when its lease runs out).
-            let status = agent_status_for(&round.sim, &host, round.cfg);
-            if !(status.writer && round.input.agent(&host).writable) {
-                continue;
-            }
+        let status = agent_status_for(&round.sim, &host, round.cfg);
+        if !push_allowed(&round.sim, &status, round.input.agent(&host).writable) {
+            continue;
         }
         pushed.insert(host.clone());
         round.act(Action::PushStatus { host });

@@ -263,7 +263,19 @@ fn mode_word(mode: Mode) -> &'static str {
 }
 
 /// `set_active` / `set_manual` / `set_passive`.
-pub fn set_mode(state: &ClusterState, mode: Mode, now: u64) -> Result<OperatorPlan, OperatorError> {
+///
+/// Leaving passive mode with a writer move planned by `set_ip` ([`ClusterState::planned_writer`])
+/// starts that move in the same decision, as a planned switchover through the committed failover
+/// steps, exactly as `move_role writer` does: the old writer is demoted (acknowledged, or its lease
+/// certainly over), the new one catches up, then it is promoted. The new owner is never pushed
+/// directly. A plan whose host cannot take the role now (not ONLINE, errant transactions) is dropped
+/// and the answer says so; the active master keeps the role.
+pub fn set_mode(
+    state: &ClusterState,
+    cfg: &EngineConfig,
+    mode: Mode,
+    now: u64,
+) -> Result<OperatorPlan, OperatorError> {
     let word = mode_word(mode);
     if state.mode == mode {
         return Ok(OperatorPlan {
@@ -273,13 +285,71 @@ pub fn set_mode(state: &ClusterState, mode: Mode, now: u64) -> Result<OperatorPl
     }
     let cause =
         (mode == Mode::Passive).then(|| "switched to passive mode by an operator".to_string());
+    let mut reason = format!("operator: set_{word} (was {})", state.mode);
+    let mut message = format!("OK: Switched into {word} mode.");
+    let mut cmds = vec![Command::SetMode { mode, cause }];
+    let planned = state
+        .planned_writer
+        .as_deref()
+        .filter(|_| state.mode == Mode::Passive && mode != Mode::Passive);
+    if let (Some(to), Some((wname, _))) = (planned, cfg.writer()) {
+        let from = state.active_master.as_deref().filter(|f| *f != to);
+        let from_text = from.unwrap_or("-");
+        match planned_move_refused(state, to) {
+            None => {
+                // `SetMode` clears the plan; the failover record carries the move from here on.
+                cmds.extend(begin_commands(state, cfg, from, to, true));
+                reason.push_str(&format!(
+                    "; planned move of role {wname} from {from_text} to {to} (set_ip) started"
+                ));
+                message.push_str(&format!(
+                    " Role '{wname}' is moving from '{from_text}' to '{to}' (old writer demoted first)."
+                ));
+            }
+            Some(why) => {
+                reason.push_str(&format!(
+                    "; planned move of role {wname} to {to} dropped: {why}"
+                ));
+                message.push_str(&format!(
+                    " The planned move of role '{wname}' to '{to}' was dropped: {why}"
+                ));
+            }
+        }
+    }
     Ok(OperatorPlan {
-        proposals: request(
-            now,
-            format!("operator: set_{word} (was {})", state.mode),
-            vec![Command::SetMode { mode, cause }],
-        ),
-        message: format!("OK: Switched into {word} mode."),
+        proposals: request(now, reason, cmds),
+        message,
+    })
+}
+
+/// Why the writer move planned to `to` cannot start now (`move_role`'s rules for its target).
+fn planned_move_refused(state: &ClusterState, to: &str) -> Option<String> {
+    if let Some(f) = &state.failover {
+        return Some(
+            OperatorError::MoveInProgress {
+                role: f.role.clone(),
+                to: f.to.clone(),
+            }
+            .to_string(),
+        );
+    }
+    let rec = state.hosts.get(to);
+    let st = rec.map_or(HostState::Unknown, |r| r.state);
+    if st != HostState::Online {
+        return Some(
+            OperatorError::CantMoveThere {
+                host: to.into(),
+                state: st,
+            }
+            .to_string(),
+        );
+    }
+    rec.and_then(|r| r.errant_gtids.clone()).map(|gtids| {
+        OperatorError::Errant {
+            host: to.into(),
+            gtids,
+        }
+        .to_string()
     })
 }
 
@@ -300,9 +370,15 @@ fn can_handle(cfg: &EngineConfig, role: &str, host: &str) -> Result<(), Operator
     }
 }
 
-/// `set_ip IP H` (passive mode only): changes the planned owner of a role IP; applied (pushed) when the
-/// cluster leaves passive mode. For the writer role it also names `H` the active master: the operator
-/// decides which host is the writer, as in MMM.
+/// `set_ip IP H` (passive mode only): changes the planned owner of a role IP, carried out when the
+/// cluster leaves passive mode (nothing is pushed while passive).
+///
+/// A non-writer role IP gets its new owner at once in the state (pushed when passive mode ends). An IP
+/// of the writer role records `H` as the planned writer ([`Command::PlanWriter`]) and changes nothing
+/// else: the active master keeps the role and its lease while passive, and leaving passive mode
+/// ([`set_mode`]) moves the role as `move_role writer H` would, through the committed failover steps
+/// (demote the old writer first). `set_ip` of the writer IP to the active master itself cancels a
+/// planned move (and gives it back the IP if it had none). Refused while a writer move is running.
 pub fn set_ip(
     state: &ClusterState,
     cfg: &EngineConfig,
@@ -321,15 +397,28 @@ pub fn set_ip(
         .ok_or_else(|| OperatorError::UnknownIp(ip.into()))?;
     host_state(state, cfg, host)?;
     can_handle(cfg, &role, host)?;
-    let mut cmds = vec![Command::SetRoleOwner {
+    let owner = Command::SetRoleOwner {
         ip: ip.into(),
         owner: Some(host.into()),
-    }];
-    if cfg.is_writer_role(&role) {
-        cmds.push(Command::SetActiveMaster {
-            host: Some(host.into()),
+    };
+    let cmds = if !cfg.is_writer_role(&role) {
+        vec![owner]
+    } else if let Some(f) = &state.failover {
+        return Err(OperatorError::MoveInProgress {
+            role: f.role.clone(),
+            to: f.to.clone(),
         });
-    }
+    } else if state.active_master.as_deref() == Some(host) {
+        let mut cmds = vec![Command::PlanWriter { host: None }];
+        if state.role_ips.get(ip).and_then(|r| r.owner.as_deref()) != Some(host) {
+            cmds.push(owner);
+        }
+        cmds
+    } else {
+        vec![Command::PlanWriter {
+            host: Some(host.into()),
+        }]
+    };
     Ok(OperatorPlan {
         proposals: request(now, format!("operator: set_ip {ip} {host}"), cmds),
         message: format!("OK: Set role '{role}({ip})' to host '{host}'."),

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use mmm_consensus::{ClusterState, FailoverStep, HostState};
+use mmm_consensus::{ClusterState, FailoverStep, HostState, Mode};
 
 use super::config::EngineConfig;
 use super::output::DesiredStatus;
@@ -58,4 +58,14 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         catch_up,
         cluster_id: state.cluster_id.clone(),
     }
+}
+
+/// Whether `status` (the committed status of a host, [`agent_status_for`]) may be sent to its agent
+/// at all. The one rule for the leader's round and its lease renewal task alike: in passive mode
+/// nothing is sent, except lease renewals of the committed writer whose agent still acts as the writer
+/// (`acts_as_writer`: it said it holds the writer role with a valid lease); without them writes would
+/// stop when its lease runs out. A committed writer that is not writable (a lease that already ran
+/// out) is not made writable again before the cluster leaves passive mode.
+pub fn push_allowed(state: &ClusterState, status: &DesiredStatus, acts_as_writer: bool) -> bool {
+    state.mode != Mode::Passive || (status.writer && acts_as_writer)
 }

@@ -1766,12 +1766,12 @@ fn admin_offline_active_master_is_failed_over_even_in_manual_mode() {
 fn set_mode_texts() {
     let c = cfg();
     let s = base_state(&c);
-    let p = set_mode(&s, Mode::Active, NOW).expect("ok");
+    let p = set_mode(&s, &c, Mode::Active, NOW).expect("ok");
     assert_eq!(
         (p.message.as_str(), p.proposals.len()),
         ("OK: Already in active mode.", 0)
     );
-    let p = set_mode(&s, Mode::Passive, NOW).expect("ok");
+    let p = set_mode(&s, &c, Mode::Passive, NOW).expect("ok");
     assert_eq!(p.message, "OK: Switched into passive mode.");
     let s2 = commit(
         &s,
@@ -1782,7 +1782,7 @@ fn set_mode_texts() {
     );
     assert_eq!(s2.mode, Mode::Passive);
     assert!(s2.passive_cause.is_some());
-    let p = set_mode(&s2, Mode::Manual, NOW).expect("ok");
+    let p = set_mode(&s2, &c, Mode::Manual, NOW).expect("ok");
     assert_eq!(p.message, "OK: Switched into manual mode.");
 }
 
@@ -1827,13 +1827,379 @@ fn set_ip_only_in_passive_mode() {
             actions: vec![],
         },
     );
-    assert_eq!(s2.role_ips[WIP].owner.as_deref(), Some("db2"));
-    assert_eq!(s2.active_master.as_deref(), Some("db2"));
-    // Still passive: nothing is pushed to db2 until the mode changes (db2 is not yet writable).
-    let out = decide(&s2, &healthy_input(&c, &s, NOW), &c);
-    assert!(!out
-        .actions
-        .contains(&Action::PushStatus { host: "db2".into() }));
+    // The writer IP is only planned for db2: db1 stays the writer (and keeps its lease) while passive.
+    assert_eq!(s2.planned_writer.as_deref(), Some("db2"));
+    assert_eq!(s2.role_ips[WIP].owner.as_deref(), Some("db1"));
+    assert_eq!(s2.active_master.as_deref(), Some("db1"));
+    assert!(agent_status_for(&s2, "db1", &c).writer);
+    assert!(!agent_status_for(&s2, "db2", &c).writer);
+    assert_eq!(
+        pushes(&decide(&s2, &healthy_input(&c, &s, NOW), &c)),
+        ["db1"]
+    );
+    // A reader IP gets its planned owner in the state at once (pushed when passive mode ends).
+    let p = set_ip(&s2, &c, R1, "db4", NOW).expect("ok");
+    assert_eq!(
+        p.message,
+        "OK: Set role 'reader(10.0.0.101)' to host 'db4'."
+    );
+    let s3 = commit(
+        &s2,
+        &Output {
+            proposals: p.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(s3.role_ips[R1].owner.as_deref(), Some("db4"));
+    assert_eq!(
+        pushes(&decide(&s3, &healthy_input(&c, &s, NOW), &c)),
+        ["db1"]
+    );
+    // set_ip of the writer IP back to the active master cancels the plan.
+    let p = set_ip(&s3, &c, WIP, "db1", NOW).expect("ok");
+    let s4 = commit(
+        &s3,
+        &Output {
+            proposals: p.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(s4.planned_writer, None);
+    assert_eq!(s4.role_ips[WIP].owner.as_deref(), Some("db1"));
+    // No writer move is planned over a running one.
+    let mut busy = s2.clone();
+    busy.failover = commit(
+        &base_state(&c),
+        &Output {
+            proposals: plan_move_role(&base_state(&c), &c, "writer", "db2", false, NOW)
+                .expect("ok"),
+            actions: vec![],
+        },
+    )
+    .failover;
+    assert_eq!(
+        set_ip(&busy, &c, WIP, "db2", NOW)
+            .expect_err("busy")
+            .to_string(),
+        "ERROR: A move of role 'writer' to 'db2' is already in progress."
+    );
+}
+
+/// The hosts a round pushes a status to, in order.
+fn pushes(out: &Output) -> Vec<String> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::PushStatus { host } => Some(host.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn passive_mode_pushes_nothing_but_the_committed_writers_renewal() {
+    let c = cfg();
+    // (case, change before the round, db1's agent acts as writer, expected pushes)
+    let rows: Vec<(
+        &str,
+        Box<dyn Fn(&mut ClusterState, &mut Input)>,
+        bool,
+        &[&str],
+    )> = vec![
+        ("steady", Box::new(|_, _| {}), true, &["db1"]),
+        (
+            "writer's lease already ran out",
+            Box::new(|_, _| {}),
+            false,
+            &[],
+        ),
+        (
+            "a replica is lost",
+            Box::new(|_, i| fail(i, "db3", "mysql")),
+            true,
+            &["db1"],
+        ),
+        (
+            "a reader IP planned elsewhere",
+            Box::new(|s, _| {
+                s.role_ips.get_mut(R1).expect("R1").owner = Some("db4".into());
+            }),
+            true,
+            &["db1"],
+        ),
+        (
+            "writer IP planned for db2",
+            Box::new(|s, _| s.planned_writer = Some("db2".into())),
+            true,
+            &["db1"],
+        ),
+        (
+            "db2 acts as writer without the role",
+            Box::new(|_, i| facts(i, "db2").writable = true),
+            true,
+            &["db1"],
+        ),
+    ];
+    for (case, change, db1_writable, expect) in rows {
+        let mut s = base_state(&c);
+        s.mode = Mode::Passive;
+        let mut input = healthy_input(&c, &s, NOW);
+        change(&mut s, &mut input);
+        facts(&mut input, "db1").writable = db1_writable;
+        let out = decide(&s, &input, &c);
+        assert_eq!(pushes(&out), expect, "{case}");
+        let s2 = commit(&s, &out);
+        assert_eq!(s2.mode, Mode::Passive, "{case}");
+        assert_eq!(s2.failover, None, "{case}");
+        assert_eq!(s2.role_ips[WIP].owner.as_deref(), Some("db1"), "{case}");
+        // The same rule, as the leader applies it to every push (its renewals included).
+        for h in c.hosts.keys() {
+            let st = agent_status_for(&s2, h, &c);
+            let allowed = push_allowed(&s2, &st, input.agent(h).writable);
+            assert_eq!(allowed, expect.contains(&h.as_str()), "{case}: {h}");
+        }
+    }
+    // Outside passive mode every status may be sent, writer or not.
+    let s = base_state(&c);
+    assert!(push_allowed(&s, &agent_status_for(&s, "db3", &c), false));
+    assert_eq!(
+        pushes(&decide(&s, &healthy_input(&c, &s, NOW), &c)),
+        ["db1", "db2", "db3", "db4"]
+    );
+}
+
+/// What a simulated agent did with the statuses it was pushed.
+#[derive(Clone, Default)]
+struct SimAgent {
+    writable: bool,
+    demoted_at: Option<Epoch>,
+    caught_up_for: Option<Epoch>,
+    repointed_to: Option<String>,
+}
+
+/// Hosts the committed state names writer while another host's agent is still writable.
+fn two_writers(
+    s: &ClusterState,
+    c: &EngineConfig,
+    agents: &BTreeMap<String, SimAgent>,
+) -> Vec<String> {
+    c.hosts
+        .keys()
+        .filter(|h| agent_status_for(s, h, c).writer)
+        .filter(|h| agents.iter().any(|(o, a)| o != *h && a.writable))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn set_ip_of_the_writer_ip_then_set_active_moves_it_through_the_failover_steps() {
+    let c = cfg();
+    let mut s = base_state(&c);
+    s.mode = Mode::Passive;
+    let run = |s: &ClusterState, plan: OperatorPlan| {
+        commit(
+            s,
+            &Output {
+                proposals: plan.proposals,
+                actions: vec![],
+            },
+        )
+    };
+    s = run(&s, set_ip(&s, &c, WIP, "db2", NOW).expect("set_ip"));
+    let plan = set_mode(&s, &c, Mode::Active, NOW).expect("set_active");
+    assert_eq!(
+        plan.message,
+        "OK: Switched into active mode. Role 'writer' is moving from 'db1' to 'db2' (old writer demoted first)."
+    );
+    s = run(&s, plan);
+    // One decision: active mode, and a planned failover record whose first step demotes db1.
+    assert_eq!(s.mode, Mode::Active);
+    assert_eq!(s.planned_writer, None);
+    let f = s.failover.clone().expect("failover record");
+    assert_eq!(
+        (f.from.as_deref(), f.to.as_str(), f.step, f.planned),
+        (Some("db1"), "db2", FailoverStep::DemoteOld, true)
+    );
+    assert_eq!(s.role_ips[WIP].owner, None);
+    assert!(!agent_status_for(&s, "db1", &c).writer);
+    assert!(agent_status_for(&s, "db1", &c).hold_writes);
+    assert!(!agent_status_for(&s, "db2", &c).writer);
+
+    // Rounds against simulated agents that apply every status pushed to them.
+    let mut agents: BTreeMap<String, SimAgent> = c
+        .hosts
+        .keys()
+        .map(|h| (h.clone(), SimAgent::default()))
+        .collect();
+    agents.get_mut("db1").expect("db1").writable = true;
+    let mut steps = vec![f.step];
+    let mut db1_demoted_round = None;
+    let mut db2_writable_round = None;
+    for round in 0..20u64 {
+        let mut input = healthy_input(&c, &s, NOW + round * 100);
+        for (h, a) in &agents {
+            let f = facts(&mut input, h);
+            f.writable = a.writable;
+            f.holds_writer_vip = a.writable;
+            f.demotion_acked_epoch = a.demoted_at;
+            f.caught_up_for = a.caught_up_for;
+            f.repointed_to = a.repointed_to.clone();
+        }
+        let out = decide(&s, &input, &c);
+        s = commit(&s, &out);
+        assert_eq!(
+            two_writers(&s, &c, &agents),
+            Vec::<String>::new(),
+            "round {round}"
+        );
+        steps.extend(commands(&out).into_iter().filter_map(|c| match c {
+            Command::FailoverStep { step } => Some(step),
+            _ => None,
+        }));
+        for h in pushes(&out) {
+            let st = agent_status_for(&s, &h, &c);
+            let a = agents.get_mut(&h).expect("agent");
+            a.writable = st.writer;
+            if !st.writer {
+                a.demoted_at = Some(s.last_epoch);
+            }
+            if let Some((epoch, _)) = st.catch_up {
+                a.caught_up_for = Some(epoch);
+            }
+            a.repointed_to = st.active_master.clone();
+        }
+        let writable: Vec<&String> = agents
+            .iter()
+            .filter(|(_, a)| a.writable)
+            .map(|(h, _)| h)
+            .collect();
+        assert!(writable.len() <= 1, "round {round}: writable {writable:?}");
+        if !agents["db1"].writable {
+            db1_demoted_round.get_or_insert(round);
+        }
+        if agents["db2"].writable {
+            db2_writable_round.get_or_insert(round);
+            break;
+        }
+    }
+    assert!(
+        matches!((db1_demoted_round, db2_writable_round), (Some(d), Some(w)) if d < w),
+        "db1 demoted in round {db1_demoted_round:?}, db2 writable in round {db2_writable_round:?}"
+    );
+    assert_eq!(
+        steps,
+        [
+            FailoverStep::DemoteOld,
+            FailoverStep::CatchUp,
+            FailoverStep::Repoint,
+            FailoverStep::Promote
+        ],
+        "every step committed, in order"
+    );
+    assert_eq!(s.failover, None);
+    assert_eq!(s.active_master.as_deref(), Some("db2"));
+    assert_eq!(s.role_ips[WIP].owner.as_deref(), Some("db2"));
+    assert!(s.history.iter().any(|d| d.to == "completed"));
+
+    // Negative control: the new owner pushed directly (the writer IP and active master set while db1's
+    // agent is still writable) is what the checker catches.
+    let mut direct = base_state(&c);
+    let out = Output {
+        proposals: vec![req(Command::Batch(vec![
+            Command::SetRoleOwner {
+                ip: WIP.into(),
+                owner: Some("db2".into()),
+            },
+            Command::SetActiveMaster {
+                host: Some("db2".into()),
+            },
+        ]))],
+        actions: vec![],
+    };
+    direct = commit(&direct, &out);
+    let mut writable_db1: BTreeMap<String, SimAgent> = BTreeMap::new();
+    writable_db1.insert(
+        "db1".into(),
+        SimAgent {
+            writable: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(two_writers(&direct, &c, &writable_db1), ["db2"]);
+}
+
+#[test]
+fn a_planned_writer_that_cannot_take_the_role_is_dropped_on_set_active() {
+    let c = cfg();
+    let mut s = base_state(&c);
+    s.mode = Mode::Passive;
+    s.planned_writer = Some("db2".into());
+    set_state(&mut s, "db2", HostState::HardOffline, 0);
+    let plan = set_mode(&s, &c, Mode::Active, NOW).expect("set_active");
+    assert_eq!(
+        plan.message,
+        "OK: Switched into active mode. The planned move of role 'writer' to 'db2' was dropped: \
+         ERROR: Host 'db2' is 'HARD_OFFLINE' at the moment. Can't move role there."
+    );
+    let s2 = commit(
+        &s,
+        &Output {
+            proposals: plan.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(
+        (s2.mode, s2.planned_writer.as_deref()),
+        (Mode::Active, None)
+    );
+    assert_eq!(s2.failover, None);
+    assert_eq!(s2.active_master.as_deref(), Some("db1"));
+    assert!(agent_status_for(&s2, "db1", &c).writer);
+    // Without an active master (a careful startup that found several writers), the planned host
+    // is named through a failover record with no previous writer.
+    let mut s = base_state(&c);
+    s.mode = Mode::Passive;
+    s.active_master = None;
+    s.role_ips.get_mut(WIP).expect("WIP").owner = None;
+    let p = set_ip(&s, &c, WIP, "db1", NOW).expect("set_ip");
+    let s2 = commit(
+        &s,
+        &Output {
+            proposals: p.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(s2.planned_writer.as_deref(), Some("db1"));
+    assert!(
+        !agent_status_for(&s2, "db1", &c).writer,
+        "nothing named while passive"
+    );
+    let plan = set_mode(&s2, &c, Mode::Active, NOW).expect("set_active");
+    let s3 = commit(
+        &s2,
+        &Output {
+            proposals: plan.proposals,
+            actions: vec![],
+        },
+    );
+    let f = s3.failover.clone().expect("failover record");
+    assert_eq!((f.from, f.to.as_str()), (None, "db1"));
+    // set_manual carries a plan out too.
+    let mut s = base_state(&c);
+    s.mode = Mode::Passive;
+    s.planned_writer = Some("db2".into());
+    let plan = set_mode(&s, &c, Mode::Manual, NOW).expect("set_manual");
+    let s2 = commit(
+        &s,
+        &Output {
+            proposals: plan.proposals,
+            actions: vec![],
+        },
+    );
+    assert_eq!(
+        s2.failover.map(|f| (f.to, f.planned)),
+        Some(("db2".into(), true))
+    );
 }
 
 #[test]
