@@ -6,10 +6,33 @@
 //!   caught up, then made a voter. The leader refuses the change when a majority of the new voter set
 //!   does not answer.
 //! - Removing: refused when the remaining voters would have no reachable majority, or none would remain.
-//! - Joining: a monitor whose data dir is empty initializes a new cluster only when no configured peer
-//!   already belongs to one; otherwise it waits to be added (or, already a member with a wiped data
-//!   dir, to be caught up by the leader). Initializing beside a running cluster would make it start
-//!   elections that disturb the real one.
+//! - Joining with an empty data dir ([`fresh_start`]): the configured peers are asked for their
+//!   membership (`ClusterStatus`, voters and learners) before the Raft node starts, and the most
+//!   cautious answer counts:
+//!   - a peer lists this monitor as a **voter**: the monitor refuses to start ([`RejoinRefused`], a
+//!     non-zero exit). Raft's safety rests on a voter remembering its vote and its log; one whose
+//!     store was wiped has forgotten both, so it and a stale voter could form a majority that elects a
+//!     leader missing committed entries (a committed failover decision rolled back). The way back is
+//!     to leave and join again: `mmmctl cluster remove NAME` on a running monitor, start this one with
+//!     its empty data dir, then `mmmctl cluster add NAME IP:PORT` (learner, caught up, then voter);
+//!   - a peer lists it as a learner: it starts without members and waits for the leader to send it
+//!     the state (a learner's log and vote count in no majority, so a wiped one is harmless);
+//!   - a peer belongs to a cluster without it: it waits to be added (`mmmctl cluster add`);
+//!   - no peer answers with a cluster: it initializes a new cluster with the configured members (the
+//!     start of a brand-new cluster). Initializing beside a running cluster would make it start
+//!     elections that disturb the real one, hence the probe.
+//!
+//!   Assumed: a reachable peer's membership is at least as new as the entry that made this monitor a
+//!   voter (a peer partitioned since before that may not list it). Guaranteed: a monitor with an empty
+//!   data dir never starts as a voter of a cluster a reachable peer reports it in.
+//!
+//!   Not covered: a wiped voter whose peers are *all* down initializes a cluster of its own. That
+//!   cluster never gets a leader while the old voters, whose logs are longer, refuse it their votes,
+//!   so it never registers a cluster id, and agents refuse statuses of any cluster but the one whose
+//!   id they adopted (README, "Replacing the whole monitor cluster"). But when an old voter comes
+//!   back, the wiped monitor may still grant it its vote, as above; the data dir carries no mark that
+//!   tells a wiped monitor from a brand-new one. Replace a monitor only while the rest of the cluster
+//!   runs, by the procedure above.
 //! - The committed membership is what counts; a configuration that lists other monitors is logged as a
 //!   warning naming both lists, never merged silently.
 
@@ -36,9 +59,28 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of committing a membership change.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Asks the monitor at `addr` for its view; `Some(member names)` when it belongs to an initialized
+/// A peer's view of the cluster membership, from its `ClusterStatus` reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerMembership {
+    /// The voters' names: a wiped monitor among them must not start as one (module docs).
+    pub voters: BTreeSet<String>,
+    /// The learners' names: a wiped learner may simply be caught up again.
+    pub learners: BTreeSet<String>,
+    /// The peer's cluster id ("" before one is registered), named in the refusal so the operator
+    /// sees which cluster it is.
+    pub cluster_id: String,
+}
+
+impl PeerMembership {
+    /// Every member, voters and learners.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.voters.union(&self.learners).cloned().collect()
+    }
+}
+
+/// Asks the monitor at `addr` for its view; `Some(membership)` when it belongs to an initialized
 /// cluster, `None` when unreachable or not initialized.
-pub async fn probe(addr: &str) -> Option<BTreeSet<String>> {
+pub async fn probe_membership(addr: &str) -> Option<PeerMembership> {
     let call = async {
         let ep = Endpoint::from_shared(format!("http://{addr}"))
             .ok()?
@@ -52,30 +94,113 @@ pub async fn probe(addr: &str) -> Option<BTreeSet<String>> {
             .await
             .ok()?
             .into_inner();
-        Some(
-            r.members
-                .into_iter()
-                .map(|m| m.name)
-                .collect::<BTreeSet<_>>(),
-        )
+        let mut m = PeerMembership {
+            cluster_id: r.cluster_id,
+            ..PeerMembership::default()
+        };
+        for member in r.members {
+            if member.voter {
+                m.voters.insert(member.name);
+            } else {
+                m.learners.insert(member.name);
+            }
+        }
+        Some(m)
     };
     match tokio::time::timeout(PROBE_TIMEOUT * 2, call).await {
-        Ok(Some(m)) if !m.is_empty() => Some(m),
+        Ok(Some(m)) if !m.voters.is_empty() || !m.learners.is_empty() => Some(m),
         _ => None,
     }
 }
 
+/// Asks the monitor at `addr` for its view; `Some(member names)` when it belongs to an initialized
+/// cluster, `None` when unreachable or not initialized.
+pub async fn probe(addr: &str) -> Option<BTreeSet<String>> {
+    probe_membership(addr).await.map(|m| m.names())
+}
+
+/// What a monitor whose data dir is empty does, from what the reachable peers report (module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FreshStart {
+    /// No peer belongs to a cluster: initialize a new one with the configured members.
+    Initialize,
+    /// A peer lists this monitor as a learner: start without members, the leader sends the state.
+    AwaitCatchUp,
+    /// A peer belongs to a cluster without this monitor: start without members, wait to be added.
+    AwaitAdd,
+    /// Peer `peer` lists this monitor as a voter: do not start (it forgot its vote and log).
+    Refuse {
+        /// The peer that lists this monitor as a voter.
+        peer: String,
+        /// That peer's membership, for the message.
+        membership: PeerMembership,
+    },
+}
+
+/// The decision for monitor `me` with an empty data dir, given the answers of the reachable peers
+/// (`(peer name, membership)`; unreachable and uninitialized peers are left out). The most cautious
+/// answer counts: voter anywhere, then learner anywhere, then any cluster.
+pub fn fresh_start(me: &str, answers: &[(String, PeerMembership)]) -> FreshStart {
+    if let Some((peer, m)) = answers.iter().find(|(_, m)| m.voters.contains(me)) {
+        return FreshStart::Refuse {
+            peer: peer.clone(),
+            membership: m.clone(),
+        };
+    }
+    if answers.iter().any(|(_, m)| m.learners.contains(me)) {
+        return FreshStart::AwaitCatchUp;
+    }
+    if answers.is_empty() {
+        FreshStart::Initialize
+    } else {
+        FreshStart::AwaitAdd
+    }
+}
+
+/// A monitor with an empty data dir that a running cluster lists as a voter: it must not start as
+/// that voter (module docs). The message names the data dir, the voters and the commands to use.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to start: the data_dir {data_dir} is empty but monitor {monitor} is a voter of the running \
+     monitor cluster{cluster} (voters {voters_list}, as {peer} reports). A voter that lost its Raft log and \
+     vote could help elect a leader that misses committed decisions. Rejoin instead: run \
+     `mmmctl cluster remove {monitor}` against a running monitor, start this monitor again with its \
+     empty data_dir (it then waits to be added), and run `mmmctl cluster add {monitor} {addr}`: it \
+     joins as a learner, is caught up, then becomes a voter",
+    voters_list = join(.voters)
+)]
+pub struct RejoinRefused {
+    /// This monitor's name.
+    pub monitor: String,
+    /// Its empty data dir (so the operator sees which directory was found empty).
+    pub data_dir: std::path::PathBuf,
+    /// This monitor's `ip:port`, for the `cluster add` command.
+    pub addr: String,
+    /// The peer that lists it as a voter.
+    pub peer: String,
+    /// The voters that peer reports.
+    pub voters: BTreeSet<String>,
+    /// " ID" (a space and the peer's cluster id) when it has one, "" otherwise: which cluster it is.
+    pub cluster: String,
+}
+
+/// `a, b, c`.
+fn join(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
 /// The initial members to start the Raft node with: the configured ones, unless this monitor's data
-/// dir is empty and a configured peer already belongs to a cluster (then none: wait to be added).
+/// dir is empty and a configured peer already belongs to a cluster (then none: wait to be added or
+/// caught up), or refused when that cluster lists this monitor as a voter ([`fresh_start`]).
 pub async fn initial_members(
     config: &Config,
     me: &str,
     data_dir: &Path,
     members: BTreeMap<u64, NodeInfo>,
-) -> BTreeMap<u64, NodeInfo> {
+) -> Result<BTreeMap<u64, NodeInfo>, RejoinRefused> {
     let fresh = std::fs::read_dir(data_dir).map_or(true, |mut d| d.next().is_none());
     if !fresh {
-        return members;
+        return Ok(members);
     }
     let peers: Vec<(String, String)> = config
         .monitor_nodes
@@ -83,18 +208,38 @@ pub async fn initial_members(
         .filter(|n| n.name != me)
         .map(|n| (n.name.clone(), format!("{}:{}", n.ip, n.port)))
         .collect();
-    let answers = futures::future::join_all(peers.iter().map(|(_, a)| probe(a))).await;
-    for ((peer, _), answer) in peers.iter().zip(answers) {
-        if let Some(existing) = answer {
-            if existing.contains(me) {
-                tracing::warn!(monitor = me, peer, members = ?existing, "empty data dir but already a member of a running cluster: waiting for the leader to send its state");
-            } else {
-                tracing::warn!(monitor = me, peer, members = ?existing, "a cluster is already running and does not include this monitor: waiting to be added (`mmmctl cluster add {me} IP:PORT` on any monitor)");
-            }
-            return BTreeMap::new();
+    let answers = futures::future::join_all(peers.iter().map(|(_, a)| probe_membership(a))).await;
+    let answers: Vec<(String, PeerMembership)> = peers
+        .into_iter()
+        .zip(answers)
+        .filter_map(|((peer, _), a)| a.map(|m| (peer, m)))
+        .collect();
+    match fresh_start(me, &answers) {
+        FreshStart::Initialize => Ok(members),
+        FreshStart::AwaitCatchUp => {
+            tracing::warn!(monitor = me, answers = ?answers, "empty data dir but a learner of a running cluster: waiting for the leader to send its state");
+            Ok(BTreeMap::new())
         }
+        FreshStart::AwaitAdd => {
+            tracing::warn!(monitor = me, answers = ?answers, "a cluster is already running and does not include this monitor: waiting to be added (`mmmctl cluster add {me} IP:PORT` on any monitor)");
+            Ok(BTreeMap::new())
+        }
+        FreshStart::Refuse { peer, membership } => Err(RejoinRefused {
+            monitor: me.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            addr: config
+                .monitor_nodes
+                .get(me)
+                .map_or_else(|| "IP:PORT".into(), |n| format!("{}:{}", n.ip, n.port)),
+            peer,
+            voters: membership.voters,
+            cluster: if membership.cluster_id.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", membership.cluster_id)
+            },
+        }),
     }
-    members
 }
 
 /// The configured monitor names and the committed membership, when they differ: a message naming both.
@@ -322,5 +467,91 @@ mod tests {
         more.insert("mon9".into());
         let m = mismatch(&config, &more).expect("a mismatch");
         assert!(m.contains("members only: [\"mon9\"]"), "{m}");
+    }
+
+    fn view(voters: &[&str], learners: &[&str]) -> PeerMembership {
+        PeerMembership {
+            voters: voters.iter().map(|s| s.to_string()).collect(),
+            learners: learners.iter().map(|s| s.to_string()).collect(),
+            cluster_id: "00112233445566778899aabbccddeeff".into(),
+        }
+    }
+
+    #[test]
+    fn a_wiped_voter_refuses_a_wiped_learner_waits_and_no_cluster_initializes() {
+        let refuse = |peer: &str, m: &PeerMembership| FreshStart::Refuse {
+            peer: peer.into(),
+            membership: m.clone(),
+        };
+        let three = view(&["mon1", "mon2", "mon3"], &[]);
+        let learner = view(&["mon1", "mon2"], &["mon3"]);
+        let without = view(&["mon1", "mon2"], &[]);
+        type Answers = Vec<(String, PeerMembership)>;
+        let cases: Vec<(&str, Answers, FreshStart)> = vec![
+            ("no peer answers", vec![], FreshStart::Initialize),
+            (
+                "a voter",
+                vec![("mon1".into(), three.clone())],
+                refuse("mon1", &three),
+            ),
+            (
+                "a learner",
+                vec![("mon1".into(), learner.clone())],
+                FreshStart::AwaitCatchUp,
+            ),
+            (
+                "not a member",
+                vec![("mon2".into(), without.clone())],
+                FreshStart::AwaitAdd,
+            ),
+            // The most cautious answer counts, whatever the order.
+            (
+                "a stale peer without it, another with it as voter",
+                vec![
+                    ("mon1".into(), without.clone()),
+                    ("mon2".into(), three.clone()),
+                ],
+                refuse("mon2", &three),
+            ),
+            (
+                "one without it, one with it as learner",
+                vec![
+                    ("mon1".into(), without.clone()),
+                    ("mon2".into(), learner.clone()),
+                ],
+                FreshStart::AwaitCatchUp,
+            ),
+        ];
+        for (what, answers, expected) in cases {
+            assert_eq!(fresh_start("mon3", &answers), expected, "{what}");
+        }
+        // Negative control: the same answers for another monitor name are no refusal, so the table
+        // above tells a voter from a non-member.
+        assert_eq!(
+            fresh_start("mon4", &[("mon1".into(), three.clone())]),
+            FreshStart::AwaitAdd
+        );
+    }
+
+    #[test]
+    fn the_refusal_names_the_data_dir_the_voters_and_the_commands() {
+        let e = RejoinRefused {
+            monitor: "mon3".into(),
+            data_dir: "/var/lib/mmm/mon3".into(),
+            addr: "10.0.0.23:9988".into(),
+            peer: "mon1".into(),
+            voters: view(&["mon1", "mon2", "mon3"], &[]).voters,
+            cluster: " 00112233445566778899aabbccddeeff".into(),
+        }
+        .to_string();
+        for part in [
+            "/var/lib/mmm/mon3",
+            "(voters mon1, mon2, mon3, as mon1 reports)",
+            "`mmmctl cluster remove mon3`",
+            "`mmmctl cluster add mon3 10.0.0.23:9988`",
+            "cluster 00112233445566778899aabbccddeeff (voters",
+        ] {
+            assert!(e.contains(part), "{part:?} missing from: {e}");
+        }
     }
 }
