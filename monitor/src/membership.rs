@@ -9,22 +9,31 @@
 //! - Joining with an empty data dir ([`fresh_start`]): the configured peers are asked for their
 //!   membership (`ClusterStatus`, voters and learners) before the Raft node starts, and the most
 //!   cautious answer counts:
-//!   - a peer lists this monitor as a **voter**: the monitor refuses to start ([`RejoinRefused`], a
-//!     non-zero exit). Raft's safety rests on a voter remembering its vote and its log; one whose
-//!     store was wiped has forgotten both, so it and a stale voter could form a majority that elects a
-//!     leader missing committed entries (a committed failover decision rolled back). The way back is
-//!     to leave and join again: `mmmctl cluster remove NAME` on a running monitor, start this one with
-//!     its empty data dir, then `mmmctl cluster add NAME IP:PORT` (learner, caught up, then voter);
-//!   - a peer lists it as a learner: it starts without members and waits for the leader to send it
-//!     the state (a learner's log and vote count in no majority, so a wiped one is harmless);
+//!   - a peer lists this monitor as a **voter** that may have taken part: the monitor refuses to
+//!     start ([`RejoinRefused`], a non-zero exit). Raft's safety rests on a voter remembering its
+//!     vote and its log; one whose store was wiped has forgotten both, so it and a stale voter could
+//!     form a majority that elects a leader missing committed entries (a committed failover decision
+//!     rolled back). The way back is to leave and join again: `mmmctl cluster remove NAME` on a
+//!     running monitor, start this one with its empty data dir, then `mmmctl cluster add NAME
+//!     IP:PORT` (learner, caught up, then voter);
+//!   - a peer lists it as a learner, or as a voter that cannot have taken part yet
+//!     ([`PeerMembership::never_reached`]: the monitors of a brand-new cluster start one after the
+//!     other, and the first ones initialize it with every configured monitor as a voter): it starts
+//!     without members and waits for the leader to send it the state (a learner's log and vote count
+//!     in no majority, and a voter that never voted nor acknowledged an entry lost nothing);
 //!   - a peer belongs to a cluster without it: it waits to be added (`mmmctl cluster add`);
 //!   - no peer answers with a cluster: it initializes a new cluster with the configured members (the
 //!     start of a brand-new cluster). Initializing beside a running cluster would make it start
 //!     elections that disturb the real one, hence the probe.
 //!
 //!   Assumed: a reachable peer's membership is at least as new as the entry that made this monitor a
-//!   voter (a peer partitioned since before that may not list it). Guaranteed: a monitor with an empty
-//!   data dir never starts as a voter of a cluster a reachable peer reports it in.
+//!   voter (a peer partitioned since before that may not list it); a voter took part only if a leader
+//!   replicated to it, unless it did so in the moment between the first leader's election and its
+//!   registering the cluster id (openraft's leader ids order votes of one term, so a forgotten vote
+//!   alone elects no second leader that lacks committed entries). Guaranteed otherwise: a monitor
+//!   with an empty data dir never starts as a voter that a reachable peer's cluster has replicated to.
+//!   A cluster whose registration decision has dropped out of the history (older than its last
+//!   `HISTORY_LIMIT` decisions) counts as one the voter took part in: the refusal is the default.
 //!
 //!   Not covered: a wiped voter whose peers are *all* down initializes a cluster of its own. That
 //!   cluster never gets a leader while the old voters, whose logs are longer, refuse it their votes,
@@ -44,7 +53,7 @@ use std::time::Duration;
 use mmm_config::Config;
 use mmm_consensus::{node_id, ConsensusNode, NodeInfo};
 use mmm_proto::monitor_control_client::MonitorControlClient;
-use mmm_proto::{ClusterStatusRequest, CommandReply, PROTOCOL_VERSION};
+use mmm_proto::{ClusterStatusRequest, CommandReply, HistoryRequest, PROTOCOL_VERSION};
 use openraft::ChangeMembers;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
@@ -59,16 +68,31 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of committing a membership change.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A peer's view of the cluster membership, from its `ClusterStatus` reply.
+/// A peer's view of the cluster membership, from its `ClusterStatus` reply (which a follower forwards
+/// to the leader) and, when the leader answered, the leader's history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerMembership {
     /// The voters' names: a wiped monitor among them must not start as one (module docs).
     pub voters: BTreeSet<String>,
     /// The learners' names: a wiped learner may simply be caught up again.
     pub learners: BTreeSet<String>,
-    /// The peer's cluster id ("" before one is registered), named in the refusal so the operator
-    /// sees which cluster it is.
+    /// The cluster id ("" before one is registered): named in the refusal so the operator sees
+    /// which cluster it is, and "" tells a cluster whose first leader has not yet run.
     pub cluster_id: String,
+    /// The answer is the leader's own view: only then are `matched` and `term` the leader's.
+    pub from_leader: bool,
+    /// Some monitor is known as the leader (a cluster with no leader has appended nothing since).
+    pub leader_known: bool,
+    /// The answering monitor's term.
+    pub term: u64,
+    /// The answering monitor's commit index (its applied index when it is not the leader).
+    pub commit_index: u64,
+    /// Per member, the highest log index the leader knows replicated to it (0 when none): a voter the
+    /// current leader ever replicated to has taken part.
+    pub matched: BTreeMap<String, u64>,
+    /// The term of the entry that registered the cluster id, from the leader's history (`None` when
+    /// not found there): equal to `term`, the leader is the one that created the cluster.
+    pub id_registered_term: Option<u64>,
 }
 
 impl PeerMembership {
@@ -76,41 +100,89 @@ impl PeerMembership {
     pub fn names(&self) -> BTreeSet<String> {
         self.voters.union(&self.learners).cloned().collect()
     }
+
+    /// Whether this answer shows that voter `me` cannot have taken part in the cluster yet, so that
+    /// its empty store lost nothing: a brand-new cluster whose first monitors started before it.
+    /// Either the leader that created the cluster (the cluster id registered in its term, or none yet)
+    /// has never replicated anything to `me`, or no leader is known, no cluster id is registered and
+    /// nothing is committed (no leader was ever elected). Anything else counts as taken part.
+    pub fn never_reached(&self, me: &str) -> bool {
+        if self.from_leader {
+            self.matched.get(me).copied().unwrap_or(0) == 0
+                && (self.cluster_id.is_empty() || self.id_registered_term == Some(self.term))
+        } else {
+            !self.leader_known && self.cluster_id.is_empty() && self.commit_index == 0
+        }
+    }
 }
 
 /// Asks the monitor at `addr` for its view; `Some(membership)` when it belongs to an initialized
 /// cluster, `None` when unreachable or not initialized.
 pub async fn probe_membership(addr: &str) -> Option<PeerMembership> {
-    let call = async {
+    let client = |addr: String| async move {
         let ep = Endpoint::from_shared(format!("http://{addr}"))
             .ok()?
             .connect_timeout(PROBE_TIMEOUT)
             .timeout(PROBE_TIMEOUT);
-        let mut c = MonitorControlClient::new(ep.connect().await.ok()?);
-        let r = c
+        Some(MonitorControlClient::new(ep.connect().await.ok()?))
+    };
+    let call = async {
+        let r = client(addr.to_string())
+            .await?
             .cluster_status(ClusterStatusRequest {
                 protocol_version: PROTOCOL_VERSION,
             })
             .await
             .ok()?
             .into_inner();
+        let from_leader = r.leader_id != 0 && r.node_id == r.leader_id;
         let mut m = PeerMembership {
             cluster_id: r.cluster_id,
+            from_leader,
+            leader_known: r.leader_id != 0,
+            term: r.term,
+            commit_index: r.commit_index,
             ..PeerMembership::default()
         };
+        let mut leader_addr = None;
         for member in r.members {
+            if member.id == r.leader_id {
+                leader_addr = Some(member.addr.clone());
+            }
+            m.matched.insert(member.name.clone(), member.matched_index);
             if member.voter {
                 m.voters.insert(member.name);
             } else {
                 m.learners.insert(member.name);
             }
         }
+        if let (true, false, Some(leader)) = (from_leader, m.cluster_id.is_empty(), leader_addr) {
+            m.id_registered_term = registration_term(client(leader).await?).await;
+        }
         Some(m)
     };
-    match tokio::time::timeout(PROBE_TIMEOUT * 2, call).await {
+    match tokio::time::timeout(PROBE_TIMEOUT * 3, call).await {
         Ok(Some(m)) if !m.voters.is_empty() || !m.learners.is_empty() => Some(m),
         _ => None,
     }
+}
+
+/// The term of the decision that registered the cluster id, in the history the monitor behind `c`
+/// keeps (`None` when it has dropped out of the history or the call fails).
+async fn registration_term(mut c: MonitorControlClient<tonic::transport::Channel>) -> Option<u64> {
+    let h = c
+        .history(HistoryRequest {
+            protocol_version: PROTOCOL_VERSION,
+            limit: u32::MAX,
+        })
+        .await
+        .ok()?
+        .into_inner();
+    h.decisions
+        .iter()
+        .find(|d| d.role == "cluster_id")
+        .and_then(|d| d.epoch.as_ref())
+        .map(|e| e.term)
 }
 
 /// Asks the monitor at `addr` for its view; `Some(member names)` when it belongs to an initialized
@@ -124,7 +196,8 @@ pub async fn probe(addr: &str) -> Option<BTreeSet<String>> {
 pub enum FreshStart {
     /// No peer belongs to a cluster: initialize a new one with the configured members.
     Initialize,
-    /// A peer lists this monitor as a learner: start without members, the leader sends the state.
+    /// A peer lists this monitor as a learner, or as a voter that cannot have taken part yet: start
+    /// without members, the leader sends the state.
     AwaitCatchUp,
     /// A peer belongs to a cluster without this monitor: start without members, wait to be added.
     AwaitAdd,
@@ -139,15 +212,19 @@ pub enum FreshStart {
 
 /// The decision for monitor `me` with an empty data dir, given the answers of the reachable peers
 /// (`(peer name, membership)`; unreachable and uninitialized peers are left out). The most cautious
-/// answer counts: voter anywhere, then learner anywhere, then any cluster.
+/// answer counts: voter that may have taken part ([`PeerMembership::never_reached`]) anywhere, then
+/// member (voter or learner) anywhere, then any cluster.
 pub fn fresh_start(me: &str, answers: &[(String, PeerMembership)]) -> FreshStart {
-    if let Some((peer, m)) = answers.iter().find(|(_, m)| m.voters.contains(me)) {
+    if let Some((peer, m)) = answers
+        .iter()
+        .find(|(_, m)| m.voters.contains(me) && !m.never_reached(me))
+    {
         return FreshStart::Refuse {
             peer: peer.clone(),
             membership: m.clone(),
         };
     }
-    if answers.iter().any(|(_, m)| m.learners.contains(me)) {
+    if answers.iter().any(|(_, m)| m.names().contains(me)) {
         return FreshStart::AwaitCatchUp;
     }
     if answers.is_empty() {
@@ -217,7 +294,7 @@ pub async fn initial_members(
     match fresh_start(me, &answers) {
         FreshStart::Initialize => Ok(members),
         FreshStart::AwaitCatchUp => {
-            tracing::warn!(monitor = me, answers = ?answers, "empty data dir but a learner of a running cluster: waiting for the leader to send its state");
+            tracing::warn!(monitor = me, answers = ?answers, "empty data dir; a member of a running cluster that cannot have taken part yet (a learner, or a voter of a cluster still forming): waiting for the leader to send its state");
             Ok(BTreeMap::new())
         }
         FreshStart::AwaitAdd => {
@@ -469,11 +546,23 @@ mod tests {
         assert!(m.contains("members only: [\"mon9\"]"), "{m}");
     }
 
+    /// The view of a cluster that has run a while: its leader (term 3) replicated to every member,
+    /// and registered the cluster id in term 1.
     fn view(voters: &[&str], learners: &[&str]) -> PeerMembership {
         PeerMembership {
             voters: voters.iter().map(|s| s.to_string()).collect(),
             learners: learners.iter().map(|s| s.to_string()).collect(),
             cluster_id: "00112233445566778899aabbccddeeff".into(),
+            from_leader: true,
+            leader_known: true,
+            term: 3,
+            commit_index: 40,
+            matched: voters
+                .iter()
+                .chain(learners)
+                .map(|s| (s.to_string(), 40))
+                .collect(),
+            id_registered_term: Some(1),
         }
     }
 
@@ -486,23 +575,61 @@ mod tests {
         let three = view(&["mon1", "mon2", "mon3"], &[]);
         let learner = view(&["mon1", "mon2"], &["mon3"]);
         let without = view(&["mon1", "mon2"], &[]);
+        // A brand-new cluster whose first leader (term 1) has not yet replicated to mon3.
+        let mut forming = view(&["mon1", "mon2", "mon3"], &[]);
+        forming.term = 1;
+        forming.matched.insert("mon3".into(), 0);
+        // The same before any leader was elected (a follower answers, nothing committed).
+        let leaderless = PeerMembership {
+            from_leader: false,
+            leader_known: false,
+            cluster_id: String::new(),
+            commit_index: 0,
+            matched: BTreeMap::new(),
+            id_registered_term: None,
+            ..forming.clone()
+        };
+        // Not reached by the current leader, but the cluster had leaders before it: mon3 may have
+        // taken part under them.
+        let mut later_leader = forming.clone();
+        later_leader.term = 3;
+        // A cluster whose registration left the history: it counts as one mon3 took part in.
+        let mut unknown_age = forming.clone();
+        unknown_age.id_registered_term = None;
+        // No leader now, but a cluster id: a leader ran, mon3 may have taken part.
+        let mut leaderless_old = leaderless.clone();
+        leaderless_old.cluster_id = three.cluster_id.clone();
         type Answers = Vec<(String, PeerMembership)>;
+        let one = |peer: &str, m: &PeerMembership| vec![(peer.to_string(), m.clone())];
         let cases: Vec<(&str, Answers, FreshStart)> = vec![
             ("no peer answers", vec![], FreshStart::Initialize),
+            ("a voter", one("mon1", &three), refuse("mon1", &three)),
+            ("a learner", one("mon1", &learner), FreshStart::AwaitCatchUp),
+            ("not a member", one("mon2", &without), FreshStart::AwaitAdd),
             (
-                "a voter",
-                vec![("mon1".into(), three.clone())],
-                refuse("mon1", &three),
-            ),
-            (
-                "a learner",
-                vec![("mon1".into(), learner.clone())],
+                "a voter of a cluster forming",
+                one("mon1", &forming),
                 FreshStart::AwaitCatchUp,
             ),
             (
-                "not a member",
-                vec![("mon2".into(), without.clone())],
-                FreshStart::AwaitAdd,
+                "a voter, no leader yet",
+                one("mon1", &leaderless),
+                FreshStart::AwaitCatchUp,
+            ),
+            (
+                "a voter, later leader",
+                one("mon1", &later_leader),
+                refuse("mon1", &later_leader),
+            ),
+            (
+                "a voter, age unknown",
+                one("mon1", &unknown_age),
+                refuse("mon1", &unknown_age),
+            ),
+            (
+                "a voter, no leader now",
+                one("mon1", &leaderless_old),
+                refuse("mon1", &leaderless_old),
             ),
             // The most cautious answer counts, whatever the order.
             (
@@ -520,6 +647,14 @@ mod tests {
                     ("mon2".into(), learner.clone()),
                 ],
                 FreshStart::AwaitCatchUp,
+            ),
+            (
+                "one forming, one that replicated to it",
+                vec![
+                    ("mon1".into(), forming.clone()),
+                    ("mon2".into(), three.clone()),
+                ],
+                refuse("mon2", &three),
             ),
         ];
         for (what, answers, expected) in cases {

@@ -206,13 +206,28 @@ async fn ops_membership_add_remove_refuse_and_replace() -> anyhow::Result<()> {
     let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "remove", "mon3"])?;
     assert!(!ok && text.contains("would lose quorum"), "refused: {text}");
 
-    // mon4 is replaced: same name, empty data dir; it joins and catches up.
+    // mon4 lost its data dir: it refuses to start as the voter it was (it forgot its vote and log).
     std::fs::remove_dir_all(data_dir(&lab, "mon4"))?;
+    let mut wiped = spawn(&lab, "mon4", "mmm-monitor", configs.monitor("mon4")?)?;
+    let status = wiped.wait_exit(REFUSAL).await?;
+    assert!(!status.success(), "the wiped mon4 exits non-zero: {status}");
+    let addr4 = format!("{}:{MONITOR_PORT}", lab.monitor("mon4").ip);
+    assert_refused(wiped.log_path(), "mon4", &data_dir(&lab, "mon4"), &addr4)?;
+
+    // mon4 is replaced the safe way: removed, started with its empty data dir, added again.
+    let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "remove", "mon4"])?;
+    assert!(ok, "cluster remove mon4: {text}");
     let replaced = Instant::now();
     procs.insert(
         "mon4".into(),
         spawn(&lab, "mon4", "mmm-monitor", configs.monitor("mon4")?)?,
     );
+    wait_status(&lab, "mon4", SETTLE, "mon4 waiting to be added", |s| {
+        s.members.is_empty()
+    })
+    .await?;
+    let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "add", "mon4", &addr4])?;
+    assert!(ok, "cluster add mon4: {text}");
     let s1 = status_at(&lab, "mon1").await?;
     let target = s1.commit_index;
     wait_status(
@@ -226,6 +241,132 @@ async fn ops_membership_add_remove_refuse_and_replace() -> anyhow::Result<()> {
     eprintln!("replaced mon4 caught up in {:?}", replaced.elapsed());
     let s1 = status_at(&lab, "mon1").await?;
     assert_eq!(voters(&s1), ["mon1", "mon3", "mon4"]);
+    Ok(())
+}
+
+/// How long a monitor that must refuse to start may take to exit: its peer probes (about a second
+/// each, in parallel) plus the process start.
+const REFUSAL: Duration = Duration::from_secs(15);
+
+/// The log of a monitor that refused to start with an empty data dir names the data dir, the voters
+/// and the commands to rejoin with, and its data dir is still empty (so the next start is a fresh one).
+fn assert_refused(log: &Path, mon: &str, dir: &Path, addr: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    for part in [
+        "refusing to start".to_string(),
+        format!("the data_dir {} is empty", dir.display()),
+        format!("monitor {mon} is a voter"),
+        format!("`mmmctl cluster remove {mon}`"),
+        format!("`mmmctl cluster add {mon} {addr}`"),
+    ] {
+        anyhow::ensure!(
+            text.contains(&part),
+            "{part:?} missing from {}: {text}",
+            log.display()
+        );
+    }
+    let left = std::fs::read_dir(dir)?.count();
+    anyhow::ensure!(
+        left == 0,
+        "the refused start left {left} entries in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The decisions of `mmmctl --json history 1000` as `monitors` answer it.
+fn history(lab: &Lab, monitors: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));
+    for m in monitors {
+        cmd.arg("--monitor")
+            .arg(format!("{}:{MONITOR_PORT}", lab.monitor(m).ip));
+    }
+    let out = cmd
+        .args(["--json", "history", "1000"])
+        .output()
+        .context("running mmmctl")?;
+    anyhow::ensure!(out.status.success(), "mmmctl history: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v["decisions"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("no decisions in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec {
+        db_hosts: 2,
+        monitors: 3,
+        semi_sync: false,
+        vips: 1,
+        clients: 0,
+    })
+    .await?;
+    let mut cluster = MmmCluster::start(&lab, "")?;
+    cluster.wait_all_online("db1", SETTLE).await?;
+    let three = |s: &ClusterStatusReply| voters(s) == ["mon1", "mon2", "mon3"] && s.leader_id != 0;
+    wait_status(&lab, "mon1", SETTLE, "3 voters and a leader", three).await?;
+    let before = history(&lab, &["mon1"])?;
+    assert!(!before.is_empty(), "decisions before the wipe");
+
+    // mon3 loses its data dir and starts again: a peer lists it as a voter, so it refuses.
+    cluster.kill_monitor("mon3")?;
+    let dir3 = data_dir(&lab, "mon3");
+    std::fs::remove_dir_all(&dir3)?;
+    std::fs::create_dir_all(&dir3)?;
+    cluster.start_monitor("mon3")?;
+    let log = cluster
+        .monitor_process("mon3")
+        .context("mon3 started")?
+        .log_path()
+        .to_path_buf();
+    let status = cluster.wait_monitor_exit("mon3", REFUSAL).await?;
+    assert!(!status.success(), "the wiped mon3 exits non-zero: {status}");
+    let addr3 = format!("{}:{MONITOR_PORT}", lab.monitor("mon3").ip);
+    assert_refused(&log, "mon3", &dir3, &addr3)?;
+    let text = std::fs::read_to_string(&log)?;
+    assert!(text.contains("(voters mon1, mon2, mon3, as "), "{text}");
+    let line = text.lines().find(|l| l.contains("refusing to start"));
+    eprintln!(
+        "wiped mon3 exited with {status}: {}",
+        line.unwrap_or_default()
+    );
+
+    // The safe way back: remove it, start it with its empty data dir (it waits), add it again.
+    let out = cluster.mmmctl(&["cluster", "remove", "mon3"])?;
+    assert!(out.status.success(), "cluster remove mon3: {out:?}");
+    wait_status(&lab, "mon1", SETTLE, "voters mon1, mon2", |s| {
+        voters(s) == ["mon1", "mon2"] && s.leader_id != 0
+    })
+    .await?;
+    let rejoin = Instant::now();
+    cluster.start_monitor("mon3")?;
+    wait_status(&lab, "mon3", SETTLE, "mon3 waiting to be added", |s| {
+        s.members.is_empty()
+    })
+    .await?;
+    let out = cluster.mmmctl(&["cluster", "add", "mon3", &addr3])?;
+    assert!(out.status.success(), "cluster add mon3: {out:?}");
+    let s1 = wait_status(&lab, "mon1", SETTLE, "3 voters again", three).await?;
+    wait_status(&lab, "mon3", SETTLE, "mon3 a caught-up voter", |s| {
+        three(s) && s.applied_index >= s1.commit_index
+    })
+    .await?;
+    eprintln!(
+        "mon3 removed, added again and caught up in {:?}",
+        rejoin.elapsed()
+    );
+
+    // The committed state survived: mon3's own copy lists every decision taken before the wipe.
+    let after = history(&lab, &["mon3"])?;
+    for d in &before {
+        assert!(
+            after.contains(d),
+            "decision {d} missing from mon3's history: {after:?}"
+        );
+    }
     Ok(())
 }
 
