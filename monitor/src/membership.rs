@@ -54,9 +54,10 @@ use mmm_config::Config;
 use mmm_consensus::{node_id, ConsensusNode, NodeInfo};
 use mmm_proto::monitor_control_client::MonitorControlClient;
 use mmm_proto::{ClusterStatusRequest, CommandReply, HistoryRequest, PROTOCOL_VERSION};
+use mmm_tls::ClientTls;
 use openraft::ChangeMembers;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
 use crate::context::MonitorContext;
@@ -116,21 +117,39 @@ impl PeerMembership {
     }
 }
 
-/// Asks the monitor at `addr` for its view; `Some(membership)` when it belongs to an initialized
-/// cluster, `None` when unreachable or not initialized.
-pub async fn probe_membership(addr: &str) -> Option<PeerMembership> {
-    let client = |addr: String| async move {
-        let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect_timeout(PROBE_TIMEOUT)
-            .timeout(PROBE_TIMEOUT);
-        Some(MonitorControlClient::new(ep.connect().await.ok()?))
+/// A control client of monitor `name` at `addr` (with TLS when the cluster uses it), connected
+/// within [`PROBE_TIMEOUT`]; `None` when it cannot be reached.
+async fn connect(
+    addr: &str,
+    name: &str,
+    tls: Option<&ClientTls>,
+) -> Option<MonitorControlClient<Channel>> {
+    let ep = Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(PROBE_TIMEOUT)
+        .timeout(PROBE_TIMEOUT);
+    let ch = match tls {
+        Some(tls) => ep.connect_with_connector(tls.connector(Some(name))).await,
+        None => ep.connect().await,
     };
+    Some(MonitorControlClient::new(ch.ok()?))
+}
+
+/// Asks monitor `name` at `addr` for its own view (not forwarded to the leader, see
+/// `ClusterStatusRequest.local`) and, when it is the leader, for the term the cluster id was
+/// registered in; `Some(membership)` when it belongs to an initialized cluster, `None` when
+/// unreachable or not initialized.
+pub async fn probe_membership(
+    addr: &str,
+    name: &str,
+    tls: Option<&ClientTls>,
+) -> Option<PeerMembership> {
     let call = async {
-        let r = client(addr.to_string())
-            .await?
+        let mut c = connect(addr, name, tls).await?;
+        let r = c
             .cluster_status(ClusterStatusRequest {
                 protocol_version: PROTOCOL_VERSION,
+                local: true,
             })
             .await
             .ok()?
@@ -144,11 +163,7 @@ pub async fn probe_membership(addr: &str) -> Option<PeerMembership> {
             commit_index: r.commit_index,
             ..PeerMembership::default()
         };
-        let mut leader_addr = None;
         for member in r.members {
-            if member.id == r.leader_id {
-                leader_addr = Some(member.addr.clone());
-            }
             m.matched.insert(member.name.clone(), member.matched_index);
             if member.voter {
                 m.voters.insert(member.name);
@@ -156,8 +171,8 @@ pub async fn probe_membership(addr: &str) -> Option<PeerMembership> {
                 m.learners.insert(member.name);
             }
         }
-        if let (true, false, Some(leader)) = (from_leader, m.cluster_id.is_empty(), leader_addr) {
-            m.id_registered_term = registration_term(client(leader).await?).await;
+        if from_leader && !m.cluster_id.is_empty() {
+            m.id_registered_term = registration_term(c).await;
         }
         Some(m)
     };
@@ -185,10 +200,10 @@ async fn registration_term(mut c: MonitorControlClient<tonic::transport::Channel
         .map(|e| e.term)
 }
 
-/// Asks the monitor at `addr` for its view; `Some(member names)` when it belongs to an initialized
+/// Asks monitor `name` at `addr` for its view; `Some(member names)` when it belongs to an initialized
 /// cluster, `None` when unreachable or not initialized.
-pub async fn probe(addr: &str) -> Option<BTreeSet<String>> {
-    probe_membership(addr).await.map(|m| m.names())
+pub async fn probe(addr: &str, name: &str, tls: Option<&ClientTls>) -> Option<BTreeSet<String>> {
+    probe_membership(addr, name, tls).await.map(|m| m.names())
 }
 
 /// What a monitor whose data dir is empty does, from what the reachable peers report (module docs).
@@ -242,8 +257,8 @@ pub fn fresh_start(me: &str, answers: &[(String, PeerMembership)]) -> FreshStart
      monitor cluster{cluster} (voters {voters_list}, as {peer} reports). A voter that lost its Raft log and \
      vote could help elect a leader that misses committed decisions. Rejoin instead: run \
      `mmmctl cluster remove {monitor}` against a running monitor, start this monitor again with its \
-     empty data_dir (it then waits to be added), and run `mmmctl cluster add {monitor} {addr}`: it \
-     joins as a learner, is caught up, then becomes a voter",
+     empty data_dir (it then waits to be added), and run `mmmctl cluster add {monitor} {addr}` against \
+     a running monitor: it joins as a learner, is caught up, then becomes a voter",
     voters_list = join(.voters)
 )]
 pub struct RejoinRefused {
@@ -274,6 +289,7 @@ pub async fn initial_members(
     me: &str,
     data_dir: &Path,
     members: BTreeMap<u64, NodeInfo>,
+    tls: Option<&ClientTls>,
 ) -> Result<BTreeMap<u64, NodeInfo>, RejoinRefused> {
     let fresh = std::fs::read_dir(data_dir).map_or(true, |mut d| d.next().is_none());
     if !fresh {
@@ -285,7 +301,8 @@ pub async fn initial_members(
         .filter(|n| n.name != me)
         .map(|n| (n.name.clone(), format!("{}:{}", n.ip, n.port)))
         .collect();
-    let answers = futures::future::join_all(peers.iter().map(|(_, a)| probe_membership(a))).await;
+    let answers =
+        futures::future::join_all(peers.iter().map(|(n, a)| probe_membership(a, n, tls))).await;
     let answers: Vec<(String, PeerMembership)> = peers
         .into_iter()
         .zip(answers)
@@ -403,16 +420,17 @@ async fn majority_answers(
     consensus: &ConsensusNode,
     voters: &BTreeSet<u64>,
     nodes: &BTreeMap<u64, NodeInfo>,
+    tls: Option<&ClientTls>,
 ) -> (usize, usize) {
     let checks = voters.iter().map(|id| {
-        let addr = nodes.get(id).map(|n| n.addr.clone());
+        let node = nodes.get(id).cloned();
         let me = *id == consensus.id();
         async move {
             if me {
                 return true;
             }
-            match addr {
-                Some(a) => probe(&a).await.is_some(),
+            match node {
+                Some(n) => probe(&n.addr, &n.name, tls).await.is_some(),
                 None => false,
             }
         }
@@ -447,7 +465,10 @@ pub async fn add(ctx: &MonitorContext, name: &str, addr: &str) -> Result<Command
             )));
         }
     }
-    if probe(addr).await.is_some_and(|m| !m.contains(name)) {
+    if probe(addr, name, ctx.tls.as_ref())
+        .await
+        .is_some_and(|m| !m.contains(name))
+    {
         return Ok(refused(format!(
             "the monitor at {addr} already belongs to another cluster: empty its data_dir first"
         )));
@@ -467,7 +488,7 @@ pub async fn add(ctx: &MonitorContext, name: &str, addr: &str) -> Result<Command
     let mut new_voters = voters.clone();
     new_voters.insert(id);
     let (_, nodes) = membership(&ctx.consensus);
-    let (up, need) = majority_answers(&ctx.consensus, &new_voters, &nodes).await;
+    let (up, need) = majority_answers(&ctx.consensus, &new_voters, &nodes, ctx.tls.as_ref()).await;
     if up < need {
         return Ok(refused(format!(
             "making {name} a voter would leave {up} of {} voters answering, fewer than the {need} a quorum needs; it stays a learner",
@@ -504,7 +525,7 @@ pub async fn remove(ctx: &MonitorContext, name: &str) -> Result<CommandReply, St
                 "{name} is the last voter; it cannot be removed"
             )));
         }
-        let (up, need) = majority_answers(&ctx.consensus, &rest, &nodes).await;
+        let (up, need) = majority_answers(&ctx.consensus, &rest, &nodes, ctx.tls.as_ref()).await;
         if up < need {
             return Ok(refused(format!(
                 "removing {name} would lose quorum: {up} of the {} remaining voters answer, {need} needed",

@@ -299,6 +299,7 @@ impl<'a> MmmCluster<'a> {
         let mut c = self.control_of(name).await?;
         Ok(c.cluster_status(ClusterStatusRequest {
             protocol_version: PROTOCOL_VERSION,
+            local: false,
         })
         .await?
         .into_inner())
