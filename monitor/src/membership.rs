@@ -6,8 +6,10 @@
 //!   caught up, then made a voter. The leader refuses the change when a majority of the new voter set
 //!   does not answer.
 //! - Removing: refused when the remaining voters would have no reachable majority, or none would remain.
-//! - Joining with an empty data dir ([`fresh_start`]): the configured peers are asked for their
-//!   membership (`ClusterStatus`, voters and learners) before the Raft node starts, and the most
+//! - Joining with an empty data dir ([`fresh_start`]): before the Raft node starts, every configured
+//!   peer is asked for its own view (`ClusterStatus` with `local`: not forwarded, since a peer may
+//!   still take this very monitor for the leader) of the membership (voters and learners) and, the
+//!   leader, of what it replicated to whom. The leader's answer decides; without one, the most
 //!   cautious answer counts:
 //!   - a peer lists this monitor as a **voter** that may have taken part: the monitor refuses to
 //!     start ([`RejoinRefused`], a non-zero exit). Raft's safety rests on a voter remembering its
@@ -226,20 +228,33 @@ pub enum FreshStart {
 }
 
 /// The decision for monitor `me` with an empty data dir, given the answers of the reachable peers
-/// (`(peer name, membership)`; unreachable and uninitialized peers are left out). The most cautious
-/// answer counts: voter that may have taken part ([`PeerMembership::never_reached`]) anywhere, then
-/// member (voter or learner) anywhere, then any cluster.
+/// (`(peer name, membership)`; unreachable and uninitialized peers are left out). The leader's answer
+/// (the highest term's, should two claim it) decides whether `me` is a voter that may have taken part
+/// ([`PeerMembership::never_reached`]): only it knows what it replicated, and its membership is the
+/// newest. Without one, any answer listing `me` as a voter that cannot vouch for it refuses. Then
+/// member (voter or learner), then any cluster.
 pub fn fresh_start(me: &str, answers: &[(String, PeerMembership)]) -> FreshStart {
-    if let Some((peer, m)) = answers
+    let may_have_taken_part = |m: &PeerMembership| m.voters.contains(me) && !m.never_reached(me);
+    let leader = answers
         .iter()
-        .find(|(_, m)| m.voters.contains(me) && !m.never_reached(me))
-    {
+        .filter(|(_, m)| m.from_leader)
+        .max_by_key(|(_, m)| m.term);
+    let refusing = match leader {
+        Some(l) => Some(l).filter(|(_, m)| may_have_taken_part(m)),
+        None => answers.iter().find(|(_, m)| may_have_taken_part(m)),
+    };
+    if let Some((peer, m)) = refusing {
         return FreshStart::Refuse {
             peer: peer.clone(),
             membership: m.clone(),
         };
     }
-    if answers.iter().any(|(_, m)| m.names().contains(me)) {
+    let member = |m: &PeerMembership| m.names().contains(me);
+    let is_member = match leader {
+        Some((_, m)) => member(m),
+        None => answers.iter().any(|(_, m)| member(m)),
+    };
+    if is_member {
         return FreshStart::AwaitCatchUp;
     }
     if answers.is_empty() {
@@ -620,6 +635,17 @@ mod tests {
         // No leader now, but a cluster id: a leader ran, mon3 may have taken part.
         let mut leaderless_old = leaderless.clone();
         leaderless_old.cluster_id = three.cluster_id.clone();
+        // Followers' own views: a leader is known, but they cannot tell what it replicated.
+        let follower = PeerMembership {
+            from_leader: false,
+            matched: BTreeMap::new(),
+            ..forming.clone()
+        };
+        let follower_without = PeerMembership {
+            from_leader: false,
+            matched: BTreeMap::new(),
+            ..without.clone()
+        };
         type Answers = Vec<(String, PeerMembership)>;
         let one = |peer: &str, m: &PeerMembership| vec![(peer.to_string(), m.clone())];
         let cases: Vec<(&str, Answers, FreshStart)> = vec![
@@ -652,30 +678,43 @@ mod tests {
                 one("mon1", &leaderless_old),
                 refuse("mon1", &leaderless_old),
             ),
-            // The most cautious answer counts, whatever the order.
+            // The leader's answer decides, whatever the order.
             (
-                "a stale peer without it, another with it as voter",
+                "a stale follower without it, the leader with it as voter",
                 vec![
-                    ("mon1".into(), without.clone()),
+                    ("mon1".into(), follower_without.clone()),
                     ("mon2".into(), three.clone()),
                 ],
                 refuse("mon2", &three),
             ),
             (
-                "one without it, one with it as learner",
+                "a follower without it, the leader with it as learner",
                 vec![
-                    ("mon1".into(), without.clone()),
+                    ("mon1".into(), follower_without.clone()),
                     ("mon2".into(), learner.clone()),
                 ],
                 FreshStart::AwaitCatchUp,
             ),
             (
-                "one forming, one that replicated to it",
+                "a follower of a forming cluster, its leader never replicated to it",
                 vec![
-                    ("mon1".into(), forming.clone()),
-                    ("mon2".into(), three.clone()),
+                    ("mon1".into(), follower.clone()),
+                    ("mon2".into(), forming.clone()),
                 ],
-                refuse("mon2", &three),
+                FreshStart::AwaitCatchUp,
+            ),
+            (
+                "only a follower, which knows a leader",
+                vec![("mon1".into(), follower.clone())],
+                refuse("mon1", &follower),
+            ),
+            (
+                "the leader without it (just removed), a lagging follower with it",
+                vec![
+                    ("mon1".into(), follower.clone()),
+                    ("mon2".into(), without.clone()),
+                ],
+                FreshStart::AwaitAdd,
             ),
         ];
         for (what, answers, expected) in cases {

@@ -275,17 +275,41 @@ fn assert_refused(log: &Path, mon: &str, dir: &Path, addr: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// The decisions of `mmmctl --json history 1000` as `monitors` answer it.
-fn history(lab: &Lab, monitors: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+/// `mmmctl` sent to `monitors` only (with the lab's TLS client configuration when it has one).
+fn ctl_output(
+    cluster: &MmmCluster,
+    monitors: &[&str],
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
     let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));
     for m in monitors {
         cmd.arg("--monitor")
-            .arg(format!("{}:{MONITOR_PORT}", lab.monitor(m).ip));
+            .arg(format!("{}:{MONITOR_PORT}", cluster.lab.monitor(m).ip));
     }
-    let out = cmd
-        .args(["--json", "history", "1000"])
-        .output()
-        .context("running mmmctl")?;
+    if let Some(tls) = &cluster.configs.tls {
+        cmd.arg("--config").arg(&tls.ctl_config);
+    }
+    cmd.args(args).output().context("running mmmctl")
+}
+
+/// [`ctl_output`]: whether it succeeded, and its output and errors.
+fn ctl_to(
+    cluster: &MmmCluster,
+    monitors: &[&str],
+    args: &[&str],
+) -> anyhow::Result<(bool, String)> {
+    let out = ctl_output(cluster, monitors, args)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// The decisions of `mmmctl --json history 1000` as `monitors` answer it.
+fn history(cluster: &MmmCluster, monitors: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = ctl_output(cluster, monitors, &["--json", "history", "1000"])?;
     anyhow::ensure!(out.status.success(), "mmmctl history: {out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     v["decisions"]
@@ -294,8 +318,38 @@ fn history(lab: &Lab, monitors: &[&str]) -> anyhow::Result<Vec<serde_json::Value
         .with_context(|| format!("no decisions in {v}"))
 }
 
+/// Waits until monitor `name`'s cluster status (over the cluster's TLS, if any) satisfies `pred`.
+async fn wait_cluster_status(
+    cluster: &MmmCluster<'_>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&ClusterStatusReply) -> bool,
+) -> anyhow::Result<ClusterStatusReply> {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cluster.cluster_status_of(name).await {
+            Ok(s) if pred(&s) => return Ok(s),
+            Ok(s) => last = format!("{s:?}"),
+            Err(e) => last = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{name}: timed out after {SETTLE:?} waiting for {what}; last: {last}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> anyhow::Result<()> {
+    wiped_voter_refuses_and_rejoins(false).await
+}
+
+/// The same with mutual TLS: the starting monitor's probes of its peers use the cluster's TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_wiped_voter_refuses_to_start_with_tls() -> anyhow::Result<()> {
+    wiped_voter_refuses_and_rejoins(true).await
+}
+
+async fn wiped_voter_refuses_and_rejoins(tls: bool) -> anyhow::Result<()> {
     mmm_lab::init_logging();
     let lab = Lab::start(LabSpec {
         db_hosts: 2,
@@ -305,21 +359,21 @@ async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> any
         clients: 0,
     })
     .await?;
-    let mut cluster = MmmCluster::start(&lab, "")?;
+    let mut cluster = MmmCluster::start_with(&lab, "", tls)?;
     cluster.wait_all_online("db1", SETTLE).await?;
     let three = |s: &ClusterStatusReply| voters(s) == ["mon1", "mon2", "mon3"] && s.leader_id != 0;
-    let s1 = wait_status(&lab, "mon1", SETTLE, "3 voters and a leader", three).await?;
+    let s1 = wait_cluster_status(&cluster, "mon1", "3 voters and a leader", three).await?;
     // The leader is wiped: the hardest case, its peers still take it for the leader for a moment.
     let victim = s1.leader_name.clone();
     let rest: Vec<&str> = ["mon1", "mon2", "mon3"]
         .into_iter()
         .filter(|m| *m != victim)
         .collect();
-    let before = history(&lab, &[rest[0]])?;
+    let before = history(&cluster, &[rest[0]])?;
     assert!(!before.is_empty(), "decisions before the wipe");
     // Every monitor has taken part: it holds the decisions (its data dir is not empty).
     for m in ["mon1", "mon2", "mon3"] {
-        wait_status(&lab, m, SETTLE, "caught up", |s| {
+        wait_cluster_status(&cluster, m, "caught up", |s| {
             three(s) && s.applied_index >= s1.commit_index
         })
         .await?;
@@ -352,28 +406,28 @@ async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> any
     );
 
     // The safe way back: once the others have a leader, remove it, start it with its empty data dir
-    // (it waits), add it again.
-    wait_status(&lab, rest[0], SETTLE, "a new leader", |s| {
+    // (it waits), add it again. mmmctl is sent to the running monitors: the waiting one would
+    // answer `No quorum` itself.
+    wait_cluster_status(&cluster, rest[0], "a new leader", |s| {
         s.leader_id != 0 && s.leader_name != victim
     })
     .await?;
-    // mmmctl is pointed at the running monitors: the waiting one answers `No quorum` itself.
-    let (ok, text) = mmmctl(&lab, &rest, &["cluster", "remove", &victim])?;
+    let (ok, text) = ctl_to(&cluster, &rest, &["cluster", "remove", &victim])?;
     assert!(ok, "cluster remove {victim}: {text}");
-    wait_status(&lab, rest[0], SETTLE, "two voters", |s| {
+    wait_cluster_status(&cluster, rest[0], "two voters", |s| {
         voters(s) == rest && s.leader_id != 0
     })
     .await?;
     let rejoin = Instant::now();
     cluster.start_monitor(&victim)?;
-    wait_status(&lab, &victim, SETTLE, "waiting to be added", |s| {
+    wait_cluster_status(&cluster, &victim, "waiting to be added", |s| {
         s.members.is_empty()
     })
     .await?;
-    let (ok, text) = mmmctl(&lab, &rest, &["cluster", "add", &victim, &addr])?;
+    let (ok, text) = ctl_to(&cluster, &rest, &["cluster", "add", &victim, &addr])?;
     assert!(ok, "cluster add {victim}: {text}");
-    let s1 = wait_status(&lab, rest[0], SETTLE, "3 voters again", three).await?;
-    wait_status(&lab, &victim, SETTLE, "a caught-up voter", |s| {
+    let s1 = wait_cluster_status(&cluster, rest[0], "3 voters again", three).await?;
+    wait_cluster_status(&cluster, &victim, "a caught-up voter", |s| {
         three(s) && s.applied_index >= s1.commit_index
     })
     .await?;
@@ -384,7 +438,7 @@ async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> any
 
     // The committed state survived: the rejoined monitor's own copy lists every decision taken
     // before the wipe.
-    let after = history(&lab, &[&victim])?;
+    let after = history(&cluster, &[&victim])?;
     for d in &before {
         assert!(
             after.contains(d),
