@@ -64,15 +64,18 @@ use tonic::Status;
 
 use crate::context::MonitorContext;
 
-/// Deadline of one peer probe (connect plus `ClusterStatus`).
+/// Deadline of each step of a peer probe (connect, `ClusterStatus`, `History`): peers answer from
+/// memory, so a second means the peer is not serving (yet).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Deadline of a whole peer probe: its three steps.
+const PROBE_DEADLINE: Duration = Duration::from_secs(3);
 /// How long a new learner may take to catch up before the add is given up.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline of committing a membership change.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A peer's view of the cluster membership, from its `ClusterStatus` reply (which a follower forwards
-/// to the leader) and, when the leader answered, the leader's history.
+/// A peer's view of the cluster membership, from its own `ClusterStatus` (`local`, not forwarded)
+/// and, when the peer is the leader, its history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerMembership {
     /// The voters' names: a wiped monitor among them must not start as one (module docs).
@@ -178,7 +181,7 @@ pub async fn probe_membership(
         }
         Some(m)
     };
-    match tokio::time::timeout(PROBE_TIMEOUT * 3, call).await {
+    match tokio::time::timeout(PROBE_DEADLINE, call).await {
         Ok(Some(m)) if !m.voters.is_empty() || !m.learners.is_empty() => Some(m),
         _ => None,
     }
@@ -190,6 +193,7 @@ async fn registration_term(mut c: MonitorControlClient<tonic::transport::Channel
     let h = c
         .history(HistoryRequest {
             protocol_version: PROTOCOL_VERSION,
+            // All of it: the registration is the first decision kept.
             limit: u32::MAX,
         })
         .await
