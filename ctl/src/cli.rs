@@ -160,7 +160,8 @@ pub enum CertsAction {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 #[command(rename_all = "snake_case")]
 pub enum ClusterChange {
-    /// Add a monitor (as a learner until it has caught up, then as a voter).
+    /// Add a monitor (as a learner until it has caught up, then as a voter). A monitor whose
+    /// data_dir was lost is removed first (`cluster remove`), then started and added again.
     Add {
         /// Its name (`this` in its mmm_mon.conf).
         name: String,

@@ -251,6 +251,7 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 .call(|mut c| async move {
                     c.cluster_status(ClusterStatusRequest {
                         protocol_version: v,
+                        local: false,
                     })
                     .await
                 })

@@ -353,8 +353,12 @@ impl MonitorControl for ControlService {
     ) -> Result<Response<ClusterStatusReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
         // Only the leader knows every member's progress and who is in touch: ask it when there is
-        // one; if it cannot be reached, answer with this node's own view.
-        if !self.ctx.consensus.is_leader() && self.ctx.consensus.leader().is_some() {
+        // one (unless this node's own view is asked for); if it cannot be reached, answer with this
+        // node's own view.
+        if !request.get_ref().local
+            && !self.ctx.consensus.is_leader()
+            && self.ctx.consensus.leader().is_some()
+        {
             if let Ok(mut leader) = self.leader_client().await {
                 if let Ok(reply) = leader.cluster_status(request.into_inner()).await {
                     return Ok(reply);

@@ -104,7 +104,14 @@ pub async fn run(
     let data_dir = config.monitor_data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
-    let members = crate::membership::initial_members(&config, &me.name, &data_dir, members).await;
+    let members = crate::membership::initial_members(
+        &config,
+        &me.name,
+        &data_dir,
+        members,
+        client_tls.as_ref(),
+    )
+    .await?;
     let consensus = ConsensusNode::start_with(
         ConsensusConfig::new(me.name.clone(), data_dir, members),
         TransportOptions {

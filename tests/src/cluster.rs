@@ -214,6 +214,21 @@ impl<'a> MmmCluster<'a> {
         }
     }
 
+    /// Waits (up to `timeout`) for monitor `name` to exit by itself, e.g. a monitor that refuses to
+    /// start; returns its exit status, and it then counts as stopped.
+    pub async fn wait_monitor_exit(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(p) = self.monitors.get_mut(name) else {
+            bail!("monitor {name} is not running")
+        };
+        let status = p.wait_exit(timeout).await?;
+        self.monitors.remove(name);
+        Ok(status)
+    }
+
     /// Names of the monitors currently running.
     pub fn running_monitors(&self) -> Vec<String> {
         self.monitors.keys().cloned().collect()
@@ -284,6 +299,7 @@ impl<'a> MmmCluster<'a> {
         let mut c = self.control_of(name).await?;
         Ok(c.cluster_status(ClusterStatusRequest {
             protocol_version: PROTOCOL_VERSION,
+            local: false,
         })
         .await?
         .into_inner())

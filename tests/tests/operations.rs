@@ -29,6 +29,7 @@ async fn status_at(lab: &Lab, name: &str) -> anyhow::Result<ClusterStatusReply> 
     Ok(MonitorControlClient::new(ch)
         .cluster_status(ClusterStatusRequest {
             protocol_version: PROTOCOL_VERSION,
+            local: false,
         })
         .await?
         .into_inner())
@@ -208,13 +209,28 @@ async fn ops_membership_add_remove_refuse_and_replace() -> anyhow::Result<()> {
     let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "remove", "mon3"])?;
     assert!(!ok && text.contains("would lose quorum"), "refused: {text}");
 
-    // mon4 is replaced: same name, empty data dir; it joins and catches up.
+    // mon4 lost its data dir: it refuses to start as the voter it was (it forgot its vote and log).
     std::fs::remove_dir_all(data_dir(&lab, "mon4"))?;
+    let mut wiped = spawn(&lab, "mon4", "mmm-monitor", configs.monitor("mon4")?)?;
+    let status = wiped.wait_exit(REFUSAL).await?;
+    assert!(!status.success(), "the wiped mon4 exits non-zero: {status}");
+    let addr4 = format!("{}:{MONITOR_PORT}", lab.monitor("mon4").ip);
+    assert_refused(wiped.log_path(), "mon4", &data_dir(&lab, "mon4"), &addr4)?;
+
+    // mon4 is replaced the safe way: removed, started with its empty data dir, added again.
+    let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "remove", "mon4"])?;
+    assert!(ok, "cluster remove mon4: {text}");
     let replaced = Instant::now();
     procs.insert(
         "mon4".into(),
         spawn(&lab, "mon4", "mmm-monitor", configs.monitor("mon4")?)?,
     );
+    wait_status(&lab, "mon4", SETTLE, "mon4 waiting to be added", |s| {
+        s.members.is_empty()
+    })
+    .await?;
+    let (ok, text) = mmmctl(&lab, &["mon1", "mon3"], &["cluster", "add", "mon4", &addr4])?;
+    assert!(ok, "cluster add mon4: {text}");
     let s1 = status_at(&lab, "mon1").await?;
     let target = s1.commit_index;
     wait_status(
@@ -228,6 +244,209 @@ async fn ops_membership_add_remove_refuse_and_replace() -> anyhow::Result<()> {
     eprintln!("replaced mon4 caught up in {:?}", replaced.elapsed());
     let s1 = status_at(&lab, "mon1").await?;
     assert_eq!(voters(&s1), ["mon1", "mon3", "mon4"]);
+    Ok(())
+}
+
+/// How long a monitor that must refuse to start may take to exit: its peer probes (about a second
+/// each, in parallel) plus the process start.
+const REFUSAL: Duration = Duration::from_secs(15);
+
+/// The log of a monitor that refused to start with an empty data dir names the data dir, the voters
+/// and the commands to rejoin with, and its data dir is still empty (so the next start is a fresh one).
+fn assert_refused(log: &Path, mon: &str, dir: &Path, addr: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(log)?;
+    for part in [
+        "refusing to start".to_string(),
+        format!("the data_dir {} is empty", dir.display()),
+        format!("monitor {mon} is a voter"),
+        format!("`mmmctl cluster remove {mon}`"),
+        format!("`mmmctl cluster add {mon} {addr}`"),
+    ] {
+        anyhow::ensure!(
+            text.contains(&part),
+            "{part:?} missing from {}: {text}",
+            log.display()
+        );
+    }
+    let left = std::fs::read_dir(dir)?.count();
+    anyhow::ensure!(
+        left == 0,
+        "the refused start left {left} entries in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `mmmctl` sent to `monitors` only (with the lab's TLS client configuration when it has one).
+fn ctl_output(
+    cluster: &MmmCluster,
+    monitors: &[&str],
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));
+    for m in monitors {
+        cmd.arg("--monitor")
+            .arg(format!("{}:{MONITOR_PORT}", cluster.lab.monitor(m).ip));
+    }
+    if let Some(tls) = &cluster.configs.tls {
+        cmd.arg("--config").arg(&tls.ctl_config);
+    }
+    cmd.args(args).output().context("running mmmctl")
+}
+
+/// [`ctl_output`]: whether it succeeded, and its output and errors.
+fn ctl_to(
+    cluster: &MmmCluster,
+    monitors: &[&str],
+    args: &[&str],
+) -> anyhow::Result<(bool, String)> {
+    let out = ctl_output(cluster, monitors, args)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// The decisions of `mmmctl --json history 1000` as `monitors` answer it.
+fn history(cluster: &MmmCluster, monitors: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = ctl_output(cluster, monitors, &["--json", "history", "1000"])?;
+    anyhow::ensure!(out.status.success(), "mmmctl history: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v["decisions"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("no decisions in {v}"))
+}
+
+/// Waits until monitor `name`'s cluster status (over the cluster's TLS, if any) satisfies `pred`.
+async fn wait_cluster_status(
+    cluster: &MmmCluster<'_>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&ClusterStatusReply) -> bool,
+) -> anyhow::Result<ClusterStatusReply> {
+    let deadline = Instant::now() + SETTLE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match cluster.cluster_status_of(name).await {
+            Ok(s) if pred(&s) => return Ok(s),
+            Ok(s) => last = format!("{s:?}"),
+            Err(e) => last = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{name}: timed out after {SETTLE:?} waiting for {what}; last: {last}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_wiped_voter_refuses_to_start_and_rejoins_by_remove_and_add() -> anyhow::Result<()> {
+    wiped_voter_refuses_and_rejoins(false).await
+}
+
+/// The same with mutual TLS: the starting monitor's probes of its peers use the cluster's TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_wiped_voter_refuses_to_start_with_tls() -> anyhow::Result<()> {
+    wiped_voter_refuses_and_rejoins(true).await
+}
+
+async fn wiped_voter_refuses_and_rejoins(tls: bool) -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec {
+        db_hosts: 2,
+        monitors: 3,
+        semi_sync: false,
+        vips: 1,
+        clients: 0,
+    })
+    .await?;
+    let mut cluster = MmmCluster::start_with(&lab, "", tls)?;
+    cluster.wait_all_online("db1", SETTLE).await?;
+    let three = |s: &ClusterStatusReply| voters(s) == ["mon1", "mon2", "mon3"] && s.leader_id != 0;
+    let s1 = wait_cluster_status(&cluster, "mon1", "3 voters and a leader", three).await?;
+    // The leader is wiped: the hardest case, its peers still take it for the leader for a moment.
+    let victim = s1.leader_name.clone();
+    let rest: Vec<&str> = ["mon1", "mon2", "mon3"]
+        .into_iter()
+        .filter(|m| *m != victim)
+        .collect();
+    let before = history(&cluster, &[rest[0]])?;
+    assert!(!before.is_empty(), "decisions before the wipe");
+    // Every monitor has taken part: it holds the decisions (its data dir is not empty).
+    for m in ["mon1", "mon2", "mon3"] {
+        wait_cluster_status(&cluster, m, "caught up", |s| {
+            three(s) && s.applied_index >= s1.commit_index
+        })
+        .await?;
+    }
+
+    // The leader loses its data dir and starts again: a peer lists it as a voter, so it refuses.
+    cluster.kill_monitor(&victim)?;
+    let dir = data_dir(&lab, &victim);
+    std::fs::remove_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)?;
+    cluster.start_monitor(&victim)?;
+    let log = cluster
+        .monitor_process(&victim)
+        .context("the wiped monitor started")?
+        .log_path()
+        .to_path_buf();
+    let status = cluster.wait_monitor_exit(&victim, REFUSAL).await?;
+    assert!(
+        !status.success(),
+        "the wiped {victim} exits non-zero: {status}"
+    );
+    let addr = format!("{}:{MONITOR_PORT}", lab.monitor(&victim).ip);
+    assert_refused(&log, &victim, &dir, &addr)?;
+    let text = std::fs::read_to_string(&log)?;
+    assert!(text.contains("(voters mon1, mon2, mon3, as "), "{text}");
+    let line = text.lines().find(|l| l.contains("refusing to start"));
+    eprintln!(
+        "wiped {victim} exited with {status}: {}",
+        line.unwrap_or_default()
+    );
+
+    // The safe way back: once the others have a leader, remove it, start it with its empty data dir
+    // (it waits), add it again. mmmctl is sent to the running monitors: the waiting one would
+    // answer `No quorum` itself.
+    wait_cluster_status(&cluster, rest[0], "a new leader", |s| {
+        s.leader_id != 0 && s.leader_name != victim
+    })
+    .await?;
+    let (ok, text) = ctl_to(&cluster, &rest, &["cluster", "remove", &victim])?;
+    assert!(ok, "cluster remove {victim}: {text}");
+    wait_cluster_status(&cluster, rest[0], "two voters", |s| {
+        voters(s) == rest && s.leader_id != 0
+    })
+    .await?;
+    let rejoin = Instant::now();
+    cluster.start_monitor(&victim)?;
+    wait_cluster_status(&cluster, &victim, "waiting to be added", |s| {
+        s.members.is_empty()
+    })
+    .await?;
+    let (ok, text) = ctl_to(&cluster, &rest, &["cluster", "add", &victim, &addr])?;
+    assert!(ok, "cluster add {victim}: {text}");
+    let s1 = wait_cluster_status(&cluster, rest[0], "3 voters again", three).await?;
+    wait_cluster_status(&cluster, &victim, "a caught-up voter", |s| {
+        three(s) && s.applied_index >= s1.commit_index
+    })
+    .await?;
+    eprintln!(
+        "{victim} removed, added again and caught up in {:?}",
+        rejoin.elapsed()
+    );
+
+    // The committed state survived: the rejoined monitor's own copy lists every decision taken
+    // before the wipe.
+    let after = history(&cluster, &[&victim])?;
+    for d in &before {
+        assert!(
+            after.contains(d),
+            "decision {d} missing from {victim}'s history: {after:?}"
+        );
+    }
     Ok(())
 }
 

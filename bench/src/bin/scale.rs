@@ -254,6 +254,7 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
             if let Ok(r) = c
                 .cluster_status(ClusterStatusRequest {
                     protocol_version: PROTOCOL_VERSION,
+                    local: false,
                 })
                 .await
             {

@@ -132,6 +132,7 @@ async fn checks(State(api): State<Api>) -> Response {
 async fn raft(State(api): State<Api>) -> Response {
     let req = tonic::Request::new(ClusterStatusRequest {
         protocol_version: PROTOCOL_VERSION,
+        local: false,
     });
     answer(api.control.cluster_status(req), |r| {
         view::ClusterView::from(r)
