@@ -387,6 +387,28 @@ mod tests {
             (&["0-2-151"], &["0-1-100"], 2, None),
             // Several positions of the host, deduplicated.
             (&["0-1-101", "0-1-101"], &["0-1-100"], 2, Some("0-1-101")),
+            // Per-master domain ids (db1 writes domain 1, db2 domain 2): the old master returns with
+            // everything the new master received from it and less of the new master's own domain.
+            (
+                &["1-1-100,2-2-140"],
+                &["1-1-100,2-2-150", "1-1-100", "1-1-100,2-2-150"],
+                2,
+                None,
+            ),
+            // ... or with a transaction of its own domain nobody received.
+            (
+                &["1-1-101,2-2-140"],
+                &["1-1-100,2-2-150", "1-1-100", "1-1-100,2-2-150"],
+                2,
+                Some("1-1-101"),
+            ),
+            // A replica that wrote in a domain of its own (3) is errant whatever the others' sequences.
+            (
+                &["1-1-100,2-2-150,3-3-1"],
+                &["1-1-100,2-2-150"],
+                2,
+                Some("3-3-1"),
+            ),
             // Empty host: nothing errant; empty master with a host that has something: errant.
             (&[""], &["0-1-5"], 1, None),
             (&["0-1-5"], &[""], 2, Some("0-1-5")),

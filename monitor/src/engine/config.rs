@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 
 use mmm_consensus::Mode;
 
+/// Added to a lease and its fence before an active master its agent has not kept writable is failed
+/// over: the writer's health stream beats every 200 ms, so one late heartbeat does not count as a lost
+/// writer, and a just-promoted writer has opened long before (it opens on the promotion's push).
+pub const UNWRITABLE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
 /// A host's configured kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostKind {
@@ -98,7 +102,9 @@ pub struct EngineConfig {
     pub lease_margin_ms: u64,
     /// The active master whose agent has not kept it writable this long is lost: its lease cannot have
     /// been renewed into a writable server, the fence in mysqld denies writes, and only another writer
-    /// restores them. Longer than a lease plus the fence plus a promotion's catch-up.
+    /// restores them. A lease plus the fence (with their margins) plus [`UNWRITABLE_MARGIN`]: starting
+    /// the failover then costs no availability (the writer is closed already), and its first step still
+    /// waits until the lease has *certainly* ended, so safety does not depend on this value.
     pub writer_unwritable_after_ms: u64,
     /// Whether `kill_host_bin` is configured (fencing of last resort for an unreachable old writer).
     pub kill_host_configured: bool,
@@ -249,9 +255,9 @@ impl From<&mmm_config::Config> for EngineConfig {
                 crate::lease::LeaseBounds::new(m.writer_lease).after_leadership_start()
             )
             .saturating_sub(ms(m.writer_lease)),
-            writer_unwritable_after_ms: ms(
-                crate::lease::LeaseBounds::new(m.writer_lease).after_own_renewal()
-            ) + 1_000,
+            writer_unwritable_after_ms: ms(crate::lease::LeaseBounds::new(m.writer_lease)
+                .after_own_renewal()
+                + UNWRITABLE_MARGIN),
             kill_host_configured: m.kill_host_bin.is_some(),
             new_cluster_id: random_cluster_id(),
             ..EngineConfig::default()
