@@ -831,9 +831,9 @@ impl Agent {
             }
         }
 
-        // 5a. The active master and a failover's candidate fetch nothing from an unverified source
-        //     (before the candidate applies what it received, and before writes open below); a
-        //     candidate with a target position keeps fetching until it reached it.
+        // 5a. Nothing is fetched from an unverified source (on a candidate: before it applies what it
+        //     received, and before writes open below); a candidate with a target position keeps
+        //     fetching until it reached it.
         if let (Some(d), Some(db), false) = (&desired, db.as_mut(), held) {
             let keep_io = !writer && d.catch_up.as_deref().is_some_and(|t| !t.is_empty());
             if let Err(e) = self

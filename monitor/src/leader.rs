@@ -839,7 +839,7 @@ fn record_push(
             if desired.writer {
                 if status.semi_sync_off != t.writer_async {
                     if status.semi_sync_off {
-                        tracing::warn!(host, "the writer runs without semi-synchronous acknowledgements (Rpl_semi_sync_master_status=OFF): writes it acknowledges may exist on it alone");
+                        tracing::warn!(host, "the writer runs without semi-synchronous acknowledgements (semi-sync status OFF, or no semi-sync replica connected): writes it acknowledges may exist on it alone");
                     } else {
                         tracing::info!(
                             host,

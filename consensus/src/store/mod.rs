@@ -56,13 +56,34 @@ pub enum OpenError {
     },
 }
 
+/// How long opening waits for a previous holder of the store's file lock to let go: a node restarted in
+/// the same process (sled's flusher thread drops the lock shortly after the store), or a process started
+/// again while the old one is still exiting.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, retrying while its file lock is still held (up to [`LOCK_WAIT`]).
+fn open_sled(path: &Path) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens (or creates) the sled database in `path` and returns its log store and state machine.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     let sled_err = |source| OpenError::Sled {
         path: path.to_path_buf(),
         source,
     };
-    let db = sled::Config::new().path(path).open().map_err(sled_err)?;
+    let db = open_sled(path).map_err(sled_err)?;
     let meta = db.open_tree("meta").map_err(sled_err)?;
     let logs = db.open_tree("logs").map_err(sled_err)?;
     let raft = db.open_tree("raft").map_err(sled_err)?;
