@@ -397,7 +397,8 @@ impl<'a> Scenario<'a> {
     /// A replica whose SQL thread stopped on MariaDB's strict-mode error 1950 after a kill -9: its binlog
     /// kept transactions its InnoDB data (and `gtid_slave_pos`, stored in InnoDB) lost, so replication
     /// re-applies one the binlog already has. InnoDB is the truth: the binlog is reset and replication
-    /// re-applies what InnoDB lacks. Returns whether it repaired anything.
+    /// re-applies what InnoDB lacks. Not for a binlog ahead with the host's own transactions (an old
+    /// writer's tail: errant, reported by the errant check). Returns whether it repaired anything.
     async fn repair_crashed_replica(&mut self, host: &str) -> anyhow::Result<bool> {
         let Ok(mut c) = self.lab.mysql_timeout(host, Duration::from_secs(1)).await else {
             return Ok(false);
@@ -409,10 +410,21 @@ impl<'a> Scenario<'a> {
         if errno != 1950 {
             return Ok(false);
         }
-        let pos: (String, String) = c
-            .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos")
+        let (binlog, slave, own): (String, String, u32) = c
+            .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos, @@server_id")
             .await?
             .unwrap_or_default();
+        // A binlog ahead with the host's *own* transactions is an old writer's unacknowledged tail:
+        // errant, for the errant check to report (and the operator to rebuild), never reset here.
+        let own_tail = binlog.split(',').any(|g| {
+            let mut p = g.trim().split('-');
+            let (_, sid) = (p.next(), p.next());
+            sid.and_then(|s| s.parse::<u32>().ok()) == Some(own) && !slave.contains(g.trim())
+        });
+        if own_tail {
+            return Ok(false);
+        }
+        let pos = (binlog, slave);
         eprintln!(
             "{host}: replication stopped by strict mode (1950) with binlog {:?} ahead of slave pos {:?}: \
              resetting the binlog and letting replication re-apply",
