@@ -397,8 +397,9 @@ impl<'a> Scenario<'a> {
     /// A replica whose SQL thread stopped on MariaDB's strict-mode error 1950 after a kill -9: its binlog
     /// kept transactions its InnoDB data (and `gtid_slave_pos`, stored in InnoDB) lost, so replication
     /// re-applies one the binlog already has. InnoDB is the truth: the binlog is reset and replication
-    /// re-applies what InnoDB lacks. Not for a binlog ahead with the host's own transactions (an old
-    /// writer's tail: errant, reported by the errant check). Returns whether it repaired anything.
+    /// re-applies what InnoDB lacks. Not for a binlog ahead with the host's own transactions the writer
+    /// lacks (an old writer's tail: errant, reported by the errant check). Returns whether it repaired
+    /// anything.
     async fn repair_crashed_replica(&mut self, host: &str) -> anyhow::Result<bool> {
         let Ok(mut c) = self.lab.mysql_timeout(host, Duration::from_secs(1)).await else {
             return Ok(false);
@@ -414,14 +415,36 @@ impl<'a> Scenario<'a> {
             .query_first("SELECT @@gtid_binlog_pos, @@gtid_slave_pos, @@server_id")
             .await?
             .unwrap_or_default();
-        // A binlog ahead with the host's *own* transactions is an old writer's unacknowledged tail:
-        // errant, for the errant check to report (and the operator to rebuild), never reset here.
-        let own_tail = binlog.split(',').any(|g| {
-            let mut p = g.trim().split('-');
-            let (_, sid) = (p.next(), p.next());
-            sid.and_then(|s| s.parse::<u32>().ok()) == Some(own) && !slave.contains(g.trim())
+        // A binlog ahead with the host's *own* transactions that the writer lacks is an old writer's
+        // unacknowledged tail: errant, for the errant check to report (and the operator to rebuild),
+        // never reset here.
+        let writer_pos: String = match self.writer().await {
+            Ok(w) if w != host => match self.lab.mysql_timeout(&w, Duration::from_secs(1)).await {
+                Ok(mut wc) => wc
+                    .query_first("SELECT CONCAT(@@gtid_binlog_pos, ',', @@gtid_slave_pos)")
+                    .await?
+                    .unwrap_or_default(),
+                Err(_) => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        let seq_of = |pos: &str, domain: &str, sid: &str| -> Option<u64> {
+            pos.split(',')
+                .filter_map(|g| {
+                    let p: Vec<&str> = g.trim().split('-').collect();
+                    (p.len() == 3 && p[0] == domain && p[1] == sid)
+                        .then(|| p[2].parse::<u64>().ok())
+                        .flatten()
+                })
+                .max()
+        };
+        let own_tail_lacking = binlog.split(',').any(|g| {
+            let p: Vec<&str> = g.trim().split('-').collect();
+            p.len() == 3
+                && p[1].parse::<u32>().ok() == Some(own)
+                && p[2].parse::<u64>().ok() > seq_of(&writer_pos, p[0], p[1])
         });
-        if own_tail {
+        if own_tail_lacking {
             return Ok(false);
         }
         let pos = (binlog, slave);
