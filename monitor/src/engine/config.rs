@@ -10,7 +10,7 @@ use mmm_consensus::Mode;
 /// Added to a lease and its fence before an active master its agent has not kept writable is failed
 /// over: the writer's health stream beats every 200 ms, so one late heartbeat does not count as a lost
 /// writer, and a just-promoted writer has opened long before (it opens on the promotion's push).
-pub const UNWRITABLE_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
+pub const UNWRITABLE_MARGIN: std::time::Duration = std::time::Duration::from_millis(1000);
 /// A host's configured kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostKind {
