@@ -4,9 +4,9 @@
 //! MMM's masters replicate from each other, so the new writer keeps a channel from the old master. When
 //! the old master comes back with transactions nobody else has (committed after its last replica
 //! acknowledgement, never acknowledged to a client), that channel would fetch them and apply them on the
-//! writer, on top of the writes it acknowledged since. The leader therefore lists, in every status of the
-//! active master and of a failover's candidate, the hosts that are not ONLINE or carry errant
-//! transactions (`SetStatusRequest.isolate_from`); a returning host is put ONLINE only after an errant
+//! writer, on top of the writes it acknowledged since. The leader therefore lists, in every status, the
+//! hosts that carry errant transactions or are neither ONLINE nor UNKNOWN (never judged: a new cluster's
+//! first start) (`SetStatusRequest.isolate_from`); a returning host is put ONLINE only after an errant
 //! check that started after it came back found nothing. The agent keeps the IO thread of a channel whose
 //! source is listed stopped:
 //!

@@ -13,7 +13,10 @@ use super::output::DesiredStatus;
 /// sends a re-pointed replica back to the old writer. `writer` is true only for the owner of a writer-role
 /// IP, which during a failover is nobody until the target is promoted. The old writer of a planned
 /// switchover holds client writes until the failover ends. Every host is told which hosts it must not
-/// replicate from (`isolate_from`: not ONLINE, or errant).
+/// replicate from (`isolate_from`: errant, or neither ONLINE nor UNKNOWN). A host still UNKNOWN has never
+/// been judged: at a cluster's first start every host is, and isolating them would stop every replica's
+/// IO thread until its source's first judgement (an errant one is still found by the check that gates
+/// ONLINE, and isolated from then on).
 pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) -> DesiredStatus {
     let st = state
         .hosts
@@ -45,7 +48,11 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
     let isolate_from = state
         .hosts
         .iter()
-        .filter(|(h, r)| *h != host && (r.state != HostState::Online || r.errant_gtids.is_some()))
+        .filter(|(h, r)| {
+            *h != host
+                && (!matches!(r.state, HostState::Online | HostState::Unknown)
+                    || r.errant_gtids.is_some())
+        })
         .map(|(h, _)| h.clone())
         .collect();
     DesiredStatus {

@@ -1105,6 +1105,16 @@ fn the_writer_is_told_to_isolate_every_unverified_host() {
         agent_status_for(&s, "db3", &c).isolate_from,
         vec!["db2".to_string(), "db4".to_string()]
     );
+    // A host never judged yet (a new cluster's first start) is not isolated, unless found errant.
+    set_state(&mut s, "db2", HostState::Unknown, NOW);
+    assert_eq!(
+        agent_status_for(&s, "db1", &c).isolate_from,
+        vec!["db3".to_string(), "db4".to_string()]
+    );
+    s.hosts.get_mut("db2").expect("db2").errant_gtids = Some("0-2-9".into());
+    assert!(agent_status_for(&s, "db1", &c)
+        .isolate_from
+        .contains(&"db2".to_string()));
 }
 
 #[test]
