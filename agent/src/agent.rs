@@ -70,6 +70,8 @@ pub struct LocalHost {
     pub mysql_ports: std::collections::BTreeMap<String, u16>,
     /// Other MMM accounts (monitor, replication): not application accounts.
     pub mmm_users: Vec<String>,
+    /// `kill_stalled_mysqld`: the last resort of the fence may kill mysqld ([`crate::last_resort`]).
+    pub kill_stalled_mysqld: bool,
 }
 
 /// What the agent was told and what it did about it.
@@ -132,6 +134,11 @@ pub struct Agent {
     stamps: Mutex<StampBook>,
     /// The fence is installed in mysqld (checked once per agent run, again after a failure).
     fence_installed: std::sync::atomic::AtomicBool,
+    /// Until when mysqld may accept writes without a verified denial (the last resort's clock).
+    exposure: Mutex<crate::last_resort::Exposure>,
+    /// The local mysqld's process as its pid file names it, learned with the fence (the last resort
+    /// kills it; unknown until mysqld answered once).
+    mysqld_process: Mutex<Option<crate::last_resort::MysqldProcess>>,
     /// What the agent was told.
     state: Mutex<AgentState>,
     /// Serializes applies (SetStatus, re-assertion, lease expiry).
@@ -196,6 +203,8 @@ impl Agent {
             isolation,
             stamps: Mutex::new(StampBook::new(rand::random())),
             fence_installed: std::sync::atomic::AtomicBool::new(false),
+            exposure: Mutex::new(crate::last_resort::Exposure::default()),
+            mysqld_process: Mutex::new(None),
             state: Mutex::new(AgentState::default()),
             apply_lock: tokio::sync::Mutex::new(()),
             held: Mutex::new(None),
@@ -208,6 +217,10 @@ impl Agent {
 
     fn state(&self) -> std::sync::MutexGuard<'_, AgentState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exposure(&self) -> std::sync::MutexGuard<'_, crate::last_resort::Exposure> {
+        self.exposure.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn epochs(&self) -> std::sync::MutexGuard<'_, EpochStore> {
@@ -408,6 +421,7 @@ impl Agent {
                 tracing::warn!(host = %self.local.name, "writes held for the hand-over (read lock and read_only=1; the writer VIP stays until released)");
                 *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((holder, Instant::now()));
+                self.exposure().denied();
                 true
             }
             Err(e) => {
@@ -429,6 +443,8 @@ impl Agent {
         else {
             return;
         };
+        // Once the lock is gone mysqld may accept writes again until they are verified denied.
+        self.exposure().armed(Instant::now());
         if let Some(db) = db {
             match db
                 .kill_sessions(&self.local.agent_user, self.local.max_kill_retries)
@@ -563,6 +579,7 @@ impl Agent {
             if st.desired.is_none() {
                 st.lease.extend_to(Instant::now() + left);
                 st.adopted = true;
+                self.exposure().armed(Instant::now() + left);
                 tracing::warn!(host = %self.local.name, left_ms = left.as_millis() as u64, "writable at start with a lease kept in mysqld: adopted until a monitor renews it or it ends");
                 return;
             }
@@ -617,7 +634,12 @@ impl Agent {
                         }
                         db.close().await;
                     }
-                    Err(e) => errors.push(format!("mysqld: {e}")),
+                    Err(e) => {
+                        if e.is_access_denied() {
+                            self.exposure().answered(Instant::now());
+                        }
+                        errors.push(format!("mysqld: {e}"))
+                    }
                 }
             }
         }
@@ -654,7 +676,9 @@ impl Agent {
         }
         let r = async {
             crate::fence::check_scheduler(db).await?;
-            db.install_fence(&self.local.agent_user).await
+            let fresh = db.install_fence(&self.local.agent_user).await?;
+            self.learn_mysqld_process(db).await?;
+            anyhow::Ok(fresh)
         }
         .await;
         match r {
@@ -668,6 +692,83 @@ impl Agent {
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot install the writer fence in mysqld: this host will not be allowed to write");
                 false
+            }
+        }
+    }
+
+    /// Learns which process the last resort would kill. With `kill_stalled_mysqld` on, a mysqld whose
+    /// process cannot be found is not allowed to write (a stalled writer could not be stopped).
+    async fn learn_mysqld_process(&self, db: &mut crate::db::Db) -> anyhow::Result<()> {
+        let learned = async {
+            let p = crate::last_resort::learn(db).await?;
+            match p.current_pid()? {
+                Some(pid) => Ok((p, pid)),
+                None => anyhow::bail!(
+                    "{} names no running mariadbd/mysqld process",
+                    p.pid_file.display()
+                ),
+            }
+        }
+        .await;
+        match learned {
+            Ok((p, pid)) => {
+                tracing::info!(pid_file = %p.pid_file.display(), pid, kill_stalled_mysqld = self.local.kill_stalled_mysqld, "mysqld process found (the fence's last resort)");
+                *self
+                    .mysqld_process
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(p);
+                Ok(())
+            }
+            Err(e) if self.local.kill_stalled_mysqld => Err(e.context(
+                "finding mysqld's process for the fence's last resort (kill_stalled_mysqld 0 in <agent> turns it off)",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "mysqld's process not found (kill_stalled_mysqld is off)");
+                Ok(())
+            }
+        }
+    }
+
+    /// The fence's last resort (run by a watchdog task, without the apply lock): kills mysqld when it
+    /// may still accept writes [`crate::last_resort::KILL_AFTER`] after the lease it was exposed under
+    /// ended. See [`crate::last_resort`].
+    pub async fn last_resort(&self) {
+        let now = Instant::now();
+        let (due, until) = {
+            let mut e = self.exposure();
+            (e.kill_due(now), e.until())
+        };
+        if !due {
+            return;
+        }
+        let after_lease = until
+            .map(|u| now.saturating_duration_since(u))
+            .unwrap_or_default();
+        if !self.local.kill_stalled_mysqld {
+            tracing::error!(host = %self.local.name, after_lease = ?after_lease, "mysqld may still accept writes after the writer lease ended: writes could not be verified denied (kill_stalled_mysqld is off, so it is not killed)");
+            return;
+        }
+        let process = self
+            .mysqld_process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(process) = process else {
+            tracing::error!(host = %self.local.name, after_lease = ?after_lease, "mysqld may still accept writes after the writer lease ended and its process is unknown: cannot kill it");
+            return;
+        };
+        match process.kill().await {
+            Ok(crate::last_resort::KillOutcome::Killed { pid, took }) => {
+                self.metrics.stalled_mysqld_kills.inc();
+                self.exposure().denied();
+                tracing::error!(host = %self.local.name, pid, after_lease = ?after_lease, took = ?took, pid_file = %process.pid_file.display(), "mysqld killed (kill -9): it could not be verified read-only after the writer lease ended (stalled?), and a stalled writer may accept writes when it wakes");
+            }
+            Ok(crate::last_resort::KillOutcome::NotRunning) => {
+                self.exposure().denied();
+                tracing::warn!(host = %self.local.name, after_lease = ?after_lease, "writes not verified denied after the lease ended, but no mysqld runs: nothing accepts writes");
+            }
+            Err(e) => {
+                tracing::error!(host = %self.local.name, error = %format!("{e:#}"), after_lease = ?after_lease, "cannot kill the mysqld that may still accept writes after the writer lease ended");
             }
         }
     }
@@ -686,6 +787,7 @@ impl Agent {
             .await
         {
             Ok(d) => {
+                self.exposure().denied();
                 if d.flipped {
                     tracing::warn!(host = %self.local.name, killed = d.killed, took = ?started.elapsed(), "writes denied (read_only=1)");
                 } else if d.killed > 0 {
@@ -739,6 +841,11 @@ impl Agent {
                 // Writes are certainly denied only when mysqld is certainly down; any other failure
                 // (timeout, authentication, too many connections) leaves the demotion unverified, and
                 // the leader waits for the lease and the fence in mysqld instead.
+                if e.is_definite() {
+                    self.exposure().denied();
+                } else if e.is_access_denied() {
+                    self.exposure().answered(Instant::now());
+                }
                 if writer || !e.is_definite() {
                     errors.push(format!("mysqld: {e}"));
                 } else {
@@ -956,6 +1063,8 @@ impl Agent {
             errors.push("the writer fence is not installed in mysqld: writes stay denied".into());
             return false;
         }
+        // Exposed from here on (a statement that timed out may still have run).
+        self.exposure().armed(lease_end);
         if let Err(e) = db.arm_fence(lease_end).await {
             self.fence_installed
                 .store(false, std::sync::atomic::Ordering::Relaxed);

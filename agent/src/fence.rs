@@ -30,7 +30,8 @@
 //! event scheduler can run (`event_scheduler` not `DISABLED` in the server's configuration), the agent's
 //! account holds the privileges of an administrator (it is the definer), the server's clock is not stepped
 //! while it is the writer (NTP slews; a step of the server's wall clock moves the row's end with it), and
-//! the server is not itself paused (a paused server accepts no writes either).
+//! the server runs (a stalled or paused server runs no event, and may accept writes when it wakes: the
+//! agent's last resort, [`crate::last_resort`], kills it).
 
 use std::time::{Duration, Instant};
 
@@ -46,8 +47,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest time from the end of the lease kept in mysqld to writes denied by the fence: one check
 /// interval, the event's start each second (instances overlap, so at most one more interval), and the
 /// kills and flip (a few milliseconds; a lock holder is killed before the flip, which does not wait).
-/// The leader adds it to every lease before it trusts the lease to be over.
-pub const FENCE_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS);
+/// The leader adds the later of it and the agent's last resort ([`crate::last_resort`]) to every lease
+/// before it trusts the lease to be over.
+pub const FENCE_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_EVENT_BOUND_MILLIS);
 /// Version of the installed objects, kept in the event's comment: a newer agent reinstalls.
 const VERSION: u32 = 3;
 

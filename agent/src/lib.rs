@@ -18,6 +18,7 @@ pub mod health;
 pub mod hook;
 pub mod http;
 pub mod isolation;
+pub mod last_resort;
 pub mod lease;
 pub mod metrics;
 pub mod service;
@@ -286,6 +287,7 @@ pub fn build_agent(
             .map(|(n, h)| (n.clone(), h.mysql_port))
             .collect(),
         mmm_users,
+        kill_stalled_mysqld: config.agent.kill_stalled_mysqld,
     };
     let isolation = isolation::Isolation::open(&config.agent_state_dir())?;
     Ok(Agent::new(topo, local, db, vips, epochs, isolation, health))
@@ -314,6 +316,8 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
     tasks.spawn(housekeeping(agent.clone()));
+    tasks.spawn(lease_watch(agent.clone()));
+    tasks.spawn(last_resort_watch(agent.clone()));
     if let Some(program) = config.agent.role_change_hook.clone() {
         let hook = hook::RoleHook {
             program,
@@ -363,7 +367,28 @@ pub async fn run(
     result
 }
 
-/// The agent's periodic work: lease expiry, re-assertion, ARP refresh, metrics, the privilege warning.
+/// Lease expiry, on a task of its own: a re-assertion stuck on a stalled mysqld (connect timeouts) must
+/// not delay dropping the writer VIP when the lease runs out.
+async fn lease_watch(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        agent.check_lease().await;
+    }
+}
+
+/// The fence's last resort, on a task of its own so no apply (stuck on a stalled mysqld) delays it.
+async fn last_resort_watch(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(last_resort::WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        agent.last_resort().await;
+    }
+}
+
+/// The agent's periodic work: re-assertion, ARP refresh, metrics, the privilege warning.
 async fn housekeeping(agent: Arc<Agent>) {
     // No status is known yet: a writer keeps only what is left of the lease kept in mysqld; any other
     // host denies writes at once.
@@ -373,7 +398,6 @@ async fn housekeeping(agent: Arc<Agent>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 1u64.. {
         tick.tick().await;
-        agent.check_lease().await;
         agent.refresh_metrics();
         if n % REASSERT_TICKS == 0 {
             agent.reassert().await;

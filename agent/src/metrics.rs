@@ -5,6 +5,7 @@
 pub use mmm_exposition::{openmetrics_to_text, Format};
 use std::sync::atomic::AtomicU64;
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -24,6 +25,8 @@ pub struct Metrics {
     pub lease_remaining: Gauge<f64, AtomicU64>,
     /// 1 when the local mysqld answers.
     pub mysqld_up: Gauge,
+    /// Times the agent killed a local mysqld it could not verify read-only after a lease ended.
+    pub stalled_mysqld_kills: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -42,6 +45,7 @@ impl Default for Metrics {
             epoch_index: Gauge::default(),
             lease_remaining: Gauge::default(),
             mysqld_up: Gauge::default(),
+            stalled_mysqld_kills: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -75,6 +79,11 @@ impl Default for Metrics {
             "1 when the local mysqld answers queries",
             m.mysqld_up.clone(),
         );
+        registry.register(
+            "stalled_mysqld_kills",
+            "Times the agent killed the local mysqld because it could not verify it read-only after the writer lease ended (a stalled server)",
+            m.stalled_mysqld_kills.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -106,11 +115,16 @@ mod tests {
         let m = Metrics::default();
         m.vips_held.set(2);
         m.lease_remaining.set(1.5);
+        m.stalled_mysqld_kills.inc();
         let (ct, text) = m.render_for(None);
         assert!(ct.starts_with("text/plain"), "{ct}");
         assert!(text.contains("mmm_agent_vips_held 2"), "{text}");
         assert!(
             text.contains("mmm_agent_lease_remaining_seconds 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mmm_agent_stalled_mysqld_kills_total 1"),
             "{text}"
         );
         assert!(

@@ -626,5 +626,14 @@ fn build_agent(raw: &RawConfig, ctx: &mut Ctx<'_>) -> AgentConfig {
             parse_duration,
         ),
     );
+    set(
+        &mut a.kill_stalled_mysqld,
+        ctx.val(
+            g("kill_stalled_mysqld"),
+            "kill_stalled_mysqld",
+            "<agent>",
+            parse_bool,
+        ),
+    );
     a
 }

@@ -331,6 +331,10 @@ pub struct AgentConfig {
     /// Bound on one run of `role_change_hook`: past it the hook's whole process group is killed, so a
     /// hung proxy client cannot hold up the next role change's run.
     pub role_change_hook_timeout: Duration,
+    /// `kill_stalled_mysqld`: kill -9 the local mysqld when it may still accept writes after the writer
+    /// lease ended and neither the agent nor the fence inside mysqld could deny them (a stalled server).
+    /// On by default: without it, a writer whose mysqld stalls may accept writes after the new one opened.
+    pub kill_stalled_mysqld: bool,
 }
 
 impl Default for AgentConfig {
@@ -340,6 +344,7 @@ impl Default for AgentConfig {
             metrics_port: defaults::AGENT_METRICS_PORT,
             role_change_hook: None,
             role_change_hook_timeout: defaults::HOOK_TIMEOUT,
+            kill_stalled_mysqld: true,
         }
     }
 }

@@ -104,6 +104,16 @@ pub(crate) fn render(c: &Config) -> String {
         "role_change_hook_timeout",
         &format_duration(c.agent.role_change_hook_timeout),
     );
+    kv(
+        w,
+        1,
+        "kill_stalled_mysqld",
+        if c.agent.kill_stalled_mysqld {
+            "1"
+        } else {
+            "0"
+        },
+    );
     let _ = writeln!(w, "</agent>");
 
     let _ = writeln!(w, "\n<socket>");

@@ -113,6 +113,7 @@ impl SectionKind {
                 "metrics_port",
                 "role_change_hook",
                 "role_change_hook_timeout",
+                "kill_stalled_mysqld",
             ],
             SectionKind::MonitorNode => &["ip", "port", "metrics_port"],
             SectionKind::Host => &[

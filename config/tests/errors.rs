@@ -507,3 +507,25 @@ fn agent_role_change_hook_keys() {
         ),
     );
 }
+
+#[test]
+fn agent_kill_stalled_mysqld_is_on_unless_turned_off() {
+    let c = load(&format!("{BASE}this db1\n"), Program::Agent).unwrap();
+    assert!(c.agent.kill_stalled_mysqld, "on by default");
+    let off = format!("{BASE}this db1\n<agent>\nkill_stalled_mysqld 0\n</agent>\n");
+    assert!(
+        !load(&off, Program::Agent)
+            .unwrap()
+            .agent
+            .kill_stalled_mysqld
+    );
+    let bad = format!("{BASE}this db1\n<agent>\nkill_stalled_mysqld maybe\n</agent>\n");
+    let errs = errors(&bad, Program::Agent);
+    let line = line_of(&bad, "kill_stalled_mysqld maybe");
+    assert!(
+        errs.contains(&format!(
+            "mmm_common.conf:{line}: bad value for 'kill_stalled_mysqld' in <agent>"
+        )),
+        "{errs}"
+    );
+}

@@ -7,10 +7,28 @@
 /// Version of the messages in this crate. Bump on any change a peer must know about.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Longest time from the end of a writer lease to writes denied by the fence an agent keeps inside
-/// mysqld, whether or not the agent is alive (see `mmm_agent::fence`). The monitors add it to every
-/// lease before they trust the lease to be over, so both sides read it from here.
-pub const FENCE_BOUND_MILLIS: u64 = 400;
+/// Longest time from the end of a writer lease to writes denied by the fence event an agent keeps
+/// inside mysqld, whether or not the agent is alive (see `mmm_agent::fence`).
+pub const FENCE_EVENT_BOUND_MILLIS: u64 = 400;
+/// How long after the end of its lease an agent kills a local mysqld it could not verify read-only
+/// (a stalled server runs neither the agent's statements nor the fence event; see
+/// `mmm_agent::last_resort`).
+pub const STALLED_KILL_AFTER_MILLIS: u64 = 450;
+/// How often the agent's watchdog looks for such a server.
+pub const STALLED_KILL_WATCH_MILLIS: u64 = 50;
+/// Longest a killed mysqld takes to be gone.
+pub const STALLED_KILL_DEATH_MILLIS: u64 = 200;
+/// Longest time from the end of a writer lease to a server that accepts no writes: the later of the
+/// fence event's bound and the agent's last resort. The monitors add it to every lease before they
+/// trust the lease to be over, so both sides read it from here.
+pub const FENCE_BOUND_MILLIS: u64 = {
+    let kill = STALLED_KILL_AFTER_MILLIS + STALLED_KILL_WATCH_MILLIS + STALLED_KILL_DEATH_MILLIS;
+    if kill > FENCE_EVENT_BOUND_MILLIS {
+        kill
+    } else {
+        FENCE_EVENT_BOUND_MILLIS
+    }
+};
 
 /// Length of a monitor cluster id's text form: 128 random bits as lower-case hex digits, so two
 /// clusters never draw the same one.

@@ -564,12 +564,11 @@ impl Lab {
             .with_context(|| format!("resuming mariadbd on {host}"))
     }
 
-    /// The hosts whose mariadbd is paused.
+    /// The hosts whose mariadbd is paused (and still there: its agent may have killed it).
     pub fn paused_mysqld(&self) -> Vec<String> {
-        let map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter()
-            .filter(|(_, p)| p.is_paused())
-            .map(|(h, _)| h.clone())
+        let mut map = self.mysqld.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter_mut()
+            .filter_map(|(h, p)| (p.is_paused() && p.is_running()).then(|| h.clone()))
             .collect()
     }
 

@@ -367,3 +367,108 @@ async fn fence_full_disk_on_one_monitor() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Waits until `host`'s mariadbd process has exited (it is reaped by the lab), within `timeout`.
+async fn wait_mysqld_gone(lab: &Lab, host: &str, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if !lab.mysqld_running(host) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Starts the cluster with `kill_stalled_mysqld 0` in db1's agent configuration.
+async fn scenario_without_the_last_resort(lab: &Lab) -> anyhow::Result<Scenario<'_>> {
+    let mut cluster = MmmCluster::configure(lab, KEYS, false)?;
+    let conf = cluster.configs.agents["db1"].clone();
+    let text = std::fs::read_to_string(&conf)?;
+    assert!(text.contains("<agent>\n"), "{text}");
+    std::fs::write(
+        &conf,
+        text.replace("<agent>\n", "<agent>\n    kill_stalled_mysqld 0\n"),
+    )?;
+    for h in lab.hosts() {
+        cluster.start_agent(&h.name)?;
+    }
+    for m in lab.monitors() {
+        cluster.start_monitor(&m.name)?;
+    }
+    Scenario::with_cluster(lab, cluster).await
+}
+
+/// The writer's mysqld stalls (SIGSTOP: it keeps its sockets but runs no statement and no event, as on a
+/// frozen disk or VM) while clients write. The cluster fails over; neither the agent's demotion nor the
+/// fence event in mysqld can close a stalled server, so it would wake up writable after the new writer
+/// opened. Its agent kills it (the fence's last resort) once its lease is over, before the new writer
+/// opens: a statement sent to it during the stall never runs, and the oracle finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_stalled_writer_mysqld_is_killed_before_the_new_writer_opens() -> anyhow::Result<()> {
+    stalled_writer(true).await
+}
+
+/// Negative control of the test above: with `kill_stalled_mysqld 0` the stalled old writer is left to the
+/// fence event, which a stalled server does not run. Resumed after the new writer opened, it runs the
+/// statement that waited in it with `read_only=0`: two writable servers (what the test above would see).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_stalled_writer_mysqld_without_the_last_resort_wakes_writable() -> anyhow::Result<()>
+{
+    stalled_writer(false).await
+}
+
+async fn stalled_writer(last_resort: bool) -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = if last_resort {
+        Scenario::start(&lab, KEYS).await?
+    } else {
+        scenario_without_the_last_resort(&lab).await?
+    };
+    env.load().await?;
+    // A session that sends its statement while the server is stalled: it runs first thing at wake-up.
+    let mut witness = lab.mysql("db1").await?;
+    lab.pause_mysqld("db1")?;
+    let at_wake = tokio::spawn(async move {
+        let r: Result<Option<u8>, _> = witness.query_first("SELECT @@global.read_only").await;
+        r
+    });
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    assert!(!read_only(&lab, "db2").await?, "db2 is writable");
+    let scenario = if last_resort {
+        assert!(
+            wait_mysqld_gone(&lab, "db1", Duration::from_secs(5)).await,
+            "db1's agent killed its stalled mysqld"
+        );
+        let log = std::fs::read_to_string(lab.dir().join("logs").join("agent-db1-1.log"))?;
+        assert!(
+            log.contains("mysqld killed (kill -9)"),
+            "db1's agent says why it killed mysqld"
+        );
+        "the writer's mysqld stalled"
+    } else {
+        assert!(lab.mysqld_running("db1"), "nobody killed db1's mysqld");
+        lab.resume_mysqld("db1")?;
+        "the writer's mysqld stalled, no last resort"
+    };
+    let woke = tokio::time::timeout(Duration::from_secs(10), at_wake)
+        .await
+        .context("the statement sent during the stall never finished")??;
+    eprintln!("{scenario}: the statement sent during the stall got {woke:?}");
+    if last_resort {
+        assert!(woke.is_err(), "db1 never ran it: {woke:?}");
+        env.finish(
+            scenario,
+            Expect::outage(Duration::from_secs(20)).with_repairs(),
+        )
+        .await?;
+    } else {
+        assert_eq!(
+            woke.ok().flatten(),
+            Some(0),
+            "db1 woke up writable while db2 was the writer"
+        );
+    }
+    Ok(())
+}

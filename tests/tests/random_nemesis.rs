@@ -31,13 +31,13 @@ async fn random_nemesis_with_overlapping_faults() -> anyhow::Result<()> {
 /// tail (which also stalled the new writer's mysqld); now it stays out until checked and the writer's
 /// channel from it stays stopped until then.
 ///
-/// Still open: in one CI run after that fix (5 of 5 local runs passed), db1 stayed AWAITING_RECOVERY past
-/// the heal, the harness set it online by hand (`set_online`, as an operator does for a flapping host),
-/// and db1 and db2 were then both writable for 487 ms with db2's writes lost (the writer went back to db1
-/// without db2's tail). Replay with the command the test prints.
+/// In one CI run after that fix, db2's mysqld stalled (new connections and its agent's statements timed out
+/// for ~10 s), the harness set the returning db1 online by hand (`set_online`, as an operator does for a
+/// flapping host), the writer moved back to db1, and the stalled db2, which had run neither its agent's
+/// demotion nor the fence event, was still writable for 487 ms after db1 opened. Now a host whose writes
+/// cannot be verified denied 450 ms after its lease ended has its mysqld killed by its agent
+/// (`mmm_agent::last_resort`; `fencing.rs` has the stall on its own, with a negative control).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "caught by the oracle: two writable servers (487 ms) after an operator's set_online of the \
-            returning old writer; open"]
 async fn random_nemesis_seed_8647737172795806447_two_writers_after_the_heal() -> anyhow::Result<()>
 {
     random_run(8647737172795806447).await
