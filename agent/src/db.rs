@@ -318,17 +318,11 @@ impl Db {
     /// threads). Returns how many kills were issued.
     pub async fn kill_round(&mut self, agent_user: &str) -> anyhow::Result<usize> {
         let victims = self.client_sessions(agent_user).await?;
-        let mut killed = 0;
-        for v in &victims {
-            match self.exec(&sql::kill(v.id)).await {
-                Ok(()) => killed += 1,
-                // 1094: unknown thread id: it ended by itself.
-                Err(e) if format!("{e:#}").contains("1094") => {}
-                Err(e) => return Err(e),
-            }
-            tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
-        }
-        Ok(killed)
+        let victims = victims.into_iter().map(|v| (v.id, v)).collect();
+        self.kill_threads(victims, |id, v: &Session| {
+            tracing::info!(id, user = %v.user, command = %v.command, "killed client session");
+        })
+        .await
     }
 
     /// Kills the binlog dump threads serving replicas at `ips` (a new writer's leftovers towards a host it
@@ -347,23 +341,38 @@ impl Db {
                 self.stmt_timeout,
             )
             .await?;
-        let mut killed = 0;
-        for (id, host) in rows {
-            let host = host.unwrap_or_default();
-            let Some(ip) = sql::session_ip(&host) else {
-                continue;
-            };
-            if !ips.contains(&ip) {
-                continue;
-            }
+        let victims = rows
+            .into_iter()
+            .filter_map(|(id, host)| {
+                let host = host.unwrap_or_default();
+                let ip = sql::session_ip(&host)?;
+                ips.contains(&ip).then_some((id, host))
+            })
+            .collect();
+        self.kill_threads(victims, |id, host: &String| {
+            tracing::info!(id, replica = %host, "killed the binlog dump thread of an isolated replica");
+        })
+        .await
+    }
+
+    /// Kills the threads `victims` names (id, what `killed` logs of it), one after the other; a thread
+    /// that ended by itself meanwhile counts as gone. Returns how many kills were issued.
+    async fn kill_threads<T>(
+        &mut self,
+        victims: Vec<(u64, T)>,
+        killed: fn(u64, &T),
+    ) -> anyhow::Result<usize> {
+        let mut issued = 0;
+        for (id, v) in victims {
             match self.exec(&sql::kill(id)).await {
-                Ok(()) => killed += 1,
+                Ok(()) => issued += 1,
+                // 1094: unknown thread id: it ended by itself.
                 Err(e) if format!("{e:#}").contains("1094") => {}
                 Err(e) => return Err(e),
             }
-            tracing::info!(id, replica = %host, "killed the binlog dump thread of an isolated replica");
+            killed(id, &v);
         }
-        Ok(killed)
+        Ok(issued)
     }
 
     /// Kills client sessions, listing again after each round, up to `max_rounds` rounds. Returns how many
