@@ -469,9 +469,18 @@ impl Db {
     /// Waits until everything received from the current source is applied (no-op when not a replica or
     /// nothing was received). Fails on timeout.
     pub async fn wait_received_applied(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let Some(rep) = self.replica_status().await? else {
-            return Ok(());
-        };
+        match self.replica_status().await? {
+            Some(rep) => self.wait_applied(&rep, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// [`Db::wait_received_applied`] with the replica status `rep` just read.
+    pub async fn wait_applied(
+        &mut self,
+        rep: &ReplicaInfo,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let gtid = rep.received_gtid.trim().replace('\n', "");
         if gtid.is_empty() {
             return Ok(());
