@@ -2,6 +2,7 @@
 //! client sessions, read replica state, wait for catch-up, re-point replication, report status. Every
 //! connect and every statement runs under a timeout, so a hung server never hangs the agent.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -178,7 +179,7 @@ pub struct ServerState {
     /// `Rpl_semi_sync_slave_status` ("ON"/"OFF"; "" when the server does not report it).
     pub semi_sync_replica: String,
     /// The variables the settings check reads (`mmm_proto::settings::VARIABLES`), names lower case.
-    pub variables: std::collections::BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
 }
 
 /// An open connection to the local server.
@@ -587,19 +588,8 @@ impl Db {
         let uptime: Option<(String, u64)> =
             self.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await?;
         // Semi-sync is shown, never acted on: a server without the variables reports "".
-        let semi: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_status'",
-                self.stmt_timeout,
-            )
-            .await
-            .unwrap_or_default();
-        let semi_of = |name: &str| {
-            semi.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let semi = self.semi_sync_status().await.unwrap_or_default();
+        let semi_of = |name: &str| semi.get(name).cloned().unwrap_or_default();
         Ok(ServerState {
             flavor: Some(self.flavor),
             version: self.version.clone(),
@@ -607,11 +597,30 @@ impl Db {
             read_only,
             replica: self.replica_status().await?,
             gtid: self.gtid_positions().await?,
-            semi_sync_source: semi_of("Rpl_semi_sync_master_status"),
-            semi_sync_replica: semi_of("Rpl_semi_sync_slave_status"),
+            semi_sync_source: semi_of("rpl_semi_sync_master_status"),
+            semi_sync_replica: semi_of("rpl_semi_sync_slave_status"),
             uptime: uptime.map(|(_, v)| v).unwrap_or(0),
             variables: self.server_variables().await?,
         })
+    }
+
+    /// The rows of a `SHOW ... STATUS` / `SHOW ... VARIABLES` statement by name, names lower case.
+    async fn show_values(&mut self, sql: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = self.query(sql, self.stmt_timeout).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect())
+    }
+
+    /// The semi-sync status of the server as a source and as a replica, in one statement (names lower
+    /// case; a server without semi-sync reports none).
+    async fn semi_sync_status(&mut self) -> anyhow::Result<BTreeMap<String, String>> {
+        self.show_values(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', \
+             'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_slave_status')",
+        )
+        .await
     }
 
     /// True when semi-synchronous replication is enabled on this server as a source but its commits do
@@ -619,55 +628,37 @@ impl Db {
     /// semi-sync replica connected (`Rpl_semi_sync_master_clients=0`: with
     /// `rpl_semi_sync_master_wait_no_slave=OFF` MariaDB then still says ON but commits without waiting,
     /// counted in `Rpl_semi_sync_master_no_tx`). False when semi-sync is not enabled or not known.
+    /// A source whose commits wait costs one statement; `rpl_semi_sync_master_enabled` is read only
+    /// when they do not (the status says OFF too when semi-sync is not enabled).
     pub async fn semi_sync_off(&mut self) -> anyhow::Result<bool> {
-        let rows: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'",
-                self.stmt_timeout,
-            )
-            .await?;
-        let enabled = rows.iter().any(|(_, v)| v.eq_ignore_ascii_case("ON"));
-        if !enabled {
+        let status = self.semi_sync_status().await?;
+        let not_waiting = status
+            .get("rpl_semi_sync_master_status")
+            .is_some_and(|v| v.eq_ignore_ascii_case("OFF"))
+            || status
+                .get("rpl_semi_sync_master_clients")
+                .is_some_and(|v| v == "0");
+        if !not_waiting {
             return Ok(false);
         }
-        let rows: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL STATUS WHERE Variable_name IN \
-                 ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')",
-                self.stmt_timeout,
-            )
+        let enabled = self
+            .show_values("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'")
             .await?;
-        let value = |name: &str| {
-            rows.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        Ok(
-            value("Rpl_semi_sync_master_status").is_some_and(|v| v.eq_ignore_ascii_case("OFF"))
-                || value("Rpl_semi_sync_master_clients") == Some("0"),
-        )
+        Ok(enabled.values().any(|v| v.eq_ignore_ascii_case("ON")))
     }
 
     /// The variables the settings check reads, as the server shows them (names lower case; a variable
     /// the server does not have is absent).
-    pub async fn server_variables(
-        &mut self,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    pub async fn server_variables(&mut self) -> anyhow::Result<BTreeMap<String, String>> {
         let names = mmm_proto::settings::VARIABLES
             .iter()
             .map(|v| format!("'{v}'"))
             .collect::<Vec<_>>()
             .join(",");
-        let rows: Vec<(String, String)> = self
-            .query(
-                &format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"),
-                self.stmt_timeout,
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
-            .collect())
+        self.show_values(&format!(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"
+        ))
+        .await
     }
 
     /// The settings problems of this server for the writer role with lease `lease`.
