@@ -95,8 +95,9 @@ struct AgentState {
     settings_missing: String,
     /// As the writer, semi-sync was OFF at the last apply (reported so the leader can weigh a failover).
     semi_sync_off: bool,
-    /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]).
-    settings_checked: Option<Instant>,
+    /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]), and
+    /// what was read and found (GetSystemStatus serves it).
+    settings_checked: Option<(Instant, crate::db::SettingsCheck)>,
 }
 
 /// How often the server's settings are read again (a restart with other settings, a `SET GLOBAL`).
@@ -353,13 +354,17 @@ impl Agent {
         let due = self
             .state()
             .settings_checked
-            .is_none_or(|t| t.elapsed() >= SETTINGS_EVERY);
+            .as_ref()
+            .is_none_or(|(t, _)| t.elapsed() >= SETTINGS_EVERY);
         if !due || !self.topo.may_write() {
             return;
         }
         let lease = self.settings_lease();
-        let problems = match db.setting_problems(lease).await {
-            Ok(p) => p,
+        let crate::db::SettingsCheck {
+            variables,
+            problems,
+        } = match db.check_settings(lease).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot read the server's settings");
                 return;
@@ -368,7 +373,6 @@ impl Agent {
         let missing = mmm_proto::settings::required_summary(&problems);
         let mut st = self.state();
         let first = st.settings_checked.is_none();
-        st.settings_checked = Some(Instant::now());
         if first || missing != st.settings_missing {
             for p in &problems {
                 if p.required {
@@ -382,6 +386,22 @@ impl Agent {
             }
         }
         st.settings_missing = missing;
+        st.settings_checked = Some((
+            Instant::now(),
+            crate::db::SettingsCheck {
+                variables,
+                problems,
+            },
+        ));
+    }
+
+    /// What the last settings check read and found (`None` before the first one, and on a host that
+    /// cannot write: its settings are not checked).
+    pub fn last_settings_check(&self) -> Option<crate::db::SettingsCheck> {
+        self.state()
+            .settings_checked
+            .as_ref()
+            .map(|(_, c)| c.clone())
     }
 
     /// True while client writes are held for a planned hand-over.

@@ -178,8 +178,15 @@ pub struct ServerState {
     pub semi_sync_source: String,
     /// `Rpl_semi_sync_slave_status` ("ON"/"OFF"; "" when the server does not report it).
     pub semi_sync_replica: String,
-    /// The variables the settings check reads (`mmm_proto::settings::VARIABLES`), names lower case.
+}
+
+/// One reading of the server's settings for the writer role.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsCheck {
+    /// The variables the check reads (`mmm_proto::settings::VARIABLES`), names lower case.
     pub variables: BTreeMap<String, String>,
+    /// What the check found in them.
+    pub problems: Vec<mmm_proto::settings::SettingProblem>,
 }
 
 /// An open connection to the local server.
@@ -581,7 +588,7 @@ impl Db {
         })
     }
 
-    /// Everything `GetSystemStatus` reports.
+    /// Everything `GetSystemStatus` reports but the settings ([`Db::check_settings`]).
     pub async fn server_state(&mut self) -> anyhow::Result<ServerState> {
         let server_id: Option<u32> = self.query_first("SELECT @@server_id").await?;
         let read_only = self.read_only().await?;
@@ -600,7 +607,6 @@ impl Db {
             semi_sync_source: semi_of("rpl_semi_sync_master_status"),
             semi_sync_replica: semi_of("rpl_semi_sync_slave_status"),
             uptime: uptime.map(|(_, v)| v).unwrap_or(0),
-            variables: self.server_variables().await?,
         })
     }
 
@@ -661,17 +667,22 @@ impl Db {
         .await
     }
 
+    /// Reads the server's settings and checks them for the writer role with lease `lease`.
+    pub async fn check_settings(&mut self, lease: Duration) -> anyhow::Result<SettingsCheck> {
+        let variables = self.server_variables().await?;
+        let problems = mmm_proto::settings::check(&variables, self.flavor == Flavor::MySql, lease);
+        Ok(SettingsCheck {
+            variables,
+            problems,
+        })
+    }
+
     /// The settings problems of this server for the writer role with lease `lease`.
     pub async fn setting_problems(
         &mut self,
         lease: Duration,
     ) -> anyhow::Result<Vec<mmm_proto::settings::SettingProblem>> {
-        let vars = self.server_variables().await?;
-        Ok(mmm_proto::settings::check(
-            &vars,
-            self.flavor == Flavor::MySql,
-            lease,
-        ))
+        Ok(self.check_settings(lease).await?.problems)
     }
 
     /// Application accounts holding a privilege that writes through `read_only`: (user, privilege).
