@@ -97,8 +97,9 @@ struct AgentState {
     settings_missing: String,
     /// As the writer, semi-sync was OFF at the last apply (reported so the leader can weigh a failover).
     semi_sync_off: bool,
-    /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]).
-    settings_checked: Option<Instant>,
+    /// When the settings were last checked (they change rarely: checked every [`SETTINGS_EVERY`]), and
+    /// what was read and found (GetSystemStatus serves it).
+    settings_checked: Option<(Instant, crate::db::SettingsCheck)>,
 }
 
 /// How often the server's settings are read again (a restart with other settings, a `SET GLOBAL`).
@@ -366,13 +367,17 @@ impl Agent {
         let due = self
             .state()
             .settings_checked
-            .is_none_or(|t| t.elapsed() >= SETTINGS_EVERY);
+            .as_ref()
+            .is_none_or(|(t, _)| t.elapsed() >= SETTINGS_EVERY);
         if !due || !self.topo.may_write() {
             return;
         }
         let lease = self.settings_lease();
-        let problems = match db.setting_problems(lease).await {
-            Ok(p) => p,
+        let crate::db::SettingsCheck {
+            variables,
+            problems,
+        } = match db.check_settings(lease).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot read the server's settings");
                 return;
@@ -381,7 +386,6 @@ impl Agent {
         let missing = mmm_proto::settings::required_summary(&problems);
         let mut st = self.state();
         let first = st.settings_checked.is_none();
-        st.settings_checked = Some(Instant::now());
         if first || missing != st.settings_missing {
             for p in &problems {
                 if p.required {
@@ -395,6 +399,22 @@ impl Agent {
             }
         }
         st.settings_missing = missing;
+        st.settings_checked = Some((
+            Instant::now(),
+            crate::db::SettingsCheck {
+                variables,
+                problems,
+            },
+        ));
+    }
+
+    /// What the last settings check read and found (`None` before the first one, and on a host that
+    /// cannot write: its settings are not checked).
+    pub fn last_settings_check(&self) -> Option<crate::db::SettingsCheck> {
+        self.state()
+            .settings_checked
+            .as_ref()
+            .map(|(_, c)| c.clone())
     }
 
     /// True while client writes are held for a planned hand-over.
@@ -930,11 +950,14 @@ impl Agent {
         // 5. Replication (commands only; not while writes are held: a replication change would wait
         //    for the held lock).
         let held = self.writes_held();
+        // The replica status step 5 read and left as it was (5a needs it too).
+        let mut replica = None;
         if let (ApplyKind::Command(prev_state), Some(d), Some(db), false) =
             (kind, &desired, db.as_mut(), held)
         {
-            if let Err(e) = self.apply_replication(db, d, prev_state).await {
-                errors.push(format!("replication: {e:#}"));
+            match self.apply_replication(db, d, prev_state).await {
+                Ok(read) => replica = read,
+                Err(e) => errors.push(format!("replication: {e:#}")),
             }
         }
 
@@ -945,7 +968,7 @@ impl Agent {
             let keep_io = !writer && d.catch_up.as_deref().is_some_and(|t| !t.is_empty());
             if let Err(e) = self
                 .isolation
-                .enforce(db, &self.topo, &d.isolate_from, keep_io)
+                .enforce(db, &self.topo, &d.isolate_from, keep_io, replica)
                 .await
             {
                 errors.push(format!("replication isolation: {e:#}"));
@@ -1113,12 +1136,14 @@ impl Agent {
         }
     }
 
+    /// Starts, stops or re-points replication as `d` asks. Returns the replica status when it read it
+    /// and changed nothing since.
     async fn apply_replication(
         &self,
         db: &mut crate::db::Db,
         d: &DesiredStatus,
         prev_state: Option<HostState>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Option<crate::db::ReplicaInfo>>> {
         let offline = d.state == HostState::AdminOffline;
         let was_offline = prev_state == Some(HostState::AdminOffline);
         if offline {
@@ -1126,30 +1151,30 @@ impl Agent {
                 db.stop_replica().await?;
                 tracing::info!("replication stopped (ADMIN_OFFLINE)");
             }
-            return Ok(());
+            return Ok(None);
         }
         if was_offline {
             db.start_replica().await?;
             tracing::info!("replication started (left ADMIN_OFFLINE)");
         }
         let Some(master) = d.active_master.as_deref() else {
-            return Ok(());
+            return Ok(None);
         };
         if master == self.local.name {
-            return Ok(());
+            return Ok(None);
         }
         let Some(master_ip) = self.topo.hosts.get(master).copied() else {
-            return Ok(());
+            return Ok(None);
         };
         let port = self.local.mysql_ports.get(master).copied().unwrap_or(3306);
         let rep = db.replica_status().await?;
         let current = rep.as_ref().map(|r| r.source_host.as_str()).unwrap_or("");
         if source_matches(current, master, master_ip) {
-            return Ok(());
+            return Ok(Some(rep));
         }
         tracing::info!(from = current, to = master, ip = %master_ip, "re-pointing replication to the new active master");
-        if rep.is_some() {
-            if let Err(e) = db.wait_received_applied(d.catchup_timeout).await {
+        if let Some(r) = &rep {
+            if let Err(e) = db.wait_applied(r, d.catchup_timeout).await {
                 tracing::warn!(error = %format!("{e:#}"), "received transactions not applied before re-pointing; GTID positioning continues from what is applied");
             }
         }
@@ -1161,7 +1186,7 @@ impl Agent {
         )
         .await?;
         tracing::info!(source = master, ip = %master_ip, "replication re-pointed (GTID)");
-        Ok(())
+        Ok(None)
     }
 }
 

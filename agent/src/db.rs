@@ -2,6 +2,7 @@
 //! client sessions, read replica state, wait for catch-up, re-point replication, report status. Every
 //! connect and every statement runs under a timeout, so a hung server never hangs the agent.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -186,8 +187,15 @@ pub struct ServerState {
     pub semi_sync_source: String,
     /// `Rpl_semi_sync_slave_status` ("ON"/"OFF"; "" when the server does not report it).
     pub semi_sync_replica: String,
-    /// The variables the settings check reads (`mmm_proto::settings::VARIABLES`), names lower case.
-    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+/// One reading of the server's settings for the writer role.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsCheck {
+    /// The variables the check reads (`mmm_proto::settings::VARIABLES`), names lower case.
+    pub variables: BTreeMap<String, String>,
+    /// What the check found in them.
+    pub problems: Vec<mmm_proto::settings::SettingProblem>,
 }
 
 /// An open connection to the local server.
@@ -327,17 +335,11 @@ impl Db {
     /// threads). Returns how many kills were issued.
     pub async fn kill_round(&mut self, agent_user: &str) -> anyhow::Result<usize> {
         let victims = self.client_sessions(agent_user).await?;
-        let mut killed = 0;
-        for v in &victims {
-            match self.exec(&sql::kill(v.id)).await {
-                Ok(()) => killed += 1,
-                // 1094: unknown thread id: it ended by itself.
-                Err(e) if format!("{e:#}").contains("1094") => {}
-                Err(e) => return Err(e),
-            }
-            tracing::info!(id = v.id, user = %v.user, command = %v.command, "killed client session");
-        }
-        Ok(killed)
+        let victims = victims.into_iter().map(|v| (v.id, v)).collect();
+        self.kill_threads(victims, |id, v: &Session| {
+            tracing::info!(id, user = %v.user, command = %v.command, "killed client session");
+        })
+        .await
     }
 
     /// Kills the binlog dump threads serving replicas at `ips` (a new writer's leftovers towards a host it
@@ -356,23 +358,38 @@ impl Db {
                 self.stmt_timeout,
             )
             .await?;
-        let mut killed = 0;
-        for (id, host) in rows {
-            let host = host.unwrap_or_default();
-            let Some(ip) = sql::session_ip(&host) else {
-                continue;
-            };
-            if !ips.contains(&ip) {
-                continue;
-            }
+        let victims = rows
+            .into_iter()
+            .filter_map(|(id, host)| {
+                let host = host.unwrap_or_default();
+                let ip = sql::session_ip(&host)?;
+                ips.contains(&ip).then_some((id, host))
+            })
+            .collect();
+        self.kill_threads(victims, |id, host: &String| {
+            tracing::info!(id, replica = %host, "killed the binlog dump thread of an isolated replica");
+        })
+        .await
+    }
+
+    /// Kills the threads `victims` names (id, what `killed` logs of it), one after the other; a thread
+    /// that ended by itself meanwhile counts as gone. Returns how many kills were issued.
+    async fn kill_threads<T>(
+        &mut self,
+        victims: Vec<(u64, T)>,
+        killed: fn(u64, &T),
+    ) -> anyhow::Result<usize> {
+        let mut issued = 0;
+        for (id, v) in victims {
             match self.exec(&sql::kill(id)).await {
-                Ok(()) => killed += 1,
+                Ok(()) => issued += 1,
+                // 1094: unknown thread id: it ended by itself.
                 Err(e) if format!("{e:#}").contains("1094") => {}
                 Err(e) => return Err(e),
             }
-            tracing::info!(id, replica = %host, "killed the binlog dump thread of an isolated replica");
+            killed(id, &v);
         }
-        Ok(killed)
+        Ok(issued)
     }
 
     /// Kills client sessions, listing again after each round, up to `max_rounds` rounds. Returns how many
@@ -469,9 +486,18 @@ impl Db {
     /// Waits until everything received from the current source is applied (no-op when not a replica or
     /// nothing was received). Fails on timeout.
     pub async fn wait_received_applied(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let Some(rep) = self.replica_status().await? else {
-            return Ok(());
-        };
+        match self.replica_status().await? {
+            Some(rep) => self.wait_applied(&rep, timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// [`Db::wait_received_applied`] with the replica status `rep` just read.
+    pub async fn wait_applied(
+        &mut self,
+        rep: &ReplicaInfo,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let gtid = rep.received_gtid.trim().replace('\n', "");
         if gtid.is_empty() {
             return Ok(());
@@ -571,26 +597,15 @@ impl Db {
         })
     }
 
-    /// Everything `GetSystemStatus` reports.
+    /// Everything `GetSystemStatus` reports but the settings ([`Db::check_settings`]).
     pub async fn server_state(&mut self) -> anyhow::Result<ServerState> {
         let server_id: Option<u32> = self.query_first("SELECT @@server_id").await?;
         let read_only = self.read_only().await?;
         let uptime: Option<(String, u64)> =
             self.query_first("SHOW GLOBAL STATUS LIKE 'Uptime'").await?;
         // Semi-sync is shown, never acted on: a server without the variables reports "".
-        let semi: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_status'",
-                self.stmt_timeout,
-            )
-            .await
-            .unwrap_or_default();
-        let semi_of = |name: &str| {
-            semi.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let semi = self.semi_sync_status().await.unwrap_or_default();
+        let semi_of = |name: &str| semi.get(name).cloned().unwrap_or_default();
         Ok(ServerState {
             flavor: Some(self.flavor),
             version: self.version.clone(),
@@ -598,11 +613,29 @@ impl Db {
             read_only,
             replica: self.replica_status().await?,
             gtid: self.gtid_positions().await?,
-            semi_sync_source: semi_of("Rpl_semi_sync_master_status"),
-            semi_sync_replica: semi_of("Rpl_semi_sync_slave_status"),
+            semi_sync_source: semi_of("rpl_semi_sync_master_status"),
+            semi_sync_replica: semi_of("rpl_semi_sync_slave_status"),
             uptime: uptime.map(|(_, v)| v).unwrap_or(0),
-            variables: self.server_variables().await?,
         })
+    }
+
+    /// The rows of a `SHOW ... STATUS` / `SHOW ... VARIABLES` statement by name, names lower case.
+    async fn show_values(&mut self, sql: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = self.query(sql, self.stmt_timeout).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect())
+    }
+
+    /// The semi-sync status of the server as a source and as a replica, in one statement (names lower
+    /// case; a server without semi-sync reports none).
+    async fn semi_sync_status(&mut self) -> anyhow::Result<BTreeMap<String, String>> {
+        self.show_values(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', \
+             'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_slave_status')",
+        )
+        .await
     }
 
     /// True when semi-synchronous replication is enabled on this server as a source but its commits do
@@ -610,55 +643,47 @@ impl Db {
     /// semi-sync replica connected (`Rpl_semi_sync_master_clients=0`: with
     /// `rpl_semi_sync_master_wait_no_slave=OFF` MariaDB then still says ON but commits without waiting,
     /// counted in `Rpl_semi_sync_master_no_tx`). False when semi-sync is not enabled or not known.
+    /// A source whose commits wait costs one statement; `rpl_semi_sync_master_enabled` is read only
+    /// when they do not (the status says OFF too when semi-sync is not enabled).
     pub async fn semi_sync_off(&mut self) -> anyhow::Result<bool> {
-        let rows: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'",
-                self.stmt_timeout,
-            )
-            .await?;
-        let enabled = rows.iter().any(|(_, v)| v.eq_ignore_ascii_case("ON"));
-        if !enabled {
+        let status = self.semi_sync_status().await?;
+        let not_waiting = status
+            .get("rpl_semi_sync_master_status")
+            .is_some_and(|v| v.eq_ignore_ascii_case("OFF"))
+            || status
+                .get("rpl_semi_sync_master_clients")
+                .is_some_and(|v| v == "0");
+        if !not_waiting {
             return Ok(false);
         }
-        let rows: Vec<(String, String)> = self
-            .query(
-                "SHOW GLOBAL STATUS WHERE Variable_name IN \
-                 ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')",
-                self.stmt_timeout,
-            )
+        let enabled = self
+            .show_values("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_master_enabled'")
             .await?;
-        let value = |name: &str| {
-            rows.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        Ok(
-            value("Rpl_semi_sync_master_status").is_some_and(|v| v.eq_ignore_ascii_case("OFF"))
-                || value("Rpl_semi_sync_master_clients") == Some("0"),
-        )
+        Ok(enabled.values().any(|v| v.eq_ignore_ascii_case("ON")))
     }
 
     /// The variables the settings check reads, as the server shows them (names lower case; a variable
     /// the server does not have is absent).
-    pub async fn server_variables(
-        &mut self,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    pub async fn server_variables(&mut self) -> anyhow::Result<BTreeMap<String, String>> {
         let names = mmm_proto::settings::VARIABLES
             .iter()
             .map(|v| format!("'{v}'"))
             .collect::<Vec<_>>()
             .join(",");
-        let rows: Vec<(String, String)> = self
-            .query(
-                &format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"),
-                self.stmt_timeout,
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
-            .collect())
+        self.show_values(&format!(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})"
+        ))
+        .await
+    }
+
+    /// Reads the server's settings and checks them for the writer role with lease `lease`.
+    pub async fn check_settings(&mut self, lease: Duration) -> anyhow::Result<SettingsCheck> {
+        let variables = self.server_variables().await?;
+        let problems = mmm_proto::settings::check(&variables, self.flavor == Flavor::MySql, lease);
+        Ok(SettingsCheck {
+            variables,
+            problems,
+        })
     }
 
     /// The settings problems of this server for the writer role with lease `lease`.
@@ -666,12 +691,7 @@ impl Db {
         &mut self,
         lease: Duration,
     ) -> anyhow::Result<Vec<mmm_proto::settings::SettingProblem>> {
-        let vars = self.server_variables().await?;
-        Ok(mmm_proto::settings::check(
-            &vars,
-            self.flavor == Flavor::MySql,
-            lease,
-        ))
+        Ok(self.check_settings(lease).await?.problems)
     }
 
     /// Application accounts holding a privilege that writes through `read_only`: (user, privilege).

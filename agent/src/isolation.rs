@@ -37,7 +37,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 
 use crate::agent::source_matches;
-use crate::db::Db;
+use crate::db::{Db, ReplicaInfo};
 use crate::topology::Topology;
 
 /// How long a restart of the IO thread waits for received transactions to be applied first (tried
@@ -147,12 +147,15 @@ impl Isolation {
     /// Stops the IO thread when the local server's source is in `isolate_from` (unless `keep_io`: a
     /// candidate still catching up to a target position), starts it again when this agent stopped it
     /// and the source is no longer listed; forgets the floor once the server has applied it.
+    /// `replica`: the replica status when the caller read it and changed nothing since (`None`: read
+    /// here).
     pub async fn enforce(
         &self,
         db: &mut Db,
         topo: &Topology,
         isolate_from: &BTreeSet<String>,
         keep_io: bool,
+        replica: Option<Option<ReplicaInfo>>,
     ) -> anyhow::Result<Enforced> {
         let mut rec = self.record();
         if isolate_from.is_empty() && rec == Record::default() {
@@ -166,7 +169,11 @@ impl Isolation {
                 self.save(rec.clone())?;
             }
         }
-        let Some(rep) = db.replica_status().await? else {
+        let replica = match replica {
+            Some(known) => known,
+            None => db.replica_status().await?,
+        };
+        let Some(rep) = replica else {
             if rec.stopped.is_some() {
                 rec.stopped = None;
                 self.save(rec)?;
@@ -179,7 +186,7 @@ impl Isolation {
             .find(|(name, ip)| source_matches(&rep.source_host, name, **ip))
             .map(|(name, _)| name.clone());
         let isolated = source.as_ref().is_some_and(|s| isolate_from.contains(s));
-        let received = |r: &crate::db::ReplicaInfo| r.received_gtid.trim().replace('\n', "");
+        let received = |r: &ReplicaInfo| r.received_gtid.trim().replace('\n', "");
         match (isolated && !keep_io, rec.stopped.clone()) {
             (true, _) if rep.io_stopped => Ok(Enforced::Unchanged),
             (true, _) => {
@@ -207,7 +214,7 @@ impl Isolation {
                              starting the IO thread could discard received transactions it has not applied"
                         );
                     }
-                    db.wait_received_applied(RESTART_CATCH_UP)
+                    db.wait_applied(&rep, RESTART_CATCH_UP)
                         .await
                         .with_context(|| {
                             format!("the IO thread from {was} stays stopped until what was received is applied")

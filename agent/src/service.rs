@@ -14,6 +14,7 @@ use mmm_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::agent::Agent;
+use crate::db::SettingsCheck;
 use crate::health::{now_millis, HealthSnapshot};
 use crate::validate::{check_protocol_version, validate_set_status};
 
@@ -122,9 +123,24 @@ impl AgentRpc for AgentService {
             Ok(v) => out.vips = v.iter().map(ToString::to_string).collect(),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot list VIPs"),
         }
+        // The settings as the agent's periodic check last read them; read here only before the first.
+        let settings = agent.last_settings_check();
+        let may_write = agent.topo.may_write();
         let server = tokio::time::timeout(SYSTEM_STATUS_TIMEOUT, async {
             let mut db = agent.db.connect().await.map_err(anyhow::Error::new)?;
-            let s = db.server_state().await;
+            let s = async {
+                let state = db.server_state().await?;
+                let settings = match settings {
+                    Some(c) => c,
+                    None if may_write => db.check_settings(agent.settings_lease()).await?,
+                    None => SettingsCheck {
+                        variables: db.server_variables().await?,
+                        problems: Vec::new(),
+                    },
+                };
+                anyhow::Ok((state, settings))
+            }
+            .await;
             db.close().await;
             s
         })
@@ -135,7 +151,7 @@ impl AgentRpc for AgentService {
             ))
         });
         match server {
-            Ok(s) => {
+            Ok((s, settings)) => {
                 out.mysql_reachable = true;
                 out.flavor = s.flavor.map(|f| f.as_str().to_string()).unwrap_or_default();
                 out.server_version = s.version;
@@ -147,19 +163,12 @@ impl AgentRpc for AgentService {
                 out.mysql_uptime_seconds = s.uptime;
                 out.semi_sync_source_status = s.semi_sync_source;
                 out.semi_sync_replica_status = s.semi_sync_replica;
-                out.setting_problems = if !self.agent.topo.may_write() {
-                    Vec::new()
+                out.setting_problems = if may_write {
+                    settings.problems.iter().map(ToString::to_string).collect()
                 } else {
-                    mmm_proto::settings::check(
-                        &s.variables,
-                        s.flavor == Some(crate::sql::Flavor::MySql),
-                        self.agent.settings_lease(),
-                    )
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
+                    Vec::new()
                 };
-                out.server_variables = s.variables.into_iter().collect();
+                out.server_variables = settings.variables.into_iter().collect();
                 out.replication = Some(match s.replica {
                     None => ReplicationStatus::default(),
                     Some(r) => ReplicationStatus {

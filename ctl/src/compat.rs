@@ -37,13 +37,18 @@ pub const ENV_MONITORS: &str = "MMMCTL_MONITORS";
 /// Environment variable naming the config file; shared with mmmctl's `--config`.
 pub const ENV_CONFIG: &str = "MMMCTL_CONFIG";
 
-/// The monitor's `help` reply in MMM 2.2.1, without mmmctl's additions.
-pub const HELP: &str = "\
+/// MMM 2.2.1's `help` text with `$show` as its `show` line (mmmctl's `show` has an option): the one
+/// source of both [`HELP`] and mmmctl's (`crate::format::HELP`, which adds its own commands).
+macro_rules! mmm_help {
+    ($show:literal) => {
+        concat!(
+            "\
 Valid commands are:
     help                              - show this message
     ping                              - ping monitor
-    show                              - show status
-    checks [<host>|all [<check>|all]] - show checks status
+",
+            $show,
+            "    checks [<host>|all [<check>|all]] - show checks status
     set_online <host>                 - set host <host> online
     set_offline <host>                - set host <host> offline
     mode                              - print current mode.
@@ -53,7 +58,14 @@ Valid commands are:
     move_role [--force] <role> <host> - move exclusive role <role> to host <host>
                                         (Only use --force if you know what you are doing!)
     set_ip <ip> <host>                - set role with ip <ip> to host <host>
-";
+"
+        )
+    };
+}
+pub(crate) use mmm_help;
+
+/// The monitor's `help` reply in MMM 2.2.1, without mmmctl's additions.
+pub const HELP: &str = mmm_help!("    show                              - show status\n");
 
 /// Whether the program was started as `mmm_control` (its file name, whatever the directory).
 pub fn invoked_as_mmm_control(argv0: &OsStr) -> bool {

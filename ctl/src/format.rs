@@ -10,29 +10,19 @@ use mmm_proto::{
 };
 
 /// mmm_control's `help`, plus this tool's additions.
-pub const HELP: &str = "\
-Valid commands are:
-    help                              - show this message
-    ping                              - ping monitor
-    show [--extended]                 - show status (--extended: replication, lag, GTIDs, lease)
-    checks [<host>|all [<check>|all]] - show checks status
-    set_online <host>                 - set host <host> online
-    set_offline <host>                - set host <host> offline
-    mode                              - print current mode.
-    set_active                        - switch into active mode.
-    set_manual                        - switch into manual mode.
-    set_passive                       - switch into passive mode.
-    move_role [--force] <role> <host> - move exclusive role <role> to host <host>
-                                        (Only use --force if you know what you are doing!)
-    set_ip <ip> <host>                - set role with ip <ip> to host <host>
-    cluster                           - show the monitor cluster (leader, term, members, lag)
+pub const HELP: &str = concat!(
+    crate::compat::mmm_help!(
+        "    show [--extended]                 - show status (--extended: replication, lag, GTIDs, lease)\n"
+    ),
+    "    cluster                           - show the monitor cluster (leader, term, members, lag)
     cluster add <name> <ip:port>      - add a monitor (learner first, then voter)
     cluster remove <name>             - remove a monitor (refused if quorum would be lost)
     history [<n>]                     - show the last <n> decisions (default 20)
     completions bash|zsh|fish         - print a shell completion script
     certs init [--dir DIR]            - write a CA and certificates for every node and an operator
     certs issue <name> [--dir DIR]    - add one node's certificate to the existing CA
-";
+"
+);
 
 /// MMM's date format, in the time zone `tz` (the local one when printing).
 pub fn mmm_time<Tz: TimeZone>(unix_secs: i64, tz: &Tz) -> String

@@ -26,6 +26,7 @@ use mmm_proto::{HostState, ShowReply};
 use mysql_async::prelude::Queryable;
 
 use crate::cluster::{owner_of_role, MmmCluster};
+use crate::oracle::state::{gtid_seqs_by_server, gtids};
 use crate::oracle::{self, NsRuntime, Oracle, OracleReport, OracleSpec, Role};
 use crate::Lab;
 
@@ -428,21 +429,9 @@ impl<'a> Scenario<'a> {
             },
             _ => return Ok(false),
         };
-        let seq_of = |pos: &str, domain: &str, sid: &str| -> Option<u64> {
-            pos.split(',')
-                .filter_map(|g| {
-                    let p: Vec<&str> = g.trim().split('-').collect();
-                    (p.len() == 3 && p[0] == domain && p[1] == sid)
-                        .then(|| p[2].parse::<u64>().ok())
-                        .flatten()
-                })
-                .max()
-        };
-        let own_tail_lacking = binlog.split(',').any(|g| {
-            let p: Vec<&str> = g.trim().split('-').collect();
-            p.len() == 3
-                && p[1].parse::<u32>().ok() == Some(own)
-                && p[2].parse::<u64>().ok() > seq_of(&writer_pos, p[0], p[1])
+        let writer_seqs = gtid_seqs_by_server(&writer_pos);
+        let own_tail_lacking = gtids(&binlog).any(|(domain, sid, seq)| {
+            sid == own && writer_seqs.get(&(domain, sid)).is_none_or(|&w| seq > w)
         });
         if own_tail_lacking {
             return Ok(false);

@@ -76,20 +76,37 @@ pub(super) async fn read(socket: &Path) -> anyhow::Result<FinalState> {
     })?
 }
 
-/// Per replication domain, the highest sequence number in a GTID position (`0-1-12,1-2-5`).
-pub fn gtid_seqs(pos: &str) -> BTreeMap<u32, u64> {
-    let mut out = BTreeMap::new();
-    for gtid in pos.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+/// The GTIDs of a MariaDB GTID position (`0-1-12,1-2-5`) as (domain, server id, sequence number);
+/// malformed entries are skipped.
+pub fn gtids(pos: &str) -> impl Iterator<Item = (u32, u32, u64)> + '_ {
+    pos.split(',').map(str::trim).filter_map(|gtid| {
         let mut parts = gtid.split('-');
-        let (Some(d), Some(_server), Some(seq)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
+        let (Some(d), Some(server), Some(seq)) = (parts.next(), parts.next(), parts.next()) else {
+            return None;
         };
-        if let (Ok(d), Ok(seq)) = (d.parse::<u32>(), seq.parse::<u64>()) {
-            let e = out.entry(d).or_insert(0);
-            *e = (*e).max(seq);
-        }
+        Some((d.parse().ok()?, server.parse().ok()?, seq.parse().ok()?))
+    })
+}
+
+/// The highest sequence number in a GTID position per what `key` makes of a GTID's domain and
+/// server id.
+fn highest_seqs<K: Ord>(pos: &str, key: impl Fn(u32, u32) -> K) -> BTreeMap<K, u64> {
+    let mut out = BTreeMap::new();
+    for (d, server, seq) in gtids(pos) {
+        let e = out.entry(key(d, server)).or_insert(0);
+        *e = (*e).max(seq);
     }
     out
+}
+
+/// Per replication domain, the highest sequence number in a GTID position (`0-1-12,1-2-5`).
+pub fn gtid_seqs(pos: &str) -> BTreeMap<u32, u64> {
+    highest_seqs(pos, |d, _| d)
+}
+
+/// Per replication domain and originating server id, the highest sequence number in a GTID position.
+pub fn gtid_seqs_by_server(pos: &str) -> BTreeMap<(u32, u32), u64> {
+    highest_seqs(pos, |d, server| (d, server))
 }
 
 /// True when `have` contains every domain of `need` at least as far.
@@ -161,5 +178,10 @@ mod tests {
         assert!(!gtid_covers("0-2-11", "0-1-12"));
         assert!(!gtid_covers("0-2-11", "1-1-1"));
         assert!(gtid_covers("", ""));
+        assert_eq!(
+            gtid_seqs_by_server("0-1-12,0-2-14, 0-1-13,1-2-5,x-1-2,0-1"),
+            BTreeMap::from([((0, 1), 13), ((0, 2), 14), ((1, 2), 5)])
+        );
+        assert_eq!(gtids("0-1-12,,1-2-x").collect::<Vec<_>>(), [(0, 1, 12)]);
     }
 }
