@@ -777,6 +777,34 @@ impl Agent {
             tracing::error!(host = %self.local.name, after_lease = ?after_lease, "mysqld may still accept writes after the writer lease ended and its process is unknown: cannot kill it");
             return;
         };
+        // One last look: a server that answers was closed by the fence event (or will be by the agent).
+        let look = tokio::time::timeout(crate::last_resort::PROBE_TIMEOUT, async {
+            let mut db = self.db.connect().await.map_err(Some)?;
+            let ro = db
+                .read_only()
+                .await
+                .map_err(|_| None::<crate::db::ConnectError>);
+            db.close().await;
+            ro
+        })
+        .await;
+        match look {
+            Ok(Ok(true)) => {
+                self.exposure().denied();
+                tracing::info!(host = %self.local.name, after_lease = ?after_lease, "writes verified denied (read_only=1) by the last resort's look: not killed");
+                return;
+            }
+            Ok(Err(Some(e))) if e.is_definite() => {
+                self.exposure().denied();
+                return;
+            }
+            Ok(Err(Some(e))) if e.is_access_denied() => {
+                self.exposure().answered(Instant::now());
+                tracing::warn!(host = %self.local.name, error = %e, "mysqld answers but refuses the agent: left to the fence event in mysqld");
+                return;
+            }
+            _ => {}
+        }
         match process.kill().await {
             Ok(crate::last_resort::KillOutcome::Killed { pid, took }) => {
                 self.metrics.stalled_mysqld_kills.inc();

@@ -13,8 +13,11 @@
 //!   it allows writes, and at every renewal) until it verified writes denied: `read_only=1` read back,
 //!   a hold on writes taken, or mysqld certainly down ([`Exposure`]). A released hold exposes it again
 //!   from then.
-//! - When an exposed host is still exposed [`KILL_AFTER`] after the exposure's lease end, the agent kills
-//!   mysqld with SIGKILL and waits up to [`DEATH_WAIT`] for the process to be gone ([`MysqldProcess`]).
+//! - When an exposed host is still exposed [`KILL_AFTER`] after the exposure's lease end, the watchdog
+//!   looks once more on a connection of its own (bounded by [`PROBE_TIMEOUT`]): `read_only=1` (the fence
+//!   event did it, e.g. while the agent was paused), mysqld certainly down, or access denied end it
+//!   there. Otherwise (no answer: a stalled server) it kills mysqld with SIGKILL and waits up to
+//!   [`DEATH_WAIT`] for the process to be gone ([`MysqldProcess`]).
 //!   The process is found from mysqld's own `@@pid_file`, learned while it answered, and must be a
 //!   `mariadbd` or `mysqld` process (a stale pid file naming another program kills nothing).
 //! - A mysqld that refused the agent's credentials after the lease ended (access denied: a changed
@@ -24,8 +27,8 @@
 //! - `kill_stalled_mysqld 0` in `<agent>` turns the kill off (the exposure is still logged): the writer's
 //!   safety then rests on the two other layers, which a stalled mysqld defeats.
 //!
-//! Bound: exposure ends at most `KILL_AFTER + WATCH_INTERVAL + DEATH_WAIT` (700 ms) after the lease
-//! ends, the fence bound `F` the leader adds to every lease ([`mmm_proto::FENCE_BOUND_MILLIS`]).
+//! Bound: exposure ends at most `KILL_AFTER + WATCH_INTERVAL + PROBE_TIMEOUT + DEATH_WAIT` (1 s) after
+//! the lease ends, the fence bound `F` the leader adds to every lease ([`mmm_proto::FENCE_BOUND_MILLIS`]).
 //! Assumed: the agent runs (a dead or paused agent leaves it to the fence event, which a stalled mysqld
 //! also defeats: that double fault is not covered), it may signal mysqld (root, or mysqld's user), and
 //! both share a pid namespace. Not covered: an agent started while its mysqld is stalled knows no lease
@@ -41,6 +44,8 @@ use anyhow::{bail, Context};
 pub const KILL_AFTER: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_AFTER_MILLIS);
 /// How often the watchdog looks.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_WATCH_MILLIS);
+/// Bound on the watchdog's last look before a kill: a connection of its own and `@@read_only`.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_PROBE_MILLIS);
 /// Longest wait for a killed mysqld to be gone (its threads leave at their next return from the kernel).
 pub const DEATH_WAIT: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_DEATH_MILLIS);
 /// A kill that did not finish the process is tried again this often (and logged each time).

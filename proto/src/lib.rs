@@ -16,13 +16,18 @@ pub const FENCE_EVENT_BOUND_MILLIS: u64 = 400;
 pub const STALLED_KILL_AFTER_MILLIS: u64 = 450;
 /// How often the agent's watchdog looks for such a server.
 pub const STALLED_KILL_WATCH_MILLIS: u64 = 50;
+/// How long the watchdog's own last look (connect, read `read_only`) may take before it kills.
+pub const STALLED_KILL_PROBE_MILLIS: u64 = 250;
 /// Longest a killed mysqld takes to be gone.
-pub const STALLED_KILL_DEATH_MILLIS: u64 = 200;
+pub const STALLED_KILL_DEATH_MILLIS: u64 = 250;
 /// Longest time from the end of a writer lease to a server that accepts no writes: the later of the
 /// fence event's bound and the agent's last resort. The monitors add it to every lease before they
 /// trust the lease to be over, so both sides read it from here.
 pub const FENCE_BOUND_MILLIS: u64 = {
-    let kill = STALLED_KILL_AFTER_MILLIS + STALLED_KILL_WATCH_MILLIS + STALLED_KILL_DEATH_MILLIS;
+    let kill = STALLED_KILL_AFTER_MILLIS
+        + STALLED_KILL_WATCH_MILLIS
+        + STALLED_KILL_PROBE_MILLIS
+        + STALLED_KILL_DEATH_MILLIS;
     if kill > FENCE_EVENT_BOUND_MILLIS {
         kill
     } else {

@@ -550,6 +550,10 @@ impl<'a> Scenario<'a> {
         let report = oracle::judge(&evidence);
         eprintln!("{}", report.summary(scenario));
         eprintln!("FAULT-REPAIRS {scenario}: {:?}", self.repaired);
+        eprintln!(
+            "FAULT-KILLS {scenario}: {:?} (mysqld killed by its agent, the fence's last resort)",
+            killed_by_agents(self.lab)
+        );
         let mut problems = Vec::new();
         for f in report.findings() {
             // Reads of undone writes show as list reads that are not a prefix of the final list, and
@@ -656,4 +660,23 @@ pub fn all_online(s: &ShowReply, n: usize) -> bool {
     s.hosts.len() == n
         && s.hosts.iter().all(|h| h.state == HostState::Online as i32)
         && owner_of_role(s, "writer").is_some()
+}
+
+/// The hosts whose agent killed their mysqld (the fence's last resort), from the agents' logs.
+pub fn killed_by_agents(lab: &Lab) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(lab.dir().join("logs")) else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let host = name.strip_prefix("agent-")?.split('-').next()?.to_string();
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            text.contains("mysqld killed (kill -9)").then_some(host)
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
 }

@@ -260,3 +260,109 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     );
     Ok(())
 }
+
+/// Delays db2's SQL thread behind what it received (`MASTER_DELAY`): the relay log holds writes db1
+/// acknowledged (db2 received them) that db2 has not applied.
+async fn delay_replica(lab: &Lab, host: &str, secs: u32) -> anyhow::Result<()> {
+    let mut c = lab.mysql(host).await?;
+    c.query_drop("STOP SLAVE").await?;
+    c.query_drop(format!("CHANGE MASTER TO MASTER_DELAY = {secs}"))
+        .await?;
+    c.query_drop("START SLAVE").await?;
+    Ok(())
+}
+
+/// A planned switchover to a replica whose SQL thread runs 3 s behind (`MASTER_DELAY`, a delayed tail):
+/// the old writer holds its clients' writes, the candidate applies everything up to the old writer's
+/// last position before it opens, and nothing is lost or written twice. The switchover takes the delay
+/// (writes held up to 2 s, then refused until the new writer opens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_planned_switchover_waits_for_a_delayed_tail() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    delay_replica(&lab, "db2", 3).await?;
+    env.wait_more_acks(200, FAILOVER).await?;
+    let t = Instant::now();
+    let out = env.cluster.mmmctl(&["move_role", "writer", "db2"])?;
+    assert!(
+        out.status.success(),
+        "move_role: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    let took = t.elapsed();
+    eprintln!("move_role writer db2 with a 3 s delayed tail took {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the new writer cannot have opened before applying the delayed tail ({took:?})"
+    );
+    let mut db2 = lab.mysql("db2").await?;
+    db2.query_drop("STOP SLAVE").await?;
+    db2.query_drop("CHANGE MASTER TO MASTER_DELAY = 0").await?;
+    db2.query_drop("START SLAVE").await?;
+    drop(db2);
+    env.wait_more_acks(50, FAILOVER).await?;
+    env.finish(
+        "a planned switchover with a delayed tail",
+        Expect::outage(Duration::from_secs(15)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The candidate's relay log holds more than it can apply within the catch-up timeout (its SQL thread
+/// runs 40 s behind, `MASTER_DELAY`; the timeout is 30 s) when the writer's mysqld dies: it is never
+/// opened with part of the acknowledged writes; the cluster goes PASSIVE and says why. After `set_active`
+/// the failover starts again and the candidate opens once it has applied everything; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_relay_backlog_longer_than_the_timeout_is_never_cut_short(
+) -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    delay_replica(&lab, "db2", 40).await?;
+    env.wait_more_acks(200, FAILOVER).await?;
+    lab.kill_mysqld("db1").await?;
+    let mut db2 = lab.mysql("db2").await?;
+    let show = env
+        .cluster
+        .wait_show(
+            Duration::from_secs(60),
+            "PASSIVE after the catch-up timeout",
+            |s| s.mode == mmm_proto::Mode::Passive as i32,
+        )
+        .await?;
+    assert!(
+        show.passive_cause
+            .contains("db2 did not apply its relay log"),
+        "the cause is shown: {}",
+        show.passive_cause
+    );
+    let read_only: Option<u8> = db2.query_first("SELECT @@read_only").await?;
+    assert_eq!(
+        read_only,
+        Some(1),
+        "db2 was never opened with part of its relay log"
+    );
+    let out = env.cluster.mmmctl(&["set_active"])?;
+    assert!(out.status.success(), "set_active: {out:?}");
+    assert_eq!(
+        env.wait_new_writer("db1", Duration::from_secs(60)).await?,
+        "db2"
+    );
+    // Its channel from the dead db1 stays as its agent left it (IO stopped: db1 is not verified).
+    db2.query_drop("STOP SLAVE SQL_THREAD").await?;
+    db2.query_drop("CHANGE MASTER TO MASTER_DELAY = 0").await?;
+    db2.query_drop("START SLAVE SQL_THREAD").await?;
+    drop(db2);
+    env.wait_more_acks(50, FAILOVER).await?;
+    env.finish(
+        "a relay backlog longer than the catch-up timeout",
+        Expect::outage(Duration::from_secs(120)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
