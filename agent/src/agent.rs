@@ -654,12 +654,7 @@ impl Agent {
                         }
                         db.close().await;
                     }
-                    Err(e) => {
-                        if e.is_access_denied() {
-                            self.exposure().answered(Instant::now());
-                        }
-                        errors.push(format!("mysqld: {e}"))
-                    }
+                    Err(e) => errors.push(format!("mysqld: {e}")),
                 }
             }
         }
@@ -749,74 +744,81 @@ impl Agent {
         }
     }
 
-    /// The fence's last resort (run by a watchdog task, without the apply lock): kills mysqld when it
-    /// may still accept writes [`crate::last_resort::KILL_AFTER`] after the lease it was exposed under
-    /// ended. See [`crate::last_resort`].
+    /// The fence's last resort (run by a watchdog task, without the apply lock): from the end of the
+    /// lease mysqld was exposed under until writes are verified denied, looks at mysqld on a connection
+    /// of its own and kills it when [`crate::last_resort::verdict`] says so. See [`crate::last_resort`].
     pub async fn last_resort(&self) {
-        let now = Instant::now();
-        let (due, until) = {
-            let mut e = self.exposure();
-            (e.kill_due(now), e.until())
+        use crate::last_resort::{Look, Verdict};
+        let Some(since_end) = self.exposure().look_due(Instant::now()) else {
+            return;
         };
-        if !due {
-            return;
+        let look = match tokio::time::timeout(crate::last_resort::PROBE_TIMEOUT, async {
+            match self.db.connect().await {
+                Ok(mut db) => {
+                    let ro = db.read_only().await;
+                    db.close().await;
+                    match ro {
+                        Ok(true) => Look::ReadOnly,
+                        Ok(false) => Look::Writable,
+                        Err(_) => Look::NoAnswer,
+                    }
+                }
+                Err(e) if e.is_definite() => Look::Down,
+                Err(e) if e.is_access_denied() => Look::Refused,
+                Err(_) => Look::NoAnswer,
+            }
+        })
+        .await
+        {
+            Ok(look) => look,
+            Err(_) => Look::NoAnswer,
+        };
+        let host = &self.local.name;
+        match crate::last_resort::verdict(since_end, look) {
+            Verdict::Wait => {}
+            Verdict::Closed => {
+                self.exposure().denied();
+                tracing::info!(host = %host, look = ?look, after_lease = ?since_end, "writes verified denied by the last resort's look");
+            }
+            Verdict::LeftToTheEvent => {
+                self.exposure().denied();
+                tracing::warn!(host = %host, after_lease = ?since_end, "mysqld runs but refuses the agent: its writes are left to the fence event in mysqld");
+            }
+            Verdict::Kill if !self.local.kill_stalled_mysqld => {
+                self.exposure().killing(Instant::now());
+                tracing::error!(host = %host, look = ?look, after_lease = ?since_end, "mysqld may still accept writes after the writer lease ended (stalled, or the fence did not close it); kill_stalled_mysqld is off, so it is not killed");
+            }
+            Verdict::Kill => {
+                self.exposure().killing(Instant::now());
+                self.kill_mysqld(look, since_end).await;
+            }
         }
-        let after_lease = until
-            .map(|u| now.saturating_duration_since(u))
-            .unwrap_or_default();
-        if !self.local.kill_stalled_mysqld {
-            tracing::error!(host = %self.local.name, after_lease = ?after_lease, "mysqld may still accept writes after the writer lease ended: writes could not be verified denied (kill_stalled_mysqld is off, so it is not killed)");
-            return;
-        }
+    }
+
+    /// Kills the local mysqld for the last resort, and logs and counts it.
+    async fn kill_mysqld(&self, look: crate::last_resort::Look, since_end: Duration) {
+        let host = &self.local.name;
         let process = self
             .mysqld_process
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let Some(process) = process else {
-            tracing::error!(host = %self.local.name, after_lease = ?after_lease, "mysqld may still accept writes after the writer lease ended and its process is unknown: cannot kill it");
+            tracing::error!(host = %host, look = ?look, after_lease = ?since_end, "mysqld may still accept writes after the writer lease ended and its process is unknown: cannot kill it");
             return;
         };
-        // One last look: a server that answers was closed by the fence event (or will be by the agent).
-        let look = tokio::time::timeout(crate::last_resort::PROBE_TIMEOUT, async {
-            let mut db = self.db.connect().await.map_err(Some)?;
-            let ro = db
-                .read_only()
-                .await
-                .map_err(|_| None::<crate::db::ConnectError>);
-            db.close().await;
-            ro
-        })
-        .await;
-        match look {
-            Ok(Ok(true)) => {
-                self.exposure().denied();
-                tracing::info!(host = %self.local.name, after_lease = ?after_lease, "writes verified denied (read_only=1) by the last resort's look: not killed");
-                return;
-            }
-            Ok(Err(Some(e))) if e.is_definite() => {
-                self.exposure().denied();
-                return;
-            }
-            Ok(Err(Some(e))) if e.is_access_denied() => {
-                self.exposure().answered(Instant::now());
-                tracing::warn!(host = %self.local.name, error = %e, "mysqld answers but refuses the agent: left to the fence event in mysqld");
-                return;
-            }
-            _ => {}
-        }
         match process.kill().await {
             Ok(crate::last_resort::KillOutcome::Killed { pid, took }) => {
                 self.metrics.stalled_mysqld_kills.inc();
                 self.exposure().denied();
-                tracing::error!(host = %self.local.name, pid, after_lease = ?after_lease, took = ?took, pid_file = %process.pid_file.display(), "mysqld killed (kill -9): it could not be verified read-only after the writer lease ended (stalled?), and a stalled writer may accept writes when it wakes");
+                tracing::error!(host = %host, pid, look = ?look, after_lease = ?since_end, took = ?took, pid_file = %process.pid_file.display(), "mysqld killed (kill -9): after the writer lease ended it did not answer (stalled) or stayed writable, and it may accept writes after the new writer opened");
             }
             Ok(crate::last_resort::KillOutcome::NotRunning) => {
                 self.exposure().denied();
-                tracing::warn!(host = %self.local.name, after_lease = ?after_lease, "writes not verified denied after the lease ended, but no mysqld runs: nothing accepts writes");
+                tracing::warn!(host = %host, after_lease = ?since_end, "no mysqld process runs: nothing accepts writes");
             }
             Err(e) => {
-                tracing::error!(host = %self.local.name, error = %format!("{e:#}"), after_lease = ?after_lease, "cannot kill the mysqld that may still accept writes after the writer lease ended");
+                tracing::error!(host = %host, error = %format!("{e:#}"), after_lease = ?since_end, "cannot kill the mysqld that may still accept writes after the writer lease ended");
             }
         }
     }
@@ -891,8 +893,6 @@ impl Agent {
                 // the leader waits for the lease and the fence in mysqld instead.
                 if e.is_definite() {
                     self.exposure().denied();
-                } else if e.is_access_denied() {
-                    self.exposure().answered(Instant::now());
                 }
                 if writer || !e.is_definite() {
                     errors.push(format!("mysqld: {e}"));

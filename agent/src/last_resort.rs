@@ -13,22 +13,25 @@
 //!   it allows writes, and at every renewal) until it verified writes denied: `read_only=1` read back,
 //!   a hold on writes taken, or mysqld certainly down ([`Exposure`]). A released hold exposes it again
 //!   from then.
-//! - When an exposed host is still exposed [`KILL_AFTER`] after the exposure's lease end, the watchdog
-//!   looks once more on a connection of its own (bounded by [`PROBE_TIMEOUT`]): `read_only=1` (the fence
-//!   event did it, e.g. while the agent was paused), mysqld certainly down, or access denied end it
-//!   there. Otherwise (no answer: a stalled server) it kills mysqld with SIGKILL and waits up to
-//!   [`DEATH_WAIT`] for the process to be gone ([`MysqldProcess`]).
-//!   The process is found from mysqld's own `@@pid_file`, learned while it answered, and must be a
-//!   `mariadbd` or `mysqld` process (a stale pid file naming another program kills nothing).
-//! - A mysqld that refused the agent's credentials after the lease ended (access denied: a changed
-//!   password) runs, and so does its fence event: it is not killed.
-//! - A watchdog task checks every [`WATCH_INTERVAL`] and takes no lock an apply holds, so a demotion
-//!   stuck on a stalled server cannot delay it.
-//! - `kill_stalled_mysqld 0` in `<agent>` turns the kill off (the exposure is still logged): the writer's
+//! - From the exposure's lease end on, a watchdog task looks every [`WATCH_INTERVAL`] on a connection
+//!   of its own, bounded by [`PROBE_TIMEOUT`], and [`verdict`] decides: `read_only=1` or mysqld down
+//!   ends the exposure; *no answer* (a stalled server) kills mysqld at once; an answer that does not
+//!   close it (`read_only=0`, or the agent's password refused) is waited on while the fence event may
+//!   still act ([`EVENT_BOUND`]), after which `read_only=0` kills (the event failed on a running server)
+//!   and a refusal ends the exposure (a server that runs has run its event).
+//! - The kill: SIGKILL to the process named by mysqld's own `@@pid_file` (learned while it answered),
+//!   which must be a `mariadbd` or `mysqld` process (a stale pid file naming another program kills
+//!   nothing); the agent then waits for the process to be gone ([`MysqldProcess`]). A killed thread
+//!   returns to user space no more, so writes stop at the signal.
+//! - The watchdog takes no lock an apply holds, so a demotion stuck on a stalled server cannot delay it.
+//! - `kill_stalled_mysqld 0` in `<agent>` turns the kill off (it is then only logged): the writer's
 //!   safety then rests on the two other layers, which a stalled mysqld defeats.
 //!
-//! Bound: exposure ends at most `KILL_AFTER + WATCH_INTERVAL + PROBE_TIMEOUT + DEATH_WAIT` (1 s) after
-//! the lease ends, the fence bound `F` the leader adds to every lease ([`mmm_proto::FENCE_BOUND_MILLIS`]).
+//! Bound: a server that stalls at any moment up to `EVENT_BOUND` after the lease's end is seen by a look
+//! within `WATCH_INTERVAL + PROBE_TIMEOUT` and killed; one that runs is closed by the event within
+//! `EVENT_BOUND`. So no server accepts writes `EVENT_BOUND + WATCH_INTERVAL + PROBE_TIMEOUT +
+//! KILL_EFFECT` (750 ms) after its lease ended: the fence bound `F` the leader adds to every lease
+//! ([`mmm_proto::FENCE_BOUND_MILLIS`]).
 //! Assumed: the agent runs (a dead or paused agent leaves it to the fence event, which a stalled mysqld
 //! also defeats: that double fault is not covered), it may signal mysqld (root, or mysqld's user), and
 //! both share a pid namespace. Not covered: an agent started while its mysqld is stalled knows no lease
@@ -39,15 +42,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// How long after the lease's end an exposed mysqld is killed: the agent notices a lapse within 100 ms
-/// (its tick) and a healthy server denies writes in a few milliseconds; the fence event within 400 ms.
-pub const KILL_AFTER: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_AFTER_MILLIS);
+/// The fence event's bound: a running mysqld closes itself within this after the lease's end.
+pub const EVENT_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_EVENT_BOUND_MILLIS);
 /// How often the watchdog looks.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_WATCH_MILLIS);
-/// Bound on the watchdog's last look before a kill: a connection of its own and `@@read_only`.
+/// Bound on one look: a connection of its own and `@@read_only`. A healthy local server answers in
+/// milliseconds; no answer within this is a stalled one.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_PROBE_MILLIS);
-/// Longest wait for a killed mysqld to be gone (its threads leave at their next return from the kernel).
-pub const DEATH_WAIT: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_DEATH_MILLIS);
+/// Allowance from the signal to writes stopped (a thread inside a system call finishes only that call).
+pub const KILL_EFFECT: Duration = Duration::from_millis(mmm_proto::STALLED_KILL_EFFECT_MILLIS);
+/// Longest the agent waits to see a killed mysqld gone before it says so (and tries again later).
+pub const DEATH_WAIT: Duration = Duration::from_millis(500);
 /// A kill that did not finish the process is tried again this often (and logged each time).
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Names a mysqld process may have (`/proc/<pid>/comm`).
@@ -61,8 +66,6 @@ pub struct Exposure {
     until: Option<Instant>,
     /// When the last kill was tried for this exposure.
     killed_at: Option<Instant>,
-    /// When mysqld last answered without letting the agent in (access denied): a server that runs.
-    answered_at: Option<Instant>,
 }
 
 impl Exposure {
@@ -76,29 +79,60 @@ impl Exposure {
         *self = Exposure::default();
     }
 
-    /// mysqld answered at `at` but refused the agent (a changed password): its threads run, so does its
-    /// fence event. An exposure whose lease ended before such an answer is left to the fence event.
-    pub fn answered(&mut self, at: Instant) {
-        self.answered_at = Some(self.answered_at.map_or(at, |a| a.max(at)));
+    /// How long ago the exposure's lease ended, when the watchdog must look now: exposed, the lease
+    /// over, and no kill tried within [`RETRY_EVERY`].
+    pub fn look_due(&self, now: Instant) -> Option<Duration> {
+        let until = self.until?;
+        let pausing = self
+            .killed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < RETRY_EVERY);
+        (now >= until && !pausing).then(|| now.saturating_duration_since(until))
     }
 
-    /// The lease end of the current exposure, if any.
-    pub fn until(&self) -> Option<Instant> {
-        self.until
+    /// A kill is being tried at `now`.
+    pub fn killing(&mut self, now: Instant) {
+        self.killed_at = Some(now);
     }
+}
 
-    /// Whether mysqld must be killed at `now` (and records the attempt).
-    pub fn kill_due(&mut self, now: Instant) -> bool {
-        let due = self
-            .until
-            .is_some_and(|u| now >= u + KILL_AFTER && self.answered_at.is_none_or(|a| a < u))
-            && self
-                .killed_at
-                .is_none_or(|t| now.saturating_duration_since(t) >= RETRY_EVERY);
-        if due {
-            self.killed_at = Some(now);
-        }
-        due
+/// What one look at mysqld found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// `read_only=1`.
+    ReadOnly,
+    /// `read_only=0`.
+    Writable,
+    /// Certainly down (connection refused, socket gone).
+    Down,
+    /// It answered but refused the agent (access denied): it runs, the agent cannot see inside.
+    Refused,
+    /// No answer within [`PROBE_TIMEOUT`] (or an ambiguous failure): stalled.
+    NoAnswer,
+}
+
+/// What the watchdog does about a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Writes are denied (or nothing runs): the exposure ends.
+    Closed,
+    /// A running server the fence event may still close: look again.
+    Wait,
+    /// A running server past the event's bound that refuses the agent: left to the event, which has
+    /// had its time; the exposure ends.
+    LeftToTheEvent,
+    /// Kill mysqld now.
+    Kill,
+}
+
+/// The watchdog's rule, `since_end` after the exposure's lease ended (see the module docs).
+pub fn verdict(since_end: Duration, look: Look) -> Verdict {
+    let event_had_its_time = since_end >= EVENT_BOUND;
+    match look {
+        Look::ReadOnly | Look::Down => Verdict::Closed,
+        Look::NoAnswer => Verdict::Kill,
+        Look::Writable if event_had_its_time => Verdict::Kill,
+        Look::Refused if event_had_its_time => Verdict::LeftToTheEvent,
+        Look::Writable | Look::Refused => Verdict::Wait,
     }
 }
 
@@ -224,75 +258,55 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn exposure_is_due_only_kill_after_past_the_latest_lease_end_without_a_denial() {
-        let t0 = Instant::now();
-        // (steps, probe time, due?)
-        type Step = fn(&mut Exposure, Instant);
-        let arm_1000: Step = |e, t0| e.armed(t0 + MS * 1000);
-        let arm_600: Step = |e, t0| e.armed(t0 + MS * 600);
-        let deny: Step = |e, _| e.denied();
-        let answer_at_1100: Step = |e, t0| e.answered(t0 + MS * 1100);
-        let answer_at_900: Step = |e, t0| e.answered(t0 + MS * 900);
-        let cases: Vec<(&str, Vec<Step>, u64, bool)> = vec![
-            ("never armed", vec![], 10_000, false),
-            ("armed, before the end", vec![arm_1000], 1000, false),
-            (
-                "armed, just before end + KILL_AFTER",
-                vec![arm_1000],
-                1000 + KILL_AFTER.as_millis() as u64 - 1,
-                false,
-            ),
-            (
-                "armed, at end + KILL_AFTER",
-                vec![arm_1000],
-                1000 + KILL_AFTER.as_millis() as u64,
-                true,
-            ),
-            ("denied after arming", vec![arm_1000, deny], 10_000, false),
-            (
-                "an older end never shortens the exposure",
-                vec![arm_1000, arm_600],
-                600 + KILL_AFTER.as_millis() as u64,
-                false,
-            ),
-            (
-                "mysqld answered (access denied) after the lease ended: left to the fence event",
-                vec![arm_1000, answer_at_1100],
-                10_000,
-                false,
-            ),
-            (
-                "mysqld answered only before the lease ended",
-                vec![arm_1000, answer_at_900],
-                1000 + KILL_AFTER.as_millis() as u64,
-                true,
-            ),
-            (
-                "armed again after a denial",
-                vec![arm_1000, deny, arm_600],
-                600 + KILL_AFTER.as_millis() as u64,
-                true,
-            ),
+    fn the_fence_bound_covers_the_last_resort() {
+        assert_eq!(
+            EVENT_BOUND + WATCH_INTERVAL + PROBE_TIMEOUT + KILL_EFFECT,
+            Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS)
+        );
+    }
+
+    #[test]
+    fn verdict_table() {
+        let before = EVENT_BOUND - MS;
+        let after = EVENT_BOUND;
+        let cases = [
+            (Duration::ZERO, Look::ReadOnly, Verdict::Closed),
+            (after, Look::ReadOnly, Verdict::Closed),
+            (Duration::ZERO, Look::Down, Verdict::Closed),
+            (Duration::ZERO, Look::NoAnswer, Verdict::Kill),
+            (before, Look::NoAnswer, Verdict::Kill),
+            (Duration::ZERO, Look::Writable, Verdict::Wait),
+            (before, Look::Writable, Verdict::Wait),
+            (after, Look::Writable, Verdict::Kill),
+            (before, Look::Refused, Verdict::Wait),
+            (after, Look::Refused, Verdict::LeftToTheEvent),
         ];
-        for (name, steps, probe, want) in cases {
-            let mut e = Exposure::default();
-            for s in &steps {
-                s(&mut e, t0);
-            }
-            assert_eq!(e.kill_due(t0 + MS * probe as u32), want, "{name}");
+        for (since, look, want) in cases {
+            assert_eq!(verdict(since, look), want, "{look:?} {since:?} after the lease");
         }
     }
 
     #[test]
-    fn a_kill_is_retried_only_after_a_pause() {
+    fn looks_are_due_from_the_latest_lease_end_until_a_denial() {
         let t0 = Instant::now();
         let mut e = Exposure::default();
-        e.armed(t0);
-        assert!(e.kill_due(t0 + KILL_AFTER));
-        assert!(!e.kill_due(t0 + KILL_AFTER + MS * 100));
-        assert!(e.kill_due(t0 + KILL_AFTER + RETRY_EVERY));
+        assert_eq!(e.look_due(t0 + MS * 10_000), None, "never armed");
+        e.armed(t0 + MS * 1000);
+        assert_eq!(e.look_due(t0 + MS * 999), None, "lease not over");
+        assert_eq!(e.look_due(t0 + MS * 1000), Some(Duration::ZERO));
+        e.armed(t0 + MS * 600);
+        assert_eq!(
+            e.look_due(t0 + MS * 1100),
+            Some(MS * 100),
+            "an older end never shortens the exposure"
+        );
+        e.killing(t0 + MS * 1100);
+        assert_eq!(e.look_due(t0 + MS * 1500), None, "pause after a kill");
+        assert!(e.look_due(t0 + MS * 1100 + RETRY_EVERY).is_some());
         e.denied();
-        assert!(!e.kill_due(t0 + RETRY_EVERY * 10));
+        assert_eq!(e.look_due(t0 + MS * 10_000), None, "denied");
+        e.armed(t0 + MS * 20_000);
+        assert_eq!(e.look_due(t0 + MS * 20_050), Some(MS * 50), "armed again");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! What the agent does (see `mmm_agent::lease` and `mmm_agent::fence`): its lease ends at `stamp + L` on
 //! its own monotonic clock, where the stamp is one of its own messages that the leader had received before
 //! it sent the renewal; the same end is kept in mysqld, whose fence event denies writes within 400 ms after
-//! it whether or not the agent is alive, and an agent that could not verify writes denied by 450 ms after
-//! it (and gets no answer from it then) kills mysqld (`mmm_agent::last_resort`, for a server too stalled to run either): no server accepts
-//! writes `F` (`mmm_proto::FENCE_BOUND_MILLIS`, 1 s) after its lease ends.
+//! it whether or not the agent is alive, and an agent whose look at mysqld after it gets no answer kills
+//! mysqld (`mmm_agent::last_resort`, for a server too stalled to run either): no server accepts
+//! writes `F` (`mmm_proto::FENCE_BOUND_MILLIS`, 750 ms) after its lease ends.
 //!
 //! Assumptions: clocks run at rates that differ by at most `ρ` ([`CLOCK_RATE_BOUND`]); nothing assumes
 //! synchronized wall clocks. A renewal is sent only while a quorum of monitors acknowledged this leader
@@ -113,7 +113,7 @@ mod tests {
     fn margins_table() {
         // (lease, fence, max ack age, rate, slack) -> (after own renewal, after leadership start)
         let cases = [
-            ((2000, 1000, 250, 0.01, 50), (2020 + 1010 + 50, 250 + 3080)),
+            ((2000, 700, 250, 0.01, 50), (2020 + 707 + 50, 250 + 2777)),
             ((2000, 400, 250, 0.01, 50), (2020 + 404 + 50, 250 + 2474)),
             ((2000, 400, 250, 0.0, 0), (2400, 2650)),
             ((3000, 400, 250, 0.01, 50), (3030 + 404 + 50, 250 + 3484)),

@@ -10,30 +10,22 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest time from the end of a writer lease to writes denied by the fence event an agent keeps
 /// inside mysqld, whether or not the agent is alive (see `mmm_agent::fence`).
 pub const FENCE_EVENT_BOUND_MILLIS: u64 = 400;
-/// How long after the end of its lease an agent kills a local mysqld it could not verify read-only
-/// (a stalled server runs neither the agent's statements nor the fence event; see
+/// How often an agent's watchdog looks at a local mysqld that may still accept writes after its lease
+/// ended (a stalled server runs neither the agent's statements nor the fence event; see
 /// `mmm_agent::last_resort`).
-pub const STALLED_KILL_AFTER_MILLIS: u64 = 450;
-/// How often the agent's watchdog looks for such a server.
 pub const STALLED_KILL_WATCH_MILLIS: u64 = 50;
-/// How long the watchdog's own last look (connect, read `read_only`) may take before it kills.
+/// How long one look may take: no answer within it, and the agent kills mysqld.
 pub const STALLED_KILL_PROBE_MILLIS: u64 = 250;
-/// Longest a killed mysqld takes to be gone.
-pub const STALLED_KILL_DEATH_MILLIS: u64 = 250;
-/// Longest time from the end of a writer lease to a server that accepts no writes: the later of the
-/// fence event's bound and the agent's last resort. The monitors add it to every lease before they
-/// trust the lease to be over, so both sides read it from here.
-pub const FENCE_BOUND_MILLIS: u64 = {
-    let kill = STALLED_KILL_AFTER_MILLIS
-        + STALLED_KILL_WATCH_MILLIS
-        + STALLED_KILL_PROBE_MILLIS
-        + STALLED_KILL_DEATH_MILLIS;
-    if kill > FENCE_EVENT_BOUND_MILLIS {
-        kill
-    } else {
-        FENCE_EVENT_BOUND_MILLIS
-    }
-};
+/// Allowance from the kill signal to writes stopped.
+pub const STALLED_KILL_EFFECT_MILLIS: u64 = 50;
+/// Longest time from the end of a writer lease to a server that accepts no writes: a running server
+/// closes itself within the fence event's bound; one that stalls before that is seen by the agent's next
+/// look and killed. The monitors add it to every lease before they trust the lease to be over, so both
+/// sides read it from here.
+pub const FENCE_BOUND_MILLIS: u64 = FENCE_EVENT_BOUND_MILLIS
+    + STALLED_KILL_WATCH_MILLIS
+    + STALLED_KILL_PROBE_MILLIS
+    + STALLED_KILL_EFFECT_MILLIS;
 
 /// Length of a monitor cluster id's text form: 128 random bits as lower-case hex digits, so two
 /// clusters never draw the same one.

@@ -260,11 +260,11 @@ mod tests {
     #[test]
     fn the_semi_sync_timeout_is_measured_against_the_lease() {
         let mut v = lab();
-        v.insert("rpl_semi_sync_master_timeout".into(), "4000".into());
-        assert!(check(&v, false, LEASE).is_empty(), "2000 + 1000 + 1000");
-        v.insert("rpl_semi_sync_master_timeout".into(), "3999".into());
+        v.insert("rpl_semi_sync_master_timeout".into(), "3750".into());
+        assert!(check(&v, false, LEASE).is_empty(), "2000 + 750 + 1000");
+        v.insert("rpl_semi_sync_master_timeout".into(), "3749".into());
         let p = check(&v, false, LEASE);
-        assert!(p[0].message.contains("at least 4000 ms"), "{}", p[0]);
+        assert!(p[0].message.contains("at least 3750 ms"), "{}", p[0]);
     }
 
     #[test]

@@ -247,7 +247,15 @@ impl<'a> Scenario<'a> {
         // All ONLINE must hold for a while: a returning host can be put back before its errant check ran.
         let mut online_since: Option<Instant> = None;
         let mut awaiting_since: std::collections::BTreeMap<String, Instant> = Default::default();
+        let hosts: Vec<String> = self.lab.hosts().iter().map(|h| h.name.clone()).collect();
         while Instant::now() < deadline {
+            // A mysqld its agent killed (the fence's last resort) is started again, as systemd does.
+            for h in &hosts {
+                if !self.lab.mysqld_running(h) {
+                    eprintln!("{h}: mysqld not running (killed by its agent?): starting it again");
+                    self.lab.start_mysqld(h).await?;
+                }
+            }
             match self.cluster.show().await {
                 Ok(s) if all_online(&s, self.lab.hosts().len()) => {
                     let since = *online_since.get_or_insert_with(Instant::now);
