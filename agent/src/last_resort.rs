@@ -282,7 +282,11 @@ mod tests {
             (after, Look::Refused, Verdict::LeftToTheEvent),
         ];
         for (since, look, want) in cases {
-            assert_eq!(verdict(since, look), want, "{look:?} {since:?} after the lease");
+            assert_eq!(
+                verdict(since, look),
+                want,
+                "{look:?} {since:?} after the lease"
+            );
         }
     }
 
