@@ -21,8 +21,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a health stream may stay silent before the agent counts as unreachable
 /// (agents send a heartbeat every second).
 pub const HEALTH_SILENCE: Duration = Duration::from_millis(2500);
-/// First wait before reconnecting a health stream (doubled while the agent cannot be reached).
-const RECONNECT_MIN: Duration = Duration::from_millis(200);
+/// First wait before reconnecting a health stream (doubled while the agent cannot be reached). Short: a
+/// restarted writer's agent keeps only what is left of its lease until a renewal names a stamp of its
+/// new run, which the leader first gets from the new stream.
+const RECONNECT_MIN: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts to open a health stream.
 const RECONNECT_MAX: Duration = Duration::from_secs(1);
 

@@ -61,9 +61,10 @@ struct AgentTrack {
     acked_status: Option<DesiredStatus>,
     /// When the last push was acknowledged.
     acked_at: Option<Instant>,
-    /// When a writer lease was last sent (acknowledged or not: it may still arrive), on this
-    /// monitor's monotonic clock, taken after the stamp it echoes was received.
-    lease_sent_at: Option<Instant>,
+    /// The latest time a writer lease sent (acknowledged or not: it may still arrive) counts from, on
+    /// this monitor's monotonic clock: when the stamp it names was received (the agent made the stamp
+    /// before, and counts its lease from it), or when it was sent if it named none.
+    lease_counted_from: Option<Instant>,
     /// The stamp of the agent's last reply, and when it arrived (a renewal echoes the freshest stamp
     /// of the agent's current run, from this or its health stream).
     reply_stamp: Option<(LeaseStamp, Instant)>,
@@ -433,7 +434,7 @@ fn gather_input(
             // one took over, and by this one up to its last send; counted on this monitor's monotonic
             // clock and handed to the engine as a time of this round's clock.
             let lease_expires_ms = (holds_writer || old_writer).then(|| {
-                let over = lease_over_at(&l.pusher.bounds, l.since, t.lease_sent_at);
+                let over = lease_over_at(&l.pusher.bounds, l.since, t.lease_counted_from);
                 now + over.saturating_duration_since(mono_now).as_millis() as u64
             });
             (
@@ -700,20 +701,20 @@ fn push_backoff(failures: u32) -> Duration {
 fn freshest_stamp(
     stream: Option<(LeaseStamp, Instant)>,
     reply: Option<(LeaseStamp, Instant)>,
-) -> Option<LeaseStamp> {
+) -> Option<(LeaseStamp, Instant)> {
     match (stream, reply) {
         (Some((a, at)), Some((b, bt))) => Some(if a.boot_id == b.boot_id {
             if a.seq >= b.seq {
-                a
+                (a, at)
             } else {
-                b
+                (b, bt)
             }
         } else if at >= bt {
-            a
+            (a, at)
         } else {
-            b
+            (b, bt)
         }),
-        (a, b) => a.or(b).map(|(s, _)| s),
+        (a, b) => a.or(b),
     }
 }
 
@@ -740,13 +741,14 @@ fn spawn_push(
             .then(|| freshest_stamp(health.stamp, t.reply_stamp))
             .flatten();
         if desired.writer {
-            // Taken after the stamp arrived: the agent's lease, counted from the stamp, ends before
-            // the estimate counted from here.
-            let sent_at = Instant::now();
-            t.lease_sent_at = Some(sent_at);
+            // The agent counts this lease from the stamp, which it made before this monitor received
+            // it: the estimate counts from its receipt (from now without a stamp). The latest such
+            // time over every renewal sent bounds the agent's lease, which only grows.
+            let from = stamp.map_or_else(Instant::now, |(_, received)| received);
+            t.lease_counted_from = Some(t.lease_counted_from.map_or(from, |p| p.max(from)));
             ctx.metrics.lease_sent(now_ms(), lease_ms);
         }
-        stamp
+        stamp.map(|(s, _)| s)
     };
     let ctx = Arc::clone(ctx);
     tokio::spawn(async move {
@@ -919,6 +921,34 @@ mod tests {
             cluster_id: String::new(),
             catch_up: None,
             isolate_from: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_renewal_names_the_freshest_stamp_and_counts_from_its_receipt() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let st = |boot_id: u64, seq: u64| LeaseStamp { boot_id, seq };
+        let cases = [
+            // (stream, reply, chosen)
+            (None, None, None),
+            (Some((st(1, 5), at(10))), None, Some((st(1, 5), at(10)))),
+            (None, Some((st(1, 5), at(10))), Some((st(1, 5), at(10)))),
+            // Same run: the higher sequence number, with the time it was received.
+            (
+                Some((st(1, 7), at(30))),
+                Some((st(1, 9), at(20))),
+                Some((st(1, 9), at(20))),
+            ),
+            // Another run (the agent restarted): the one received last.
+            (
+                Some((st(2, 1), at(40))),
+                Some((st(1, 9), at(20))),
+                Some((st(2, 1), at(40))),
+            ),
+        ];
+        for (stream, reply, want) in cases {
+            assert_eq!(freshest_stamp(stream, reply), want, "{stream:?} {reply:?}");
         }
     }
 

@@ -13,9 +13,12 @@
 //! within `A` ([`RENEW_MAX_QUORUM_ACK_AGE`]).
 //!
 //! Guarantees, in real time:
-//! - own renewal sent at `s` (captured before the request is built, after the stamp was received): the
-//!   agent's lease ends before `s + L(1+ρ)`, writes stop before `s + L(1+ρ) + F(1+ρ)`;
-//!   [`own_lease_over_after`] adds a slack `ε` for timer granularity.
+//! - own renewal naming a stamp this monitor received at `s` (the agent made the stamp before `s` and
+//!   counts the lease from it; `s` is the send time for a renewal without a stamp): the agent's lease
+//!   ends before `s + L(1+ρ)`, writes stop before `s + L(1+ρ) + F(1+ρ)`; [`own_lease_over_after`] adds
+//!   a slack `ε` for timer granularity. Counting from the stamp's receipt rather than the send time
+//!   matters when the link dies: a renewal sent into it names a stamp from before, so the lease is
+//!   over that much sooner.
 //! - a predecessor's renewals: it renewed only while a quorum acknowledged it within `A`; this leader was
 //!   elected with a vote from at least one of that quorum, given after its acknowledgement, so the
 //!   predecessor's last renewal was sent before `election + A`. This leader noticed its election no

@@ -132,11 +132,20 @@ impl<'a> Scenario<'a> {
 
     /// Starts the oracle's clients in [`CLIENT_NS`] and waits for some acknowledged writes.
     pub async fn load(&mut self) -> anyhow::Result<()> {
+        self.load_with(|_| Vec::new()).await
+    }
+
+    /// [`Scenario::load`] with more clients, made for the client namespace's runtime.
+    pub async fn load_with(
+        &mut self,
+        extra: impl FnOnce(tokio::runtime::Handle) -> Vec<crate::oracle::ClientSpec>,
+    ) -> anyhow::Result<()> {
         let rt = NsRuntime::start(&self.lab.client(CLIENT_NS).ns)?;
         let oracle = Oracle::start(
             self.lab,
             OracleSpec {
                 client_site: Some(rt.handle()),
+                extra_clients: extra(rt.handle()),
                 ..OracleSpec::default()
             },
         )

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mmm_lab::cluster::MmmCluster;
+use mmm_lab::oracle::judge::{Finding, LostWrite};
+use mmm_lab::oracle::{Account, ClientSpec, Role};
 use mmm_lab::scenario::{Expect, Scenario, FAILOVER};
 use mmm_lab::{ClockSkew, Lab, LabSpec};
 use mysql_async::prelude::Queryable;
@@ -287,15 +289,48 @@ async fn fence_leader_paused_past_the_election_then_resumed() -> anyhow::Result<
 }
 
 /// The old writer and the clients on one side, the monitors, its peer and the other clients on the
-/// other: the clients keep writing to the old writer straight and through the VIP it still holds. Its
+/// other: the clients keep writing to the old writer straight and through the VIP it still holds, one of
+/// them an application that waits a minute for each answer (it would take a late acknowledgement). Its
 /// semi-synchronous commits wait for an acknowledgement it cannot get (the timeout is longer than the
 /// lease and the fence), so when its lease ends the waiting sessions are killed: nothing it
 /// acknowledged is lost, nothing is acknowledged after the new writer opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fence_asymmetric_partition_keeps_clients_with_the_old_writer() -> anyhow::Result<()> {
+    asymmetric_partition(false).await
+}
+
+/// Negative control of the test above: with the old writer's semi-sync timeout (1 s) shorter than the
+/// lease, it falls back to asynchronous commits during the partition and acknowledges writes its peer
+/// never gets: the oracle finds them lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_asymmetric_partition_with_a_short_semi_sync_timeout_loses_writes(
+) -> anyhow::Result<()> {
+    asymmetric_partition(true).await
+}
+
+async fn asymmetric_partition(short_semi_sync_timeout: bool) -> anyhow::Result<()> {
     let lab = lab_env().await?;
     let mut env = Scenario::start(&lab, KEYS).await?;
-    env.load().await?;
+    let patient = ClientSpec {
+        name: "patient-db1".into(),
+        target: lab.host("db1").ip,
+        role: Role::Writer,
+        account: Account::App,
+        site: None,
+        op_timeout: Some(Duration::from_secs(60)),
+    };
+    env.load_with(|site| {
+        vec![ClientSpec {
+            site: Some(site),
+            ..patient
+        }]
+    })
+    .await?;
+    if short_semi_sync_timeout {
+        let mut c = lab.mysql("db1").await?;
+        c.query_drop("SET GLOBAL rpl_semi_sync_master_timeout = 1000")
+            .await?;
+    }
     let trx = lab.long_transaction("db1", 60).await?;
     lab.partition(
         &["db1", "cli1"],
@@ -310,14 +345,33 @@ async fn fence_asymmetric_partition_keeps_clients_with_the_old_writer() -> anyho
         !trx.committed().await,
         "the long transaction never committed"
     );
-    env.finish(
-        "old writer and its clients cut off from the rest",
-        // The clients cannot reach the new writer until the partition heals.
-        Expect::outage(Duration::from_secs(60))
-            .with_repairs()
-            .with_reads_of_undone_writes(),
-    )
-    .await?;
+    let scenario = if short_semi_sync_timeout {
+        "old writer and its clients cut off, semi-sync timeout 1 s"
+    } else {
+        "old writer and its clients cut off from the rest"
+    };
+    // The clients cannot reach the new writer until the partition heals.
+    let expect = Expect::outage(Duration::from_secs(60))
+        .with_repairs()
+        .with_reads_of_undone_writes();
+    if !short_semi_sync_timeout {
+        env.finish(scenario, expect).await?;
+        return Ok(());
+    }
+    let j = env.finish_judged(scenario, expect).await?;
+    let lost_acked_by_db1 = j.report.findings().iter().any(|f| match f {
+        Finding::Lost { write, .. } => match write {
+            LostWrite::Insert { by, .. }
+            | LostWrite::Register { by, .. }
+            | LostWrite::ListElement { by, .. } => by == "db1",
+        },
+        _ => false,
+    });
+    assert!(
+        lost_acked_by_db1,
+        "the oracle found no write db1 acknowledged asynchronously and lost: {:?}",
+        j.report.findings()
+    );
     Ok(())
 }
 

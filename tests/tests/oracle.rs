@@ -917,6 +917,7 @@ async fn oracle_negative_write_through_read_only_is_reported() -> anyhow::Result
         role: Role::Writer,
         account: Account::Root,
         site: None,
+        op_timeout: None,
     });
     let oracle = Oracle::start(&lab, spec).await?;
     oracle.wait_acks(100, ACK_TIMEOUT).await?;

@@ -50,6 +50,9 @@ pub struct ClientSpec {
     pub account: Account,
     /// Where it runs (`None`: the caller's runtime, the root namespace).
     pub site: Option<tokio::runtime::Handle>,
+    /// Its bound on connecting and on each operation (`None`: the oracle's). A long one is an application
+    /// that waits as long as a commit takes, and so sees a late semi-synchronous acknowledgement.
+    pub op_timeout: Option<Duration>,
 }
 
 /// Why an operation did not succeed.

@@ -194,7 +194,7 @@ pub struct Oracle {
     stop_tx: watch::Sender<bool>,
     /// Acknowledged writes of every client so far.
     acked: Arc<AtomicU64>,
-    /// Bound on one operation (for the stop grace).
+    /// The longest bound on one operation of any client (for the stop grace).
     op_timeout: Duration,
     /// The merged history, once the clients are stopped.
     history: Option<History>,
@@ -331,6 +331,7 @@ impl Oracle {
             role,
             account: Account::App,
             site: spec.client_site.clone(),
+            op_timeout: None,
         };
         if spec.probes {
             for h in lab.hosts().iter().filter(|h| h.mode == HostMode::Master) {
@@ -358,6 +359,10 @@ impl Oracle {
             bail!("the oracle's client names must be unique");
         }
 
+        let longest_op_timeout = specs
+            .iter()
+            .filter_map(|c| c.op_timeout)
+            .fold(spec.op_timeout, Duration::max);
         let (stop_tx, stop_rx) = watch::channel(false);
         let acked = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
@@ -374,7 +379,7 @@ impl Oracle {
                 info: info.clone(),
                 account: c.account,
                 workloads: spec.workloads,
-                op_timeout: spec.op_timeout,
+                op_timeout: c.op_timeout.unwrap_or(spec.op_timeout),
                 op_interval: spec.op_interval,
                 id_base: id_base + index as u64 * clients::CLIENT_SPAN,
                 acked: acked.clone(),
@@ -401,7 +406,7 @@ impl Oracle {
             tasks,
             stop_tx,
             acked,
-            op_timeout: spec.op_timeout,
+            op_timeout: longest_op_timeout,
             history: None,
         })
     }
