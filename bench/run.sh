@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks of mmm-rs in one command: builds the release binaries and runs, in order,
 #   failover  - unplanned failover (mysqld kill -9, link down), planned switchover, monitor leader loss
-#               on the lab (real MariaDB servers, agents and 3 monitors in network namespaces);
+#               on the lab (real MariaDB servers, agents and 3 monitors in network namespaces), every run
+#               judged by the split-brain oracle (a run with a finding counts as failed);
 #   consensus - Raft commit latency with fsync, leader kill -> next commit, log growth and snapshot time;
 #   scale     - 3 monitors watching 10, 100 and 1,000 stand-in MySQL endpoints (own network namespace);
 #   soak      - the seeded random nemesis with overlapping faults, many runs on fresh labs, each judged by

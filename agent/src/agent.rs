@@ -752,6 +752,8 @@ impl Agent {
         let Some(since_end) = self.exposure().look_due(Instant::now()) else {
             return;
         };
+        // Only silence is a stall: any error the server sends back (or a connection it closes) shows
+        // it running.
         let look = match tokio::time::timeout(crate::last_resort::PROBE_TIMEOUT, async {
             match self.db.connect().await {
                 Ok(mut db) => {
@@ -760,12 +762,12 @@ impl Agent {
                     match ro {
                         Ok(true) => Look::ReadOnly,
                         Ok(false) => Look::Writable,
-                        Err(_) => Look::NoAnswer,
+                        Err(_) => Look::Answered,
                     }
                 }
                 Err(e) if e.is_definite() => Look::Down,
-                Err(e) if e.is_access_denied() => Look::Refused,
-                Err(_) => Look::NoAnswer,
+                Err(crate::db::ConnectError::Timeout(..)) => Look::NoAnswer,
+                Err(_) => Look::Answered,
             }
         })
         .await
@@ -782,7 +784,7 @@ impl Agent {
             }
             Verdict::LeftToTheEvent => {
                 self.exposure().denied();
-                tracing::warn!(host = %host, after_lease = ?since_end, "mysqld runs but refuses the agent: its writes are left to the fence event in mysqld");
+                tracing::warn!(host = %host, after_lease = ?since_end, "mysqld runs but the agent cannot read it: its writes are left to the fence event in mysqld");
             }
             Verdict::Kill if !self.local.kill_stalled_mysqld => {
                 self.exposure().killing(Instant::now());

@@ -55,15 +55,6 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// True when mysqld refused the agent's credentials (access denied): its threads run, so its fence
-    /// event runs too; the agent just cannot see it.
-    pub fn is_access_denied(&self) -> bool {
-        matches!(
-            self,
-            ConnectError::Failed(_, mysql_async::Error::Server(s)) if matches!(s.code, 1044 | 1045 | 1698)
-        )
-    }
-
     /// True when the failure proves mysqld is not serving: connection refused or reset, socket absent.
     pub fn is_definite(&self) -> bool {
         match self {

@@ -15,10 +15,11 @@
 //!   from then.
 //! - From the exposure's lease end on, a watchdog task looks every [`WATCH_INTERVAL`] on a connection
 //!   of its own, bounded by [`PROBE_TIMEOUT`], and [`verdict`] decides: `read_only=1` or mysqld down
-//!   ends the exposure; *no answer* (a stalled server) kills mysqld at once; an answer that does not
-//!   close it (`read_only=0`, or the agent's password refused) is waited on while the fence event may
-//!   still act ([`EVENT_BOUND`]), after which `read_only=0` kills (the event failed on a running server)
-//!   and a refusal ends the exposure (a server that runs has run its event).
+//!   ends the exposure; *no answer within the timeout* (a stalled server) kills mysqld at once; an answer
+//!   that does not close it (`read_only=0`, or an error: the agent's password refused, a connection the
+//!   demotion's kill loop closed while it logged in) is waited on while the fence event may still act
+//!   ([`EVENT_BOUND`]), after which `read_only=0` kills (the event failed on a running server) and an
+//!   error ends the exposure (a server that runs has run its event). Only a timeout counts as no answer.
 //! - The kill: SIGKILL to the process named by mysqld's own `@@pid_file` (learned while it answered),
 //!   which must be a `mariadbd` or `mysqld` process (a stale pid file naming another program kills
 //!   nothing); the agent then waits for the process to be gone ([`MysqldProcess`]). A killed thread
@@ -104,9 +105,11 @@ pub enum Look {
     Writable,
     /// Certainly down (connection refused, socket gone).
     Down,
-    /// It answered but refused the agent (access denied): it runs, the agent cannot see inside.
-    Refused,
-    /// No answer within [`PROBE_TIMEOUT`] (or an ambiguous failure): stalled.
+    /// It answered but the agent could not read `read_only` (access denied, a connection closed or
+    /// refused by the server: the demotion's own kill loop closes connections still logging in): it
+    /// runs, the agent cannot see inside.
+    Answered,
+    /// No answer within [`PROBE_TIMEOUT`]: stalled.
     NoAnswer,
 }
 
@@ -117,8 +120,8 @@ pub enum Verdict {
     Closed,
     /// A running server the fence event may still close: look again.
     Wait,
-    /// A running server past the event's bound that refuses the agent: left to the event, which has
-    /// had its time; the exposure ends.
+    /// A running server past the event's bound that the agent cannot read: left to the event, which
+    /// has had its time; the exposure ends.
     LeftToTheEvent,
     /// Kill mysqld now.
     Kill,
@@ -131,8 +134,8 @@ pub fn verdict(since_end: Duration, look: Look) -> Verdict {
         Look::ReadOnly | Look::Down => Verdict::Closed,
         Look::NoAnswer => Verdict::Kill,
         Look::Writable if event_had_its_time => Verdict::Kill,
-        Look::Refused if event_had_its_time => Verdict::LeftToTheEvent,
-        Look::Writable | Look::Refused => Verdict::Wait,
+        Look::Answered if event_had_its_time => Verdict::LeftToTheEvent,
+        Look::Writable | Look::Answered => Verdict::Wait,
     }
 }
 
@@ -278,8 +281,9 @@ mod tests {
             (Duration::ZERO, Look::Writable, Verdict::Wait),
             (before, Look::Writable, Verdict::Wait),
             (after, Look::Writable, Verdict::Kill),
-            (before, Look::Refused, Verdict::Wait),
-            (after, Look::Refused, Verdict::LeftToTheEvent),
+            (Duration::ZERO, Look::Answered, Verdict::Wait),
+            (before, Look::Answered, Verdict::Wait),
+            (after, Look::Answered, Verdict::LeftToTheEvent),
         ];
         for (since, look, want) in cases {
             assert_eq!(

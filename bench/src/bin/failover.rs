@@ -9,6 +9,11 @@
 //! Each scenario reuses one lab: after a failover the dead host is brought back and the cluster waits
 //! until every host is ONLINE again, then the current writer is the next victim. Every series runs with the
 //! default settings and with the fastest settings considered safe. Prints markdown tables.
+//!
+//! The split-brain oracle (`mmm_lab::oracle`: probes on each master, a writer through the writer VIP,
+//! readers, and samples of every server's `read_only` and VIPs) runs beside the measuring client and
+//! judges every failover run (every series of switchovers and leader kills); a run with a finding counts
+//! as failed, and the verdict is printed with each series' outage row.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +21,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use mmm_bench::stats::{between_ms, header, Samples};
 use mmm_lab::cluster::{owner_of_role, MmmCluster};
+use mmm_lab::oracle::{Oracle, OracleSpec};
 use mmm_lab::workload::{History, Workload, WorkloadSpec};
 use mmm_lab::{Lab, LabSpec};
 use mmm_proto::{HistoryRequest, HostRequest, HostState, MoveRoleRequest, PROTOCOL_VERSION};
@@ -120,6 +126,78 @@ struct Series {
     failures: Vec<String>,
     /// Times the old writer did not return to ONLINE after a run (a fresh lab was started).
     returns_failed: usize,
+    /// The split-brain oracle's verdicts on the runs.
+    oracle: OracleTally,
+}
+
+/// The split-brain oracle's verdicts over a series: every run is judged (two writable servers, writes
+/// acknowledged by two servers, lost or duplicated writes), and a run with a finding counts as failed.
+#[derive(Default)]
+struct OracleTally {
+    /// Runs judged.
+    judged: usize,
+    /// Runs the oracle could not judge (the cluster did not return to all ONLINE to converge).
+    unjudged: usize,
+    /// Runs with a finding, and the first finding of each.
+    findings: Vec<String>,
+}
+
+impl OracleTally {
+    /// The verdict column of a table row.
+    fn verdict(&self) -> String {
+        let mut v = format!(
+            "oracle: {} of {} runs clean",
+            self.judged - self.findings.len(),
+            self.judged
+        );
+        if self.unjudged > 0 {
+            v += &format!(", {} not judged", self.unjudged);
+        }
+        v
+    }
+
+    /// Stops `oracle` once the cluster is back (every host ONLINE) and records its verdict.
+    async fn judge(&mut self, lab: &Lab, cluster: &MmmCluster<'_>, oracle: Oracle, run: &str) {
+        let writer = match wait_recovered(cluster).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.unjudged += 1;
+                eprintln!("  {run}: not judged by the oracle: {e:#}");
+                return;
+            }
+        };
+        let others: Vec<String> = lab
+            .hosts()
+            .iter()
+            .map(|h| h.name.clone())
+            .filter(|h| *h != writer)
+            .collect();
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        match oracle.stop(lab, &writer, &others).await {
+            Ok(report) => {
+                self.judged += 1;
+                if let Some(f) = report.findings().first() {
+                    eprintln!("  {run}: {}", report.summary(run));
+                    self.findings.push(format!(
+                        "{run}: {} finding(s), first: {f}",
+                        report.findings().len()
+                    ));
+                }
+            }
+            Err(e) => {
+                self.unjudged += 1;
+                eprintln!("  {run}: the oracle could not judge: {e:#}");
+            }
+        }
+    }
+}
+
+/// Starts the split-brain oracle's clients (probes on each master, a writer through the writer VIP,
+/// readers) beside the measuring client, and waits until they write.
+async fn start_oracle(lab: &Lab) -> anyhow::Result<Oracle> {
+    let oracle = Oracle::start(lab, OracleSpec::default()).await?;
+    oracle.wait_acks(50, Duration::from_secs(20)).await?;
+    Ok(oracle)
 }
 
 fn wall_ms() -> i64 {
@@ -292,6 +370,7 @@ async fn failover_run(
 ) -> anyhow::Result<()> {
     let other = if writer == "db1" { "db2" } else { "db1" };
     let new_id = lab.host(other).server_id;
+    let oracle = start_oracle(lab).await?;
     let load = start_load(lab).await?;
     let (t0, w0) = (Instant::now(), wall_ms());
     match fault {
@@ -330,6 +409,8 @@ async fn failover_run(
         Ok(t) => series.action.push(between_ms(t, first_new_wall)),
         Err(e) => series.failures.push(format!("{e:#}")),
     }
+    let run = format!("{fault:?} of {writer}");
+    series.oracle.judge(lab, cluster, oracle, &run).await;
     Ok(())
 }
 
@@ -388,10 +469,13 @@ async fn failover_series(profile: Profile, fault: Fault, runs: usize) -> anyhow:
 }
 
 /// Planned switchovers back and forth between db1 and db2.
-async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, Vec<String>)> {
+async fn switchover_series(
+    runs: usize,
+) -> anyhow::Result<(Samples, Samples, usize, Vec<String>, OracleTally)> {
     let lab = Lab::start(LabSpec::cluster()).await?;
     let cluster = MmmCluster::start(&lab, DEFAULTS.keys)?;
     cluster.wait_all_online("db1", SETTLE).await?;
+    let oracle = start_oracle(&lab).await?;
     let (mut client, mut reported, mut failures) = (Samples::new(), Samples::new(), Vec::new());
     let mut split_brain = 0;
     for run in 1..=runs {
@@ -440,15 +524,22 @@ async fn switchover_series(runs: usize) -> anyhow::Result<(Samples, Samples, usi
             )),
         }
     }
-    Ok((client, reported, split_brain, failures))
+    let mut tally = OracleTally::default();
+    tally
+        .judge(&lab, &cluster, oracle, "switchover series")
+        .await;
+    Ok((client, reported, split_brain, failures, tally))
 }
 
 /// Monitor leader kills: time until a survivor names a new leader that has committed, and the client's
 /// longest write outage meanwhile.
-async fn leader_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, Vec<String>)> {
+async fn leader_series(
+    runs: usize,
+) -> anyhow::Result<(Samples, Samples, usize, Vec<String>, OracleTally)> {
     let lab = Lab::start(LabSpec::cluster()).await?;
     let mut cluster = MmmCluster::start(&lab, DEFAULTS.keys)?;
     cluster.wait_all_online("db1", SETTLE).await?;
+    let oracle = start_oracle(&lab).await?;
     let (mut elect, mut outage, mut changes, mut failures) =
         (Samples::new(), Samples::new(), 0usize, Vec::new());
     for run in 1..=runs {
@@ -508,7 +599,11 @@ async fn leader_series(runs: usize) -> anyhow::Result<(Samples, Samples, usize, 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    Ok((elect, outage, changes, failures))
+    let mut tally = OracleTally::default();
+    tally
+        .judge(&lab, &cluster, oracle, "leader kill series")
+        .await;
+    Ok((elect, outage, changes, failures, tally))
 }
 
 fn print_series(title: &str, rows: &[(&str, &Series)]) {
@@ -535,19 +630,21 @@ fn print_series(title: &str, rows: &[(&str, &Series)]) {
         println!(
             "{}",
             s.outage.row(&format!(
-                "{name}: client write outage (last ack before → first after)"
+                "{name}: client write outage (last ack before → first after); {}",
+                s.oracle.verdict()
             ))
         );
     }
     for (name, s) in rows {
         println!(
-            "\n{name}: split-brain findings of the checking client: {}; failed runs: {}; \
+            "\n{name}: {}; split-brain findings of the measuring client: {}; failed runs: {}; \
              old writer held out of rotation afterwards (fresh lab): {}",
+            s.oracle.verdict(),
             s.split_brain,
             s.failures.len(),
             s.returns_failed
         );
-        for f in &s.failures {
+        for f in s.failures.iter().chain(&s.oracle.findings) {
             println!("- {f}");
         }
     }
@@ -596,12 +693,15 @@ async fn fault_tables(fault: Fault, runs: usize) -> anyhow::Result<()> {
 
 async fn switchover_table(runs: usize) -> anyhow::Result<()> {
     eprintln!("planned switchover: {runs} runs");
-    let (client, reported, split_brain, failures) = switchover_series(runs).await?;
+    let (client, reported, split_brain, failures, tally) = switchover_series(runs).await?;
     println!("\n### Planned switchover (move_role writer), defaults\n");
     println!("{}", header("measure"));
     println!(
         "{}",
-        client.row("client write outage (last ack before → first ack on new writer)")
+        client.row(&format!(
+            "client write outage (last ack before → first ack on new writer); {}",
+            tally.verdict()
+        ))
     );
     println!(
         "{}",
@@ -611,7 +711,7 @@ async fn switchover_table(runs: usize) -> anyhow::Result<()> {
         "\nsplit-brain findings of the checking client: {split_brain}; failed runs: {}",
         failures.len()
     );
-    for f in &failures {
+    for f in failures.iter().chain(&tally.findings) {
         println!("- {f}");
     }
     Ok(())
@@ -619,13 +719,19 @@ async fn switchover_table(runs: usize) -> anyhow::Result<()> {
 
 async fn leader_table(runs: usize) -> anyhow::Result<()> {
     eprintln!("monitor leader kill: {runs} runs");
-    let (elect, outage, changes, failures) = leader_series(runs).await?;
+    let (elect, outage, changes, failures, tally) = leader_series(runs).await?;
     println!("\n### Monitor leader loss (kill -9 of the leader monitor), defaults\n");
     println!("{}", header("measure"));
     println!("{}", elect.row("leader kill → new leader has committed"));
-    println!("{}", outage.row("client's longest write outage meanwhile"));
+    println!(
+        "{}",
+        outage.row(&format!(
+            "client's longest write outage meanwhile; {}",
+            tally.verdict()
+        ))
+    );
     println!("\ndecisions taken about the databases during the leader changes: {changes}; failed runs: {}", failures.len());
-    for f in &failures {
+    for f in failures.iter().chain(&tally.findings) {
         println!("- {f}");
     }
     Ok(())
