@@ -134,11 +134,11 @@ struct Series {
 /// acknowledged by two servers, lost or duplicated writes), and a run with a finding counts as failed.
 #[derive(Default)]
 struct OracleTally {
-    /// Runs judged.
+    /// Oracle sessions judged (one per failover run; one per series of switchovers or leader kills).
     judged: usize,
-    /// Runs the oracle could not judge (the cluster did not return to all ONLINE to converge).
+    /// Sessions the oracle could not judge (the cluster did not return to all ONLINE to converge).
     unjudged: usize,
-    /// Runs with a finding, and the first finding of each.
+    /// Sessions with a finding, and the first finding of each.
     findings: Vec<String>,
 }
 
@@ -146,7 +146,7 @@ impl OracleTally {
     /// The verdict column of a table row.
     fn verdict(&self) -> String {
         let mut v = format!(
-            "oracle: {} of {} runs clean",
+            "oracle: {} of {} judged clean",
             self.judged - self.findings.len(),
             self.judged
         );
