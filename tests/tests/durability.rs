@@ -57,6 +57,25 @@ async fn wait_problem(
     }
 }
 
+/// Waits until the cluster went PASSIVE after the catch-up timeout, with db2's missed catch-up as the cause.
+async fn wait_passive_because_db2_did_not_catch_up(env: &Scenario<'_>) -> anyhow::Result<()> {
+    let show = env
+        .cluster
+        .wait_show(
+            Duration::from_secs(60),
+            "PASSIVE after the catch-up timeout",
+            |s| s.mode == mmm_proto::Mode::Passive as i32,
+        )
+        .await?;
+    assert!(
+        show.passive_cause
+            .contains("db2 did not apply its relay log"),
+        "the cause is shown: {}",
+        show.passive_cause
+    );
+    Ok(())
+}
+
 /// db2 runs with `gtid_strict_mode` off (a diverged old master would merge silently into it): when the
 /// writer's mysqld dies, db2 is not promoted and the leader says why; with the setting restored (and
 /// its agent restarted, which reads the settings at once), db2 becomes the writer.
@@ -125,20 +144,7 @@ async fn durability_a_candidate_that_cannot_catch_up_is_never_opened() -> anyhow
     db2.query_drop("STOP SLAVE SQL_THREAD").await?;
     env.wait_more_acks(100, FAILOVER).await?;
     lab.kill_mysqld("db1").await?;
-    let show = env
-        .cluster
-        .wait_show(
-            Duration::from_secs(60),
-            "PASSIVE after the catch-up timeout",
-            |s| s.mode == mmm_proto::Mode::Passive as i32,
-        )
-        .await?;
-    assert!(
-        show.passive_cause
-            .contains("db2 did not apply its relay log"),
-        "the cause is shown: {}",
-        show.passive_cause
-    );
+    wait_passive_because_db2_did_not_catch_up(&env).await?;
     let read_only = |v: Option<u8>| v == Some(1);
     assert!(
         read_only(db2.query_first("SELECT @@read_only").await?),
@@ -298,11 +304,7 @@ async fn durability_a_planned_switchover_waits_for_a_delayed_tail() -> anyhow::R
         took >= Duration::from_secs(2),
         "the new writer cannot have opened before applying the delayed tail ({took:?})"
     );
-    let mut db2 = lab.mysql("db2").await?;
-    db2.query_drop("STOP SLAVE").await?;
-    db2.query_drop("CHANGE MASTER TO MASTER_DELAY = 0").await?;
-    db2.query_drop("START SLAVE").await?;
-    drop(db2);
+    delay_replica(&lab, "db2", 0).await?;
     env.wait_more_acks(50, FAILOVER).await?;
     env.finish(
         "a planned switchover with a delayed tail",
@@ -327,20 +329,7 @@ async fn durability_a_relay_backlog_longer_than_the_timeout_is_never_cut_short(
     env.wait_more_acks(200, FAILOVER).await?;
     lab.kill_mysqld("db1").await?;
     let mut db2 = lab.mysql("db2").await?;
-    let show = env
-        .cluster
-        .wait_show(
-            Duration::from_secs(60),
-            "PASSIVE after the catch-up timeout",
-            |s| s.mode == mmm_proto::Mode::Passive as i32,
-        )
-        .await?;
-    assert!(
-        show.passive_cause
-            .contains("db2 did not apply its relay log"),
-        "the cause is shown: {}",
-        show.passive_cause
-    );
+    wait_passive_because_db2_did_not_catch_up(&env).await?;
     let read_only: Option<u8> = db2.query_first("SELECT @@read_only").await?;
     assert_eq!(
         read_only,
