@@ -311,7 +311,15 @@ impl ConsensusNode {
     /// The state after everything committed before the call: leadership is confirmed with a quorum
     /// (on the leader, or by asking it), then this node waits to have applied up to that point.
     pub async fn read_linearizable(&self) -> Result<Arc<ClusterState>, ReadError> {
-        let timeout = self.client_timeout;
+        self.read_linearizable_within(self.client_timeout).await
+    }
+
+    /// [`read_linearizable`](Self::read_linearizable) with its own deadline (a reader that would
+    /// rather answer from the local state, with its staleness, than wait out a lost quorum).
+    pub async fn read_linearizable_within(
+        &self,
+        timeout: Duration,
+    ) -> Result<Arc<ClusterState>, ReadError> {
         let deadline = Instant::now() + timeout;
         let mut last_transport = None;
         loop {

@@ -1,6 +1,9 @@
 //! The control service mmmctl talks to (`MonitorControl`).
 //!
-//! Reads are answered by any monitor from its applied state. Commands that change the cluster are
+//! Reads are answered by any monitor, after it has applied everything committed before the read
+//! (read-your-writes across mmmctl runs: `set_active` then `mode` says ACTIVE whichever monitor
+//! answers); when no quorum confirms within [`FRESH_READ_TIMEOUT`], from what it has applied, with
+//! the answer's staleness. Commands that change the cluster are
 //! handled on the leader ([`crate::operator`]); a follower forwards them to the leader's control
 //! service unchanged (the Handler/Forwarder split), so the rules are checked against the newest state.
 
@@ -21,6 +24,10 @@ use crate::context::MonitorContext;
 
 /// How long a forwarded command may take at the leader.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a read waits to see everything committed before it (one round trip to the leader and a
+/// quorum, then applying what this monitor lacks: milliseconds in a healthy cluster). Past it the
+/// monitor answers from what it has applied, with the staleness of that answer.
+const FRESH_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// On a follower, hands a command to the leader's control service unchanged and returns its answer
 /// (the rules are checked against the newest state, on the leader).
@@ -43,6 +50,23 @@ pub struct ControlService {
 }
 
 impl ControlService {
+    /// The state after every command committed before this read, or the applied state (whose
+    /// staleness the reply carries) when that cannot be confirmed in time.
+    async fn fresh_state(&self) -> Arc<ClusterState> {
+        match self
+            .ctx
+            .consensus
+            .read_linearizable_within(FRESH_READ_TIMEOUT)
+            .await
+        {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::debug!(error = %e, "read answered from the applied state");
+                self.ctx.consensus.state()
+            }
+        }
+    }
+
     /// The cluster as this node sees it (complete on the leader).
     fn local_cluster_status(&self) -> ClusterStatusReply {
         let view = self.ctx.consensus.status();
@@ -210,7 +234,7 @@ impl MonitorControl for ControlService {
 
     async fn show(&self, request: Request<ShowRequest>) -> Result<Response<ShowReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        let state = self.ctx.consensus.state();
+        let state = self.fresh_state().await;
         let mut reply = show_reply(&self.ctx, &state);
         reply.staleness = Some(crate::staleness::staleness(&self.ctx));
         if request.get_ref().extended {
@@ -286,7 +310,7 @@ impl MonitorControl for ControlService {
 
     async fn get_mode(&self, request: Request<ModeRequest>) -> Result<Response<ModeReply>, Status> {
         check_version(request.get_ref().protocol_version)?;
-        let state = self.ctx.consensus.state();
+        let state = self.fresh_state().await;
         Ok(Response::new(ModeReply {
             mode: mode_to_proto(state.mode) as i32,
             passive_cause: state.passive_cause.clone().unwrap_or_default(),
@@ -374,7 +398,7 @@ impl MonitorControl for ControlService {
     ) -> Result<Response<HistoryReply>, Status> {
         let req = request.into_inner();
         check_version(req.protocol_version)?;
-        let state = self.ctx.consensus.state();
+        let state = self.fresh_state().await;
         let limit = if req.limit == 0 {
             20
         } else {
