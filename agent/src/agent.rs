@@ -72,6 +72,9 @@ pub struct LocalHost {
     pub mmm_users: Vec<String>,
     /// `kill_stalled_mysqld`: the last resort of the fence may kill mysqld ([`crate::last_resort`]).
     pub kill_stalled_mysqld: bool,
+    /// `catch_up_from_peers`: a failover candidate fetches what its peers have and it lacks
+    /// ([`crate::peer_catch_up`]).
+    pub catch_up_from_peers: bool,
 }
 
 /// What the agent was told and what it did about it.
@@ -93,6 +96,8 @@ struct AgentState {
     demoted_gtid: String,
     /// The catch-up asked by the last status is done.
     caught_up: bool,
+    /// What that catch-up fetched from peers (`db3 up to 0-1-12`; "" when it lacked nothing).
+    caught_up_from: String,
     /// Required server settings the host misses ("" when none), from the last check.
     settings_missing: String,
     /// As the writer, semi-sync was OFF at the last apply (reported so the leader can weigh a failover).
@@ -347,6 +352,7 @@ impl Agent {
             fence_remaining_millis: 0,
             gtid_binlog_pos: st.demoted_gtid.clone(),
             caught_up: st.caught_up,
+            caught_up_from: st.caught_up_from.clone(),
             writer_settings_missing: st.settings_missing.clone(),
             semi_sync_off: st.semi_sync_off,
         }
@@ -1005,8 +1011,10 @@ impl Agent {
             }
         }
 
-        // 5b. The failover's candidate applies what it received and the old writer's last position.
+        // 5b. The failover's candidate applies what it received, what its peers have
+        //     ([`crate::peer_catch_up`]) and the old writer's last position.
         let mut caught_up = false;
+        let mut caught_up_from = String::new();
         if let (false, Some(target), Some(db)) = (
             writer,
             desired.as_ref().and_then(|d| d.catch_up.clone()),
@@ -1019,12 +1027,33 @@ impl Agent {
                 });
             // What was received before fetching stopped counts too (MariaDB may forget it).
             let floor = self.isolation.received_floor();
-            match db.catch_up(&[&target, &floor], timeout).await {
-                Ok(()) => caught_up = true,
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "not caught up yet"),
+            let started = Instant::now();
+            if let Some(d) = desired.as_ref() {
+                self.kill_isolated_dump_threads(db, d).await;
+            }
+            let from_peers = match (self.local.catch_up_from_peers, desired.as_ref()) {
+                (true, Some(d)) => self.catch_up_from_peers(db, d, timeout).await,
+                _ => Ok(Default::default()),
+            };
+            let left = timeout.saturating_sub(started.elapsed());
+            match from_peers {
+                Ok(fetched) => match db.catch_up(&[&target, &floor], left).await {
+                    Ok(()) => {
+                        caught_up = true;
+                        caught_up_from = fetched.summary();
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "not caught up yet"),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "not caught up yet (fetching from a peer)")
+                }
             }
         }
-        self.state().caught_up = caught_up;
+        {
+            let mut st = self.state();
+            st.caught_up = caught_up;
+            st.caught_up_from = caught_up_from;
+        }
 
         // A writer status whose lease could not be granted (a stamp of another agent run, or too old)
         // leaves writes denied; saying so makes the leader send a fresh one.
@@ -1134,14 +1163,7 @@ impl Agent {
                 let started = Instant::now();
                 // Leftover dump threads to isolated hosts would make the first commits wait the
                 // full semi-sync timeout (they count as semi-sync clients).
-                let isolated: Vec<std::net::IpAddr> = d
-                    .isolate_from
-                    .iter()
-                    .filter_map(|h| self.topo.hosts.get(h).copied())
-                    .collect();
-                if let Err(e) = db.kill_dump_threads_to(&isolated).await {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot kill the dump threads of isolated replicas");
-                }
+                self.kill_isolated_dump_threads(db, d).await;
                 match db.wait_received_applied(d.catchup_timeout).await {
                     Ok(()) => match db.allow_writes_fenced().await {
                         Ok(()) => {
@@ -1168,6 +1190,64 @@ impl Agent {
 
     /// Starts, stops or re-points replication as `d` asks. Returns the replica status when it read it
     /// and changed nothing since.
+    /// Kills the binlog dump threads serving hosts the status isolates. A dump thread to a dead or
+    /// cut-off old master still counts as a semi-synchronous client, so every commit here waits for its
+    /// acknowledgement up to `rpl_semi_sync_master_timeout`: the new writer's first commits, and on the
+    /// candidate the replicated transactions its SQL thread applies while it catches up (a host that
+    /// is a semi-sync master writes them to its binary log and waits like any commit).
+    async fn kill_isolated_dump_threads(&self, db: &mut crate::db::Db, d: &DesiredStatus) {
+        let isolated: Vec<IpAddr> = d
+            .isolate_from
+            .iter()
+            .filter_map(|h| self.topo.hosts.get(h).copied())
+            .collect();
+        if let Err(e) = db.kill_dump_threads_to(&isolated).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot kill the dump threads of isolated replicas");
+        }
+    }
+
+    /// The candidate's catch-up from its peers: every other configured host the status does not
+    /// isolate, reached with the replication account.
+    async fn catch_up_from_peers(
+        &self,
+        db: &mut crate::db::Db,
+        d: &DesiredStatus,
+        timeout: Duration,
+    ) -> anyhow::Result<crate::peer_catch_up::Fetched> {
+        let peers: Vec<crate::peer_catch_up::Peer> = self
+            .topo
+            .hosts
+            .iter()
+            .filter(|(name, _)| **name != self.local.name && !d.isolate_from.contains(*name))
+            .map(|(name, ip)| crate::peer_catch_up::Peer {
+                name: name.clone(),
+                target: DbTarget {
+                    ip: *ip,
+                    port: self.local.mysql_ports.get(name).copied().unwrap_or(3306),
+                    user: self.local.replication_user.clone(),
+                    password: self.local.replication_password.clone(),
+                    connect_timeout: crate::peer_catch_up::PEER_READ_TIMEOUT,
+                    stmt_timeout: crate::peer_catch_up::PEER_READ_TIMEOUT,
+                },
+            })
+            .collect();
+        let topo = &self.topo;
+        let source = |host: &str| {
+            host.parse::<IpAddr>()
+                .ok()
+                .or_else(|| topo.hosts.get(host).copied())
+        };
+        crate::peer_catch_up::catch_up_from_peers(
+            db,
+            &peers,
+            &self.local.replication_user,
+            &self.local.replication_password,
+            source,
+            timeout,
+        )
+        .await
+    }
+
     async fn apply_replication(
         &self,
         db: &mut crate::db::Db,

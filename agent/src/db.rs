@@ -522,23 +522,58 @@ impl Db {
                         bail!("transactions up to {target} not applied within {timeout:?}");
                     }
                 }
-                Flavor::MariaDb => loop {
-                    let cur: Option<String> = self.query_first("SELECT @@gtid_current_pos").await?;
-                    let cur = cur.unwrap_or_default();
-                    if sql::gtid_reached(&cur, target) {
-                        break;
-                    }
-                    if started.elapsed() >= timeout {
-                        bail!(
-                            "transactions up to {target} not applied within {timeout:?} (at {cur})"
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                },
+                Flavor::MariaDb => self.wait_current_pos(target, left).await?,
             }
             tracing::info!(target = %target, elapsed = ?started.elapsed(), "caught up with a required position");
         }
         Ok(())
+    }
+
+    /// `@@gtid_current_pos` (MariaDB): what this server applied or wrote, per domain.
+    pub async fn gtid_current_pos(&mut self) -> anyhow::Result<String> {
+        let cur: Option<String> = self.query_first("SELECT @@gtid_current_pos").await?;
+        Ok(cur.unwrap_or_default())
+    }
+
+    /// Waits until `@@gtid_current_pos` reaches `target` (MariaDB; it counts the server's own
+    /// transactions too, unlike `MASTER_GTID_WAIT`). Fails on timeout.
+    pub async fn wait_current_pos(
+        &mut self,
+        target: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let cur = self.gtid_current_pos().await?;
+            if sql::gtid_reached(&cur, target) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                bail!("transactions up to {target} not applied within {timeout:?} (at {cur})");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Points the replication channel at `ip:port` with GTID auto-positioning and starts it, the IO
+    /// thread only when `io` (with it stopped, what was received is still applied). Unlike
+    /// [`Db::repoint`] it can leave fetching stopped, as isolation may want it.
+    pub async fn point_source(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        user: &str,
+        password: &str,
+        io: bool,
+    ) -> anyhow::Result<()> {
+        self.stop_replica().await?;
+        self.exec(&sql::change_source(self.flavor, ip, port, user, password))
+            .await?;
+        if io {
+            self.start_replica().await
+        } else {
+            self.exec(&sql::replica_sql_thread(self.flavor, true)).await
+        }
     }
 
     /// Stops replication.

@@ -138,6 +138,15 @@ pub fn replica_io_thread(flavor: Flavor, start: bool) -> String {
     }
 }
 
+/// `STOP|START SLAVE SQL_THREAD` / `STOP|START REPLICA SQL_THREAD`.
+pub fn replica_sql_thread(flavor: Flavor, start: bool) -> String {
+    let verb = if start { "START" } else { "STOP" };
+    match flavor {
+        Flavor::MariaDb => format!("{verb} SLAVE SQL_THREAD"),
+        Flavor::MySql => format!("{verb} REPLICA SQL_THREAD"),
+    }
+}
+
 /// Whole seconds for a server-side wait, at least 1.
 fn wait_seconds(timeout: Duration) -> u64 {
     timeout.as_secs().max(1)

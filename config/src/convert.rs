@@ -635,5 +635,14 @@ fn build_agent(raw: &RawConfig, ctx: &mut Ctx<'_>) -> AgentConfig {
             parse_bool,
         ),
     );
+    set(
+        &mut a.catch_up_from_peers,
+        ctx.val(
+            g("catch_up_from_peers"),
+            "catch_up_from_peers",
+            "<agent>",
+            parse_bool,
+        ),
+    );
     a
 }

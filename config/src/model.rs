@@ -335,6 +335,11 @@ pub struct AgentConfig {
     /// lease ended and neither the agent nor the fence inside mysqld could deny them (a stalled server).
     /// On by default: without it, a writer whose mysqld stalls may accept writes after the new one opened.
     pub kill_stalled_mysqld: bool,
+    /// `catch_up_from_peers`: a failover candidate that lacks transactions another verified host has
+    /// (the old writer could not tell it its last position) fetches them from that host before it
+    /// opens. On by default: without it, writes acknowledged by another replica's semi-sync ack can
+    /// be lost by a failover to a candidate that had not received them.
+    pub catch_up_from_peers: bool,
 }
 
 impl Default for AgentConfig {
@@ -345,6 +350,7 @@ impl Default for AgentConfig {
             role_change_hook: None,
             role_change_hook_timeout: defaults::HOOK_TIMEOUT,
             kill_stalled_mysqld: true,
+            catch_up_from_peers: true,
         }
     }
 }

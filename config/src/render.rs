@@ -114,6 +114,16 @@ pub(crate) fn render(c: &Config) -> String {
             "0"
         },
     );
+    kv(
+        w,
+        1,
+        "catch_up_from_peers",
+        if c.agent.catch_up_from_peers {
+            "1"
+        } else {
+            "0"
+        },
+    );
     let _ = writeln!(w, "</agent>");
 
     let _ = writeln!(w, "\n<socket>");

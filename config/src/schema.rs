@@ -114,6 +114,7 @@ impl SectionKind {
                 "role_change_hook",
                 "role_change_hook_timeout",
                 "kill_stalled_mysqld",
+                "catch_up_from_peers",
             ],
             SectionKind::MonitorNode => &["ip", "port", "metrics_port"],
             SectionKind::Host => &[

@@ -529,3 +529,25 @@ fn agent_kill_stalled_mysqld_is_on_unless_turned_off() {
         "{errs}"
     );
 }
+
+#[test]
+fn agent_catch_up_from_peers_is_on_unless_turned_off() {
+    let c = load(&format!("{BASE}this db1\n"), Program::Agent).unwrap();
+    assert!(c.agent.catch_up_from_peers, "on by default");
+    let off = format!("{BASE}this db1\n<agent>\ncatch_up_from_peers 0\n</agent>\n");
+    assert!(
+        !load(&off, Program::Agent)
+            .unwrap()
+            .agent
+            .catch_up_from_peers
+    );
+    let bad = format!("{BASE}this db1\n<agent>\ncatch_up_from_peers often\n</agent>\n");
+    let errs = errors(&bad, Program::Agent);
+    let line = line_of(&bad, "catch_up_from_peers often");
+    assert!(
+        errs.contains(&format!(
+            "mmm_common.conf:{line}: bad value for 'catch_up_from_peers' in <agent>"
+        )),
+        "{errs}"
+    );
+}

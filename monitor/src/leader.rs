@@ -81,6 +81,8 @@ struct AgentTrack {
     writes_held_since: Option<Instant>,
     /// Failover epoch at which the candidate was found caught up.
     caught_up_for: Option<Epoch>,
+    /// What that candidate fetched from peers to catch up ("" when nothing).
+    caught_up_from: String,
     /// Master the replica acknowledged as its source.
     repointed_to: Option<String>,
     /// Epoch at which `kill_host_bin` succeeded for this host.
@@ -448,6 +450,7 @@ fn gather_input(
                     holds_writer_vip: holds_writer,
                     lease_expires_ms,
                     caught_up_for: t.caught_up_for,
+                    caught_up_from: t.caught_up_from.clone(),
                     repointed_to: t.repointed_to.clone(),
                     gtid_errant: l.errant.errant(host),
                     errant_unchecked: l.errant.unchecked(state, host),
@@ -879,8 +882,9 @@ fn record_push(
                     (!status.gtid_binlog_pos.is_empty()).then(|| status.gtid_binlog_pos.clone());
             }
             if let (Some((started, target)), true) = (&desired.catch_up, status.caught_up) {
-                tracing::info!(host, epoch = %epoch, target = %target, "failover candidate caught up");
+                tracing::info!(host, epoch = %epoch, target = %target, fetched_from_peers = %status.caught_up_from, "failover candidate caught up");
                 t.caught_up_for = Some(*started);
+                t.caught_up_from = status.caught_up_from.clone();
             }
             t.writable = desired.writer && !status.lease_expired;
             t.writes_held_since = match (status.writes_held, t.writes_held_since) {

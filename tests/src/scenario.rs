@@ -111,6 +111,38 @@ impl<'a> Scenario<'a> {
         Self::with_cluster(lab, cluster).await
     }
 
+    /// Like [`Scenario::start`], with `line` (e.g. `kill_stalled_mysqld 0`) added to the `<agent>`
+    /// section of `host`'s agent configuration (a negative control turning one safeguard off).
+    pub async fn start_with_agent_setting(
+        lab: &'a Lab,
+        extra_keys: &str,
+        host: &str,
+        line: &str,
+    ) -> anyhow::Result<Scenario<'a>> {
+        let mut cluster = MmmCluster::configure(lab, extra_keys, false)?;
+        let conf = cluster
+            .configs
+            .agents
+            .get(host)
+            .with_context(|| format!("no agent configuration for {host}"))?
+            .clone();
+        let text = std::fs::read_to_string(&conf)?;
+        if !text.contains("<agent>\n") {
+            bail!("no <agent> section in {}", conf.display());
+        }
+        std::fs::write(
+            &conf,
+            text.replace("<agent>\n", &format!("<agent>\n    {line}\n")),
+        )?;
+        for h in lab.hosts() {
+            cluster.start_agent(&h.name)?;
+        }
+        for m in lab.monitors() {
+            cluster.start_monitor(&m.name)?;
+        }
+        Self::with_cluster(lab, cluster).await
+    }
+
     /// Like [`Scenario::start`] with a cluster the caller started (e.g. with skewed clocks).
     pub async fn with_cluster(
         lab: &'a Lab,

@@ -138,7 +138,10 @@ async fn durability_a_master_missing_a_required_setting_is_never_made_the_writer
 async fn durability_a_candidate_that_cannot_catch_up_is_never_opened() -> anyhow::Result<()> {
     mmm_lab::init_logging();
     let lab = Lab::start(LabSpec::cluster()).await?;
-    let mut env = Scenario::start(&lab, KEYS).await?;
+    // Without fetching from peers: db3 and db4 have what db2 received, and db2 would (rightly) fetch
+    // it from them; this test is about what db2 alone must not forget.
+    let mut env =
+        Scenario::start_with_agent_setting(&lab, KEYS, "db2", "catch_up_from_peers 0").await?;
     env.load().await?;
     let mut db2 = lab.mysql("db2").await?;
     db2.query_drop("STOP SLAVE SQL_THREAD").await?;
@@ -353,5 +356,116 @@ async fn durability_a_relay_backlog_longer_than_the_timeout_is_never_cut_short(
         Expect::outage(Duration::from_secs(120)).with_repairs(),
     )
     .await?;
+    Ok(())
+}
+
+/// Waits until `master` has `n` semi-synchronous replicas connected.
+async fn wait_semi_sync_clients(lab: &Lab, master: &str, n: u32) -> anyhow::Result<()> {
+    let mut db = lab.mysql(master).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Option<(String, u32)> = db
+            .query_first("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
+            .await?;
+        if v.as_ref().is_some_and(|(_, c)| *c == n) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{master} did not reach {n} semi-sync replicas within 20 s: {v:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// db3 acknowledges semi-synchronous commits too (as every replica does in many deployments). db2 stops
+/// receiving from the writer (a one-way drop: its IO thread does not notice within
+/// `slave_net_timeout`) while db3 keeps receiving and acknowledging: the writer acknowledges writes,
+/// synchronously, that db2 lacks. Then the writer's mysqld dies, so nobody can tell db2 the old
+/// writer's last position, and db2 is the only master left to promote.
+async fn candidate_behind_a_replica(
+    fetch: bool,
+) -> anyhow::Result<(mmm_lab::scenario::Judged, String)> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = if fetch {
+        Scenario::start(&lab, KEYS).await?
+    } else {
+        Scenario::start_with_agent_setting(&lab, KEYS, "db2", "catch_up_from_peers 0").await?
+    };
+    let mut db3 = lab.mysql("db3").await?;
+    for q in [
+        "SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1",
+        "SET GLOBAL rpl_semi_sync_slave_enabled = 1",
+        "STOP SLAVE IO_THREAD",
+        "START SLAVE IO_THREAD",
+    ] {
+        db3.query_drop(q).await?;
+    }
+    drop(db3);
+    wait_semi_sync_clients(&lab, "db1", 2).await?;
+    env.load().await?;
+    lab.block_one_way("db1", "db2").await?;
+    env.wait_more_acks(100, FAILOVER).await?;
+    lab.kill_mysqld("db1").await?;
+    lab.unblock_one_way("db1", "db2").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, FAILOVER).await?;
+    let history = env.cluster.mmmctl(&["history"])?;
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert!(
+        !history.contains("without semi-synchronous acknowledgements"),
+        "db1 kept acknowledging synchronously (db3 acknowledged): {history}"
+    );
+    let scenario = if fetch {
+        "a candidate behind a replica fetches from it"
+    } else {
+        "a candidate behind a replica, catch_up_from_peers 0"
+    };
+    let j = env
+        .finish_judged(
+            scenario,
+            Expect::outage(Duration::from_secs(5)).with_repairs(),
+        )
+        .await?;
+    Ok((j, history))
+}
+
+/// The candidate lacks writes the old writer acknowledged on another replica's semi-synchronous
+/// acknowledgement: before
+/// it opens it fetches them from that replica (`mmm_agent::peer_catch_up`), and the history entry of
+/// the failover says from whom. Nothing acknowledged is lost, every host converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_candidate_behind_a_replica_fetches_from_it_before_opening(
+) -> anyhow::Result<()> {
+    let (j, history) = candidate_behind_a_replica(true).await?;
+    assert!(
+        history.contains("fetched what it lacked from peers"),
+        "the failover says what db2 fetched and from whom: {history}"
+    );
+    assert!(j.problems.is_empty(), "{}", j.problems.join("\n"));
+    Ok(())
+}
+
+/// Negative control of the test above: with `catch_up_from_peers 0` db2 opens with what it received, and
+/// the oracle finds acknowledged writes lost (db3 and db4 had them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_candidate_behind_a_replica_without_fetching_loses_writes(
+) -> anyhow::Result<()> {
+    let (j, history) = candidate_behind_a_replica(false).await?;
+    assert!(
+        !history.contains("fetched what it lacked from peers"),
+        "{history}"
+    );
+    let lost = j
+        .report
+        .findings()
+        .iter()
+        .filter(|f| matches!(f, Finding::Lost { .. } | Finding::CasDuplicate { .. }))
+        .count();
+    assert!(
+        lost > 0,
+        "acknowledged writes only db3 and db4 had are lost without the fetch; findings: {:?}",
+        j.report.findings()
+    );
     Ok(())
 }

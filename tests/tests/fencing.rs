@@ -436,21 +436,7 @@ async fn wait_mysqld_gone(lab: &Lab, host: &str, timeout: Duration) -> bool {
 
 /// Starts the cluster with `kill_stalled_mysqld 0` in db1's agent configuration.
 async fn scenario_without_the_last_resort(lab: &Lab) -> anyhow::Result<Scenario<'_>> {
-    let mut cluster = MmmCluster::configure(lab, KEYS, false)?;
-    let conf = cluster.configs.agents["db1"].clone();
-    let text = std::fs::read_to_string(&conf)?;
-    assert!(text.contains("<agent>\n"), "{text}");
-    std::fs::write(
-        &conf,
-        text.replace("<agent>\n", "<agent>\n    kill_stalled_mysqld 0\n"),
-    )?;
-    for h in lab.hosts() {
-        cluster.start_agent(&h.name)?;
-    }
-    for m in lab.monitors() {
-        cluster.start_monitor(&m.name)?;
-    }
-    Scenario::with_cluster(lab, cluster).await
+    Scenario::start_with_agent_setting(lab, KEYS, "db1", "kill_stalled_mysqld 0").await
 }
 
 /// The writer's mysqld stalls (SIGSTOP: it keeps its sockets but runs no statement and no event, as on a

@@ -81,6 +81,8 @@ pub struct AgentFacts {
     pub lease_expires_ms: Option<u64>,
     /// The failover (by its start epoch) for which this agent, as candidate, reported its relay log applied.
     pub caught_up_for: Option<Epoch>,
+    /// What that candidate fetched from peers that had transactions it lacked ("" when nothing).
+    pub caught_up_from: String,
     /// The master this agent last acknowledged replicating from.
     pub repointed_to: Option<String>,
     /// GTIDs only this host has (an old master returning), as reported by its agent.

@@ -550,7 +550,10 @@ fn progress(round: &mut Round<'_>, f: &Failover) {
             FailoverStep::CatchUp => {
                 let caught = round.input.agent(&to).caught_up_for == Some(f.started_epoch);
                 if f.from.is_none() || caught {
-                    let why = if caught {
+                    let fetched = &round.input.agent(&to).caught_up_from;
+                    let why = if caught && !fetched.is_empty() {
+                        format!("{to} applied its relay log and fetched what it lacked from peers ({fetched}) (caught up)")
+                    } else if caught {
                         format!("{to} applied its relay log (caught up)")
                     } else {
                         "no previous writer to catch up with".to_string()
