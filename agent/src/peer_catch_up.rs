@@ -220,10 +220,12 @@ mod tests {
             .collect()
     }
 
+    /// Own position, peers' positions by name, the expected choice.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
     #[test]
     fn the_peer_to_fetch_from() {
-        // (own position, peers, expected choice)
-        let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+        let cases: &[Case] = &[
             // Nothing lacking: nobody.
             ("0-1-10", &[("db3", "0-1-10"), ("db4", "0-1-9")], None),
             ("0-1-10", &[], None),
