@@ -38,15 +38,11 @@ async fn random_nemesis_with_overlapping_faults() -> anyhow::Result<()> {
 /// not answer its agent after its lease ended is killed by the agent (`mmm_agent::last_resort`;
 /// `fencing.rs` has the stall on its own, with a negative control).
 ///
-/// Still open, as durability: when the writer's mysqld is killed while its peer (the old master) is away,
-/// the writer had been acknowledging writes without a semi-sync peer, and the failover back to the peer
-/// follows `async_failover 1` (fail over, say so): those writes are lost although the replicas have them
-/// (seen once locally, with a kill the last resort no longer makes). The catch-up does not yet fetch from
-/// the most advanced reachable host.
+/// Then, when the writer's mysqld was killed while its peer (the old master) was away, the writer had been
+/// acknowledging writes without a semi-sync peer and the failover back to the peer lost them although the
+/// replicas had them. Now the candidate fetches what its peers have before it opens
+/// (`mmm_agent::peer_catch_up`; `durability.rs` has the case on its own, with a negative control).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "can end in a failover away from an asynchronous writer whose writes only the replicas have \
-            (async_failover 1 loses them by policy); runs until the catch-up takes the most advanced \
-            reachable host"]
 async fn random_nemesis_seed_8647737172795806447_two_writers_after_the_heal() -> anyhow::Result<()>
 {
     random_run(8647737172795806447).await
