@@ -75,6 +75,8 @@ pub struct LocalHost {
     /// `catch_up_from_peers`: a failover candidate fetches what its peers have and it lacks
     /// ([`crate::peer_catch_up`]).
     pub catch_up_from_peers: bool,
+    /// `<agent> state_dir`: where a rejoin saves the transactions it undoes.
+    pub state_dir: std::path::PathBuf,
 }
 
 /// What the agent was told and what it did about it.
@@ -161,6 +163,8 @@ pub struct Agent {
     metrics: Metrics,
     /// Start time, for uptime.
     started: Instant,
+    /// The automatic rejoin of this host when it is a diverged old master ([`crate::rejoin`]).
+    rejoiner: crate::rejoin::Rejoiner,
 }
 
 impl std::fmt::Debug for Agent {
@@ -201,6 +205,7 @@ impl Agent {
         health: watch::Receiver<HealthSnapshot>,
     ) -> Self {
         Agent {
+            rejoiner: crate::rejoin::Rejoiner::new(&local.state_dir, db.clone()),
             topo,
             local,
             db,
@@ -323,6 +328,10 @@ impl Agent {
     /// The status GetStatus and SetStatus report.
     pub fn status(&self) -> AgentStatus {
         let epoch = self.accepted_epoch();
+        let rejoined = match self.rejoiner.progress() {
+            crate::rejoin::Progress::Done(errant, file) => (errant, file),
+            _ => Default::default(),
+        };
         let st = self.state();
         let now = Instant::now();
         AgentStatus {
@@ -353,6 +362,8 @@ impl Agent {
             gtid_binlog_pos: st.demoted_gtid.clone(),
             caught_up: st.caught_up,
             caught_up_from: st.caught_up_from.clone(),
+            rejoined_errant: rejoined.0,
+            rejoin_saved_to: rejoined.1,
             writer_settings_missing: st.settings_missing.clone(),
             semi_sync_off: st.semi_sync_off,
         }
@@ -985,7 +996,8 @@ impl Agent {
 
         // 5. Replication (commands only; not while writes are held: a replication change would wait
         //    for the held lock).
-        let held = self.writes_held();
+        // A running rejoin owns replication until it is done ([`crate::rejoin`]).
+        let held = self.writes_held() || self.rejoiner.running();
         // The replica status step 5 read and left as it was (5a needs it too).
         let mut replica = None;
         if let (ApplyKind::Command(prev_state), Some(d), Some(db), false) =
@@ -1053,6 +1065,22 @@ impl Agent {
             let mut st = self.state();
             st.caught_up = caught_up;
             st.caught_up_from = caught_up_from;
+        }
+
+        // 5c. A diverged old master asked to rejoin saves and undoes its errant transactions (a task of
+        //     its own: an apply the leader gives up on must not stop an undo half-way).
+        if let (false, Some(d)) = (writer, desired.as_ref()) {
+            if let Some(errant) = d.rejoin.clone() {
+                match self.writer_db_target(d) {
+                    Some(w) => self.rejoiner.ensure(crate::rejoin::Target {
+                        errant,
+                        writer: w,
+                        user: self.local.replication_user.clone(),
+                        password: self.local.replication_password.clone(),
+                    }),
+                    None => errors.push("rejoin asked without an active master to follow".into()),
+                }
+            }
         }
 
         // A writer status whose lease could not be granted (a stamp of another agent run, or too old)
@@ -1204,6 +1232,23 @@ impl Agent {
         if let Err(e) = db.kill_dump_threads_to(&isolated).await {
             tracing::warn!(error = %format!("{e:#}"), "cannot kill the dump threads of isolated replicas");
         }
+    }
+
+    /// The active master's server, reached with the replication account; `None` when there is none
+    /// (or it is this host).
+    fn writer_db_target(&self, d: &DesiredStatus) -> Option<DbTarget> {
+        let m = d
+            .active_master
+            .as_deref()
+            .filter(|m| *m != self.local.name)?;
+        let ip = self.topo.hosts.get(m).copied()?;
+        let port = self.local.mysql_ports.get(m).copied().unwrap_or(3306);
+        Some(crate::rejoin::writer_target(
+            ip,
+            port,
+            &self.local.replication_user,
+            &self.local.replication_password,
+        ))
     }
 
     /// The candidate's catch-up from its peers: every other configured host the status does not

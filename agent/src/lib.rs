@@ -22,6 +22,7 @@ pub mod last_resort;
 pub mod lease;
 pub mod metrics;
 pub mod peer_catch_up;
+pub mod rejoin;
 pub mod service;
 pub mod sql;
 pub mod topology;
@@ -290,6 +291,7 @@ pub fn build_agent(
         mmm_users,
         kill_stalled_mysqld: config.agent.kill_stalled_mysqld,
         catch_up_from_peers: config.agent.catch_up_from_peers,
+        state_dir: config.agent_state_dir(),
     };
     let isolation = isolation::Isolation::open(&config.agent_state_dir())?;
     Ok(Agent::new(topo, local, db, vips, epochs, isolation, health))

@@ -48,6 +48,8 @@ pub struct DesiredStatus {
     pub cluster_id: String,
     /// Hosts this host must not replicate from now (see [`crate::isolation`]).
     pub isolate_from: BTreeSet<String>,
+    /// Errant transactions to save, undo and rejoin from (see [`crate::rejoin`]); `None`: none asked.
+    pub rejoin: Option<String>,
 }
 
 impl DesiredStatus {
@@ -178,6 +180,13 @@ pub fn validate_set_status(
         }
         isolate_from.insert(h.clone());
     }
+    let rejoin = req.rejoin_errant.trim();
+    if !rejoin.is_empty() && crate::rejoin::parse_position(rejoin).is_none() {
+        return Err(Status::invalid_argument(format!(
+            "rejoin_errant: {:?} is not a GTID position (domain-server_id-seq, comma-separated)",
+            rejoin.chars().take(80).collect::<String>()
+        )));
+    }
     if !req.cluster_id.is_empty() && !mmm_proto::is_cluster_id(&req.cluster_id) {
         return Err(Status::invalid_argument(format!(
             "cluster_id: {:?} is not {} lower-case hex digits",
@@ -201,6 +210,7 @@ pub fn validate_set_status(
         cluster_id: req.cluster_id.clone(),
         catch_up: req.catch_up.then(|| req.catch_up_gtid.trim().to_string()),
         isolate_from,
+        rejoin: (!rejoin.is_empty()).then(|| rejoin.to_string()),
     })
 }
 
@@ -359,6 +369,10 @@ mod tests {
             ("cluster_id", |r| r.cluster_id.push('0')),
             ("isolate_from[1]", |r| {
                 r.isolate_from = vec!["db2".into(), "db9".into()]
+            }),
+            ("rejoin_errant", |r| r.rejoin_errant = "0-1".into()),
+            ("rejoin_errant", |r| {
+                r.rejoin_errant = "0-1-5; DROP TABLE t".into()
             }),
         ];
         for (field, breaker) in cases {

@@ -262,6 +262,10 @@ fn build_monitor(raw: &RawConfig, program: Program, ctx: &mut Ctx<'_>) -> Monito
         ctx.val(g("async_failover"), "async_failover", p, parse_bool),
     );
     set(
+        &mut m.auto_rejoin_errant,
+        ctx.val(g("auto_rejoin_errant"), "auto_rejoin_errant", p, parse_bool),
+    );
+    set(
         &mut m.metrics_port,
         ctx.val(g("metrics_port"), "metrics_port", p, parse_port),
     );

@@ -54,6 +54,9 @@ pub const CAREFUL_STARTUP: bool = true;
 /// mmm-rs: fail over away from a writer that ran asynchronously, and say so (availability first, as
 /// MMM, orchestrator and MHA do; `async_failover 0` for consistency first).
 pub const ASYNC_FAILOVER: bool = true;
+/// mmm-rs: a diverged old master waits for an operator unless the cluster opts in (undoing
+/// transactions is a decision about data an operator makes once, for the cluster).
+pub const AUTO_REJOIN_ERRANT: bool = false;
 /// MMM: in wait mode, seconds to wait for the other master.
 pub const WAIT_FOR_OTHER_MASTER: Duration = Duration::from_secs(120);
 

@@ -128,6 +128,10 @@ pub struct MonitorConfig {
     /// acknowledgements (its last acknowledged writes may exist on it alone) goes ahead, saying so in the
     /// history and the logs (`1`), or is not made: the cluster goes PASSIVE with the cause (`0`).
     pub async_failover: bool,
+    /// mmm-rs: an old master that returns with errant transactions (never acknowledged: it was failed
+    /// over while semi-synchronous) has them saved to a file on its host, undone, and rejoins as a
+    /// replica of the writer (`1`), or waits for an operator to rebuild it (`0`, the default).
+    pub auto_rejoin_errant: bool,
     /// mmm-rs: HTTP port for `/metrics` when running as MMM's single monitor.
     pub metrics_port: u16,
     /// mmm-rs: hook run before a failover (may veto it by failing).
@@ -160,6 +164,7 @@ impl Default for MonitorConfig {
             data_dir: None,
             writer_lease: defaults::WRITER_LEASE,
             async_failover: defaults::ASYNC_FAILOVER,
+            auto_rejoin_errant: defaults::AUTO_REJOIN_ERRANT,
             metrics_port: defaults::MONITOR_METRICS_PORT,
             pre_failover: None,
             post_failover: None,

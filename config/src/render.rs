@@ -76,6 +76,12 @@ pub(crate) fn render(c: &Config) -> String {
         "async_failover",
         if m.async_failover { "1" } else { "0" },
     );
+    kv(
+        w,
+        1,
+        "auto_rejoin_errant",
+        if m.auto_rejoin_errant { "1" } else { "0" },
+    );
     kv(w, 1, "metrics_port", &m.metrics_port.to_string());
     kv(w, 1, "hook_timeout", &format_duration(m.hook_timeout));
     let _ = writeln!(w, "</monitor>");

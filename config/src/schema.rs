@@ -101,6 +101,7 @@ impl SectionKind {
                 "data_dir",
                 "writer_lease",
                 "async_failover",
+                "auto_rejoin_errant",
                 "metrics_port",
                 "pre_failover",
                 "post_failover",

@@ -551,3 +551,25 @@ fn agent_catch_up_from_peers_is_on_unless_turned_off() {
         "{errs}"
     );
 }
+
+#[test]
+fn monitor_auto_rejoin_errant_is_off_unless_turned_on() {
+    let c = load(&format!("{BASE}this mon1\n"), Program::Monitor).unwrap();
+    assert!(!c.monitor.auto_rejoin_errant, "off by default");
+    let on = format!("{BASE}this mon1\n<monitor>\nauto_rejoin_errant 1\n</monitor>\n");
+    assert!(
+        load(&on, Program::Monitor)
+            .unwrap()
+            .monitor
+            .auto_rejoin_errant
+    );
+    let bad = format!("{BASE}this mon1\n<monitor>\nauto_rejoin_errant sometimes\n</monitor>\n");
+    let errs = errors(&bad, Program::Monitor);
+    let line = line_of(&bad, "auto_rejoin_errant sometimes");
+    assert!(
+        errs.contains(&format!(
+            "mmm_common.conf:{line}: bad value for 'auto_rejoin_errant' in <monitor>"
+        )),
+        "{errs}"
+    );
+}

@@ -112,6 +112,14 @@ pub struct HostRecord {
     pub agent_uptime_s: Option<u64>,
     /// GTIDs this host has that no other host has (an old master returning); kept out of rotation while set.
     pub errant_gtids: Option<String>,
+    /// The host was failed over while it ran without semi-synchronous acknowledgements: writes it
+    /// acknowledged may exist on it alone, so its errant transactions are never undone automatically.
+    #[serde(default)]
+    pub acked_alone: bool,
+    /// The errant transactions its agent is asked to save and undo before it rejoins as a replica
+    /// (`auto_rejoin_errant`); `None` when no rejoin is asked.
+    #[serde(default)]
+    pub rejoin: Option<String>,
 }
 
 impl HostRecord {
@@ -125,6 +133,8 @@ impl HostRecord {
             flapping: false,
             agent_uptime_s: None,
             errant_gtids: None,
+            acked_alone: false,
+            rejoin: None,
         }
     }
 }
@@ -332,8 +342,13 @@ pub enum Command {
     PlanWriter { host: Option<String> },
     /// Records the agent's uptime as last seen.
     SetAgentUptime { host: String, uptime_s: Option<u64> },
-    /// Marks or clears errant transactions on a host.
+    /// Marks or clears errant transactions on a host (clearing them also clears `rejoin` and
+    /// `acked_alone`: the host is clean again).
     SetErrant { host: String, gtids: Option<String> },
+    /// Marks a host failed over while it ran without semi-synchronous acknowledgements.
+    SetAckedAlone { host: String },
+    /// Asks (or stops asking) a host's agent to save and undo its errant transactions and rejoin.
+    SetRejoin { host: String, gtids: Option<String> },
     /// Starts a writer move.
     BeginFailover {
         role: String,
@@ -646,11 +661,33 @@ impl ClusterState {
             }
             Command::SetErrant { host, gtids } => {
                 let rec = self.host_mut(host)?;
+                if gtids.is_none() {
+                    rec.rejoin = None;
+                    rec.acked_alone = false;
+                }
                 if rec.errant_gtids != *gtids {
                     let from = rec.errant_gtids.clone().unwrap_or_else(|| "-".into());
                     rec.errant_gtids = gtids.clone();
                     let to = gtids.clone().unwrap_or_else(|| "-".into());
                     let d = decision(Some(host), Some("errant_gtids"), from, to);
+                    self.record(d);
+                }
+            }
+            Command::SetAckedAlone { host } => {
+                let rec = self.host_mut(host)?;
+                if !rec.acked_alone {
+                    rec.acked_alone = true;
+                    let d = decision(Some(host), Some("acked_alone"), "-".into(), "yes".into());
+                    self.record(d);
+                }
+            }
+            Command::SetRejoin { host, gtids } => {
+                let rec = self.host_mut(host)?;
+                if rec.rejoin != *gtids {
+                    let from = rec.rejoin.clone().unwrap_or_else(|| "-".into());
+                    rec.rejoin = gtids.clone();
+                    let to = gtids.clone().unwrap_or_else(|| "-".into());
+                    let d = decision(Some(host), Some("rejoin"), from, to);
                     self.record(d);
                 }
             }

@@ -83,6 +83,8 @@ struct AgentTrack {
     caught_up_for: Option<Epoch>,
     /// What that candidate fetched from peers to catch up ("" when nothing).
     caught_up_from: String,
+    /// The errant transactions the agent reported saved and undone, and where it saved them.
+    rejoined: Option<(String, String)>,
     /// Master the replica acknowledged as its source.
     repointed_to: Option<String>,
     /// Epoch at which `kill_host_bin` succeeded for this host.
@@ -451,6 +453,7 @@ fn gather_input(
                     lease_expires_ms,
                     caught_up_for: t.caught_up_for,
                     caught_up_from: t.caught_up_from.clone(),
+                    rejoined: t.rejoined.clone(),
                     repointed_to: t.repointed_to.clone(),
                     gtid_errant: l.errant.errant(host),
                     errant_unchecked: l.errant.unchecked(state, host),
@@ -785,6 +788,7 @@ fn spawn_push(
                 .unwrap_or_default(),
             cluster_id: desired.cluster_id.clone(),
             isolate_from: desired.isolate_from.clone(),
+            rejoin_errant: desired.rejoin.clone().unwrap_or_default(),
         };
         let started = Instant::now();
         let result = ctx.agents.set_status(req, PUSH_TIMEOUT).await;
@@ -886,6 +890,16 @@ fn record_push(
                 t.caught_up_for = Some(*started);
                 t.caught_up_from = status.caught_up_from.clone();
             }
+            let rejoined = (!status.rejoined_errant.is_empty()).then(|| {
+                (
+                    status.rejoined_errant.clone(),
+                    status.rejoin_saved_to.clone(),
+                )
+            });
+            if rejoined.is_some() && rejoined != t.rejoined {
+                tracing::info!(host, epoch = %epoch, errant = %status.rejoined_errant, saved_to = %status.rejoin_saved_to, "agent undid its errant transactions (automatic rejoin)");
+            }
+            t.rejoined = rejoined;
             t.writable = desired.writer && !status.lease_expired;
             t.writes_held_since = match (status.writes_held, t.writes_held_since) {
                 (true, since) => since.or_else(|| Some(Instant::now())),
@@ -925,6 +939,7 @@ mod tests {
             cluster_id: String::new(),
             catch_up: None,
             isolate_from: Vec::new(),
+            rejoin: None,
         }
     }
 

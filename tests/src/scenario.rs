@@ -143,6 +143,36 @@ impl<'a> Scenario<'a> {
         Self::with_cluster(lab, cluster).await
     }
 
+    /// The writer `old`'s mysqld dies and the cluster fails over; then `old` comes back with a
+    /// transaction nobody else has (committed by hand while its agent was stopped: never acknowledged
+    /// to any client of the oracle) and its agent is started again. Returns `old`'s GTID position.
+    pub async fn old_master_returns_with_errant(&mut self, old: &str) -> anyhow::Result<String> {
+        let lab = self.lab;
+        lab.kill_mysqld(old).await?;
+        let new = self.wait_new_writer(old, FAILOVER).await?;
+        self.wait_more_acks(50, FAILOVER).await?;
+        // Its agent has applied "no roles" (it was up): stop it, start mysqld unmanaged and commit.
+        self.cluster
+            .wait_show(
+                Duration::from_secs(10),
+                "the old writer without roles",
+                |s| s.hosts.iter().any(|h| h.name == old && h.roles.is_empty()),
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.kill_agent(old)?;
+        lab.start_mysqld(old).await?;
+        lab.exec(
+            old,
+            "INSERT INTO app.oracle_ins (id, client, server_id) VALUES (999999999, 'by hand', @@server_id)",
+        )
+        .await?;
+        let pos = lab.gtid_current_pos(old).await?;
+        self.start_agent(old)?;
+        tracing::info!(old, new = %new, position = %pos, "old master back with an errant transaction");
+        Ok(pos)
+    }
+
     /// Like [`Scenario::start`] with a cluster the caller started (e.g. with skewed clocks).
     pub async fn with_cluster(
         lab: &'a Lab,

@@ -469,3 +469,65 @@ async fn durability_a_candidate_behind_a_replica_without_fetching_loses_writes(
     );
     Ok(())
 }
+
+/// `auto_rejoin_errant 1`: the old writer comes back with a transaction nobody else has (never
+/// acknowledged: committed while it was no longer the writer). The cluster asks its agent to rejoin;
+/// the agent saves the transaction's binlog events to a file, undoes them (flashback, not logged),
+/// resets its GTID state and follows the writer; the errant mark is cleared with the file named in
+/// `history`, and db1 is ONLINE again without an operator (the harness repairs nothing). The
+/// transaction is gone from db1 and in the file. Without the setting the host waits for an operator
+/// (`faults.rs`, `fault_old_master_returns_with_errant`, is that control: its harness must rebuild db1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_diverged_old_master_rejoins_by_itself() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, &format!("{KEYS}\nauto_rejoin_errant 1")).await?;
+    env.load().await?;
+    let db1_pos = env.old_master_returns_with_errant("db1").await?;
+    // Rejoined: the mark was set, then cleared by the rejoin, and db1 is ONLINE with nothing errant.
+    env.cluster
+        .wait_show(Duration::from_secs(60), "db1 rejoined and ONLINE", |s| {
+            s.hosts.iter().any(|h| {
+                h.name == "db1"
+                    && h.state == mmm_proto::HostState::Online as i32
+                    && h.errant_gtids.is_empty()
+            })
+        })
+        .await?;
+    let out = env.cluster.mmmctl(&["history", "1000"])?;
+    let history = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        history.contains("automatic rejoin of db1"),
+        "the rejoin is asked in history: {history}"
+    );
+    let line = history
+        .lines()
+        .find(|l| l.contains("db1 rejoined: its errant transactions"))
+        .with_context(|| format!("the rejoin is in history: {history}"))?;
+    let file = line
+        .split(" were saved to ")
+        .nth(1)
+        .and_then(|r| r.split(" on db1").next())
+        .with_context(|| format!("no file in {line}"))?;
+    let saved = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let errant = db1_pos
+        .split(',')
+        .find(|g| g.split('-').nth(1) == Some("1"))
+        .with_context(|| format!("no server-1 GTID in {db1_pos}"))?;
+    assert!(
+        saved.contains(&format!("GTID {errant} ")) && saved.contains("999999999"),
+        "the saved file holds the errant transaction {errant} and its row:\n{saved}"
+    );
+    let mut db1 = lab.mysql("db1").await?;
+    let left: Option<u64> = db1
+        .query_first("SELECT COUNT(*) FROM app.oracle_ins WHERE id = 999999999")
+        .await?;
+    assert_eq!(left, Some(0), "the errant row was undone on db1");
+    drop(db1);
+    env.finish(
+        "a diverged old master rejoins by itself",
+        Expect::outage(Duration::from_secs(10)),
+    )
+    .await?;
+    Ok(())
+}

@@ -319,29 +319,8 @@ async fn fault_old_master_returns_with_errant() -> anyhow::Result<()> {
     let lab = lab_env().await?;
     let mut env = Scenario::start(&lab, KEYS).await?;
     env.load().await?;
-    lab.kill_mysqld("db1").await?;
-    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
-    env.wait_more_acks(50, FAILOVER).await?;
-    // db1's agent has applied "no roles" (it was up): stop it, start mysqld unmanaged and commit a
-    // transaction nobody else will ever have.
-    env.cluster
-        .wait_show(Duration::from_secs(10), "db1 without roles", |s| {
-            s.hosts
-                .iter()
-                .any(|h| h.name == "db1" && h.roles.is_empty())
-        })
-        .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    env.kill_agent("db1")?;
+    let db1_pos = env.old_master_returns_with_errant("db1").await?;
     assert!(!has_ip(&lab, "db1", lab.writer_vip())?, "db1 holds no VIP");
-    lab.start_mysqld("db1").await?;
-    lab.exec(
-        "db1",
-        "INSERT INTO app.oracle_ins (id, client, server_id) VALUES (999999999, 'by hand', @@server_id)",
-    )
-    .await?;
-    let db1_pos = lab.gtid_current_pos("db1").await?;
-    env.start_agent("db1")?;
     let s = env
         .cluster
         .wait_show(Duration::from_secs(20), "db1 reported errant", |s| {

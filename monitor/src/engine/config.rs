@@ -90,6 +90,9 @@ pub struct EngineConfig {
     /// Fail over away from a writer last seen running without semi-sync acknowledgements, saying so
     /// (`async_failover 1`), or go PASSIVE instead (`0`).
     pub async_failover: bool,
+    /// Save, undo and rejoin an old master's errant transactions when they were never acknowledged
+    /// (`auto_rejoin_errant`).
+    pub auto_rejoin_errant: bool,
     /// Wait mode: how long one ONLINE master waits for the other (`wait_for_other_master`).
     pub wait_for_other_master_ms: u64,
     /// Per-check trap periods.
@@ -132,6 +135,7 @@ impl Default for EngineConfig {
             auto_set_online_ms: 0,
             careful_startup: true,
             async_failover: true,
+            auto_rejoin_errant: false,
             wait_for_other_master_ms: 120_000,
             trap: TrapPeriods {
                 ping_ms: 2_000,
@@ -240,6 +244,7 @@ impl From<&mmm_config::Config> for EngineConfig {
             auto_set_online_ms: ms(m.auto_set_online),
             careful_startup: m.careful_startup,
             async_failover: m.async_failover,
+            auto_rejoin_errant: m.auto_rejoin_errant,
             wait_for_other_master_ms: ms(m.wait_for_other_master),
             trap: TrapPeriods {
                 ping_ms: ms(k.ping.trap_period),

@@ -1,6 +1,22 @@
 //! Hosts with errant transactions (GTIDs no other host has, typically an old master that comes back with
 //! writes nobody replicated): recorded and kept out of rotation until an operator acts (`set_online`
-//! accepts the host only once its agent no longer reports errant GTIDs).
+//! accepts the host only once its agent no longer reports errant GTIDs), or, with `auto_rejoin_errant 1`,
+//! until its agent saved and undid them.
+//!
+//! Automatic rejoin (opt-in per cluster). The errant transactions of an old master that was failed
+//! over while it ran with semi-synchronous acknowledgements were never acknowledged to a client: a
+//! commit waits for its acknowledgement (`rpl_semi_sync_master_timeout` is longer than the lease plus
+//! the fence, a required setting's advice), and the commits still waiting when its lease ended were
+//! killed by the fence or the demotion. They can be undone without losing an acknowledged write. So:
+//! - a host with errant transactions whose failover was not asynchronous (`HostRecord::acked_alone`,
+//!   set when a failover goes ahead away from a writer last seen asynchronous) is asked to rejoin
+//!   (`SetRejoin`), while there is an active master, no failover under way, and its agent answers;
+//! - its agent saves the transactions' binlog events to a file on the host, undoes them
+//!   (`mmm_agent::rejoin`), resets its GTID state to the position before them and replicates from the
+//!   active master; when it reports the rejoin of exactly those transactions, they are cleared
+//!   (`SetErrant None`) with the file named in `history`, and the host returns like any other: ONLINE
+//!   only after an errant check that started after it came back found nothing.
+//! - A host marked `acked_alone` keeps waiting for an operator, and the history entry says why.
 
 use mmm_consensus::{Command, HostState};
 
@@ -42,5 +58,63 @@ pub(crate) fn record_errant(round: &mut Round<'_>) {
             ),
             cmds,
         );
+    }
+}
+
+/// The automatic rejoin (module docs): asks the agent of a host with errant transactions to save and
+/// undo them, and clears them once it reports it did.
+pub(crate) fn rejoin_errant(round: &mut Round<'_>) {
+    if !round.cfg.auto_rejoin_errant {
+        return;
+    }
+    let Some(master) = round.sim.active_master.clone() else {
+        return;
+    };
+    if round.sim.failover.is_some() {
+        return;
+    }
+    let hosts: Vec<String> = round.cfg.hosts.keys().cloned().collect();
+    for host in hosts {
+        if host == master {
+            continue;
+        }
+        let Some(rec) = round.sim.hosts.get(&host) else {
+            continue;
+        };
+        let Some(gtids) = rec.errant_gtids.clone() else {
+            continue;
+        };
+        if rec.acked_alone {
+            continue;
+        }
+        let facts = round.input.agent(&host);
+        match (&rec.rejoin, &facts.rejoined) {
+            (Some(asked), Some((done, file))) if *asked == gtids && *done == gtids => {
+                round.propose(
+                    format!(
+                        "{host} rejoined: its errant transactions {gtids} were saved to {file} on {host} \
+                         and undone; it replicates from {master} and returns once checked"
+                    ),
+                    Command::SetErrant {
+                        host: host.clone(),
+                        gtids: None,
+                    },
+                );
+            }
+            (asked, _) if asked.as_deref() != Some(gtids.as_str()) && facts.reachable => {
+                round.propose(
+                    format!(
+                        "automatic rejoin of {host} (auto_rejoin_errant 1): its errant transactions \
+                         {gtids} were never acknowledged (it was failed over with semi-synchronous \
+                         acknowledgements): they are saved to a file on {host} and undone"
+                    ),
+                    Command::SetRejoin {
+                        host: host.clone(),
+                        gtids: Some(gtids),
+                    },
+                );
+            }
+            _ => {}
+        }
     }
 }

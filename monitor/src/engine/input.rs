@@ -83,6 +83,9 @@ pub struct AgentFacts {
     pub caught_up_for: Option<Epoch>,
     /// What that candidate fetched from peers that had transactions it lacked ("" when nothing).
     pub caught_up_from: String,
+    /// The errant transactions this agent saved and undid before rejoining (what the last status's
+    /// `rejoin` asked), and the file it saved them to; `None` until it did.
+    pub rejoined: Option<(String, String)>,
     /// The master this agent last acknowledged replicating from.
     pub repointed_to: Option<String>,
     /// GTIDs only this host has (an old master returning), as reported by its agent.

@@ -12,7 +12,8 @@
 //! 1. the leader's own network check must pass, or nothing is decided at all;
 //! 2. configured hosts and role IPs not yet in the state are registered (a new cluster takes its mode,
 //!    and a state without a cluster id gets the one this leader drew, [`EngineConfig::new_cluster_id`]);
-//! 3. errant transactions reported by agents are recorded ([`errant`]);
+//! 3. errant transactions reported by agents are recorded, and with `auto_rejoin_errant` undone by the
+//!    host's agent when they were never acknowledged ([`errant`]);
 //! 4. every host is judged by MMM's state machine on the evidence of a majority of monitors
 //!    ([`evidence`], [`states`]);
 //! 5. wait mode ends when the masters are up ([`modes`]);
@@ -85,6 +86,7 @@ pub fn decide(state: &ClusterState, input: &Input, cfg: &EngineConfig) -> Output
     let mut round = Round::new(state, input, cfg);
     register(&mut round);
     errant::record_errant(&mut round);
+    errant::rejoin_errant(&mut round);
     let evidence = all_evidence(input, cfg);
     states::judge_hosts(&mut round, &evidence);
     modes::leave_wait_mode(&mut round);

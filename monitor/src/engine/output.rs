@@ -93,4 +93,7 @@ pub struct DesiredStatus {
     /// old master is ONLINE only once checked, so its unacknowledged tail never flows into the writer or
     /// a future candidate.
     pub isolate_from: Vec<String>,
+    /// The errant transactions this host's agent must save, undo, and rejoin from (the automatic
+    /// rejoin, [`super::errant`]); `None` when none is asked.
+    pub rejoin: Option<String>,
 }

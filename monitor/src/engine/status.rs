@@ -55,7 +55,9 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         })
         .map(|(h, _)| h.clone())
         .collect();
+    let rejoin = state.hosts.get(host).and_then(|r| r.rejoin.clone());
     DesiredStatus {
+        rejoin,
         isolate_from,
         state: st,
         roles,

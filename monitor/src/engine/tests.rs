@@ -1637,6 +1637,100 @@ fn old_master_with_errant_transactions_stays_out_until_operator() {
 }
 
 #[test]
+fn an_errant_old_master_is_rejoined_only_when_opted_in_and_never_acknowledged() {
+    let mut c = cfg();
+    let mut s = base_state(&c);
+    s.active_master = Some("db2".into());
+    s.role_ips.get_mut(WIP).expect("wip").owner = Some("db2".into());
+    set_state(&mut s, "db1", HostState::AwaitingRecovery, NOW - 60_000);
+    s.hosts.get_mut("db1").expect("db1").errant_gtids = Some("0-1-1001".into());
+    let mut input = healthy_input(&c, &s, NOW);
+    facts(&mut input, "db1").gtid_errant = Some("0-1-1001".into());
+    let asked = |out: &Output| {
+        commands(out).contains(&Command::SetRejoin {
+            host: "db1".into(),
+            gtids: Some("0-1-1001".into()),
+        })
+    };
+    // Off by default: the host waits for an operator.
+    assert!(!asked(&decide(&s, &input, &c)));
+    c.auto_rejoin_errant = true;
+    let out = decide(&s, &input, &c);
+    assert!(asked(&out), "{:?}", commands(&out));
+    assert!(
+        reasons(&out).contains("never acknowledged"),
+        "{}",
+        reasons(&out)
+    );
+    let s2 = commit(&s, &out);
+    assert_eq!(s2.hosts["db1"].rejoin.as_deref(), Some("0-1-1001"));
+    assert_eq!(
+        agent_status_for(&s2, "db1", &c).rejoin.as_deref(),
+        Some("0-1-1001"),
+        "the agent is told"
+    );
+    // Asked once; nothing more until the agent reports it done.
+    let out = decide(&s2, &input, &c);
+    assert!(!asked(&out));
+    assert!(!commands(&out)
+        .iter()
+        .any(|c| matches!(c, Command::SetErrant { .. })));
+    // A report for other transactions does not clear these.
+    facts(&mut input, "db1").rejoined = Some(("0-1-999".into(), "/f".into()));
+    assert!(!commands(&decide(&s2, &input, &c))
+        .iter()
+        .any(|c| matches!(c, Command::SetErrant { .. })));
+    // Done: the mark is cleared with the saved file named, and the rejoin request with it.
+    facts(&mut input, "db1").rejoined = Some(("0-1-1001".into(), "/var/lib/mmm/errant.txt".into()));
+    facts(&mut input, "db1").gtid_errant = None;
+    let out = decide(&s2, &input, &c);
+    assert!(commands(&out).contains(&Command::SetErrant {
+        host: "db1".into(),
+        gtids: None
+    }));
+    assert!(
+        reasons(&out).contains("/var/lib/mmm/errant.txt"),
+        "{}",
+        reasons(&out)
+    );
+    let s3 = commit(&s2, &out);
+    assert_eq!(s3.hosts["db1"].errant_gtids, None);
+    assert_eq!(s3.hosts["db1"].rejoin, None);
+    // A host failed over while it ran asynchronously is never rejoined automatically.
+    let mut s4 = s.clone();
+    s4.hosts.get_mut("db1").expect("db1").acked_alone = true;
+    assert!(!asked(&decide(&s4, &input_with_errant(&c, &s4), &c)));
+    // Nor during a failover, nor without an active master.
+    let mut s5 = s.clone();
+    s5.active_master = None;
+    assert!(!asked(&decide(&s5, &input_with_errant(&c, &s5), &c)));
+}
+
+fn input_with_errant(c: &EngineConfig, s: &ClusterState) -> Input {
+    let mut input = healthy_input(c, s, NOW);
+    facts(&mut input, "db1").gtid_errant = Some("0-1-1001".into());
+    input
+}
+
+#[test]
+fn a_failover_away_from_an_asynchronous_writer_marks_it_acked_alone() {
+    let c = cfg();
+    let s0 = base_state(&c);
+    let mut input = healthy_input(&c, &s0, NOW);
+    fail(&mut input, "db1", "mysql");
+    facts(&mut input, "db1").writer_async = true;
+    let out = decide(&s0, &input, &c);
+    assert!(commands(&out).contains(&Command::SetAckedAlone { host: "db1".into() }));
+    assert!(commit(&s0, &out).hosts["db1"].acked_alone);
+    // With semi-sync, no mark.
+    facts(&mut input, "db1").writer_async = false;
+    let out = decide(&s0, &input, &c);
+    assert!(!commands(&out)
+        .iter()
+        .any(|c| matches!(c, Command::SetAckedAlone { .. })));
+}
+
+#[test]
 fn returning_host_goes_online_only_after_an_errant_check_cleared_it() {
     let mut c = cfg();
     c.auto_set_online_ms = 1_000;

@@ -420,6 +420,12 @@ fn fail_over(round: &mut Round<'_>, am: &str, to: &str, why: &str) {
             Some(am),
             format!("failing over role {wname} to {to} although {risk}"),
         );
+        // Its errant transactions, if it comes back with any, may have been acknowledged: never
+        // undone automatically.
+        let mut cmds = cmds;
+        cmds.push(Command::SetAckedAlone {
+            host: am.to_string(),
+        });
         round.propose_all(
             format!("{why}; failing over role {wname} to {to}; {risk} (async_failover 1)"),
             cmds,
