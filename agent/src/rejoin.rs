@@ -18,8 +18,11 @@
 //! 4. Undo: `mariadb-binlog --flashback --do-server-ids=<server> --start-position=<good> <binlogs>` piped
 //!    into `mariadb --init-command='SET SESSION sql_log_bin=0'` (the undo is not logged and makes no
 //!    GTID); both must exit 0, and `@@gtid_binlog_pos` must be unchanged afterwards.
-//! 5. `STOP SLAVE; RESET MASTER; SET GLOBAL gtid_slave_pos=<good>`, then replication from the writer
-//!    with GTID auto-positioning.
+//! 5. `RESET MASTER; SET GLOBAL gtid_slave_pos=<good>`, then replication from the writer with GTID
+//!    auto-positioning.
+//!
+//! Replication is stopped first (another domain's would go on past the errant transactions of this
+//! one while the positions are read), and started again if the rejoin fails.
 //!
 //! A rejoin asked again after it was done (an agent restarted before it reported) finds the errant
 //! transactions gone from `@@gtid_current_pos` and reports it done.
@@ -83,10 +86,11 @@ fn render(gtids: &[Gtid]) -> String {
         .join(",")
 }
 
-/// Where to start reading the binary logs to find the errant transactions (module step 2): this
-/// server's binlog position with every errant domain's entry replaced by the writer's last GTID of
-/// the same domain and server (`gtid_binlog_state`), which this server has too and which precedes
-/// every errant transaction. Also returns, per errant domain, (errant server, writer's last sequence
+/// Where to start reading the binary logs to find the errant transactions (module step 2), for the
+/// errant domains only (the tools are run with `--do-domain-ids`: `mariadb-binlog` refuses a start
+/// position whose GTID is the last one in the logs, as another domain's current one may be): per
+/// errant domain the writer's last GTID of the same domain and server (`gtid_binlog_state`), which
+/// this server has too and which precedes every errant transaction. Also returns, per errant domain, (errant server, writer's last sequence
 /// number of that server, last errant sequence number).
 pub fn scan_position(
     own_binlog_pos: &str,
@@ -97,7 +101,14 @@ pub fn scan_position(
     let own = parse_position(own_binlog_pos).unwrap_or_default();
     let writer = parse_position(writer_binlog_state).unwrap_or_default();
     let mut domains = BTreeMap::new();
-    let mut start: BTreeMap<u32, Gtid> = own.iter().map(|g| (g.0, *g)).collect();
+    let mut start: BTreeMap<u32, Gtid> = BTreeMap::new();
+    for (d, s, last) in &errant {
+        if !own.iter().any(|g| g.0 == *d && g.1 == *s && g.2 >= *last) {
+            return Err(format!(
+                "this server's binlog position {own_binlog_pos:?} lacks the errant {d}-{s}-{last}"
+            ));
+        }
+    }
     for (d, s, last) in errant {
         let Some(&(_, _, known)) = writer.iter().find(|(wd, ws, _)| *wd == d && *ws == s) else {
             return Err(format!(
@@ -115,8 +126,8 @@ pub fn scan_position(
     Ok((render(&start.into_values().collect::<Vec<_>>()), domains))
 }
 
-/// From the GTIDs listed after the scan position (in binary log order), the position right before
-/// the errant transactions, and per errant domain (server, first errant sequence number, last). The
+/// From the GTIDs listed after the scan position (in binary log order, errant domains only), the
+/// position right before the errant transactions (errant domains only), and per errant domain (server, first errant sequence number, last). The
 /// first errant transaction of a domain is the first one of the errant server with a sequence number
 /// the writer does not have; the writer's transactions this server replicated before it stay. Every
 /// later transaction of that domain must be errant too (under `gtid_strict_mode` nothing else can
@@ -149,6 +160,20 @@ pub fn split_errant(
         ranges.insert(d, (s, in_domain[first].2, last));
     }
     Ok((render(&good.into_values().collect::<Vec<_>>()), ranges))
+}
+
+/// `own` with the entries of the domains `good` names replaced by `good`'s: the replication position
+/// after the rejoin (the position before the errant transactions, everything else kept).
+pub fn with_domains(own: &str, good: &str) -> String {
+    let mut by_domain: BTreeMap<u32, Gtid> = parse_position(own)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| (g.0, g))
+        .collect();
+    for g in parse_position(good).unwrap_or_default() {
+        by_domain.insert(g.0, g);
+    }
+    render(&by_domain.into_values().collect::<Vec<_>>())
 }
 
 /// The GTIDs a `mariadb-binlog -vv` text lists (`... GTID 0-1-15 trans`), with whether each is DDL.
@@ -308,6 +333,24 @@ impl Rejoiner {
         if format.as_deref() != Some("ROW") || image.as_deref() != Some("FULL") {
             bail!("flashback needs binlog_format=ROW and binlog_row_image=FULL (the server has {format:?}, {image:?})");
         }
+        // Nothing more arrives while the positions are read and compared (another domain's
+        // replication would go on past the errant transactions of this one).
+        let replicating = db
+            .replica_status()
+            .await?
+            .is_some_and(|r| r.io_running || r.sql_running);
+        db.stop_replica().await?;
+        let result = self.undo(&mut db, t).await;
+        if result.is_err() && replicating {
+            if let Err(e) = db.start_replica().await {
+                tracing::warn!(error = %format!("{e:#}"), "replication not started again after the failed rejoin");
+            }
+        }
+        result
+    }
+
+    /// Steps 2 to 5 of the module docs, with replication stopped.
+    async fn undo(&self, db: &mut Db, t: &Target) -> anyhow::Result<String> {
         let own = db.gtid_positions().await?.binlog;
         let writer_state = {
             let mut w = t.writer.connect().await.context("the writer's server")?;
@@ -316,14 +359,18 @@ impl Rejoiner {
         };
         let (scan, domains) =
             scan_position(&own, &t.errant, &writer_state).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let files = binlog_files(&mut db).await?;
+        let files = binlog_files(db).await?;
+        let domain_ids: Vec<String> = domains.keys().map(u32::to_string).collect();
+        let domain_ids = format!("--do-domain-ids={}", domain_ids.join(","));
         let mut list = binlog_tool();
-        list.arg(format!("--start-position={scan}")).args(&files);
+        list.arg(format!("--start-position={scan}"))
+            .arg(&domain_ids)
+            .args(&files);
         let listed = listed_gtids(&run_capture(list).await.context("reading the binary logs")?);
         let (good, ranges) =
             split_errant(&listed, &scan, &domains).map_err(|e| anyhow::anyhow!("{e}"))?;
         let server_ids: Vec<String> = ranges.values().map(|(s, _, _)| s.to_string()).collect();
-        let domain_ids: Vec<String> = ranges.keys().map(u32::to_string).collect();
+        let slave_pos = with_domains(&own, &good);
 
         // 3. Save.
         std::fs::create_dir_all(&self.dir)
@@ -339,13 +386,14 @@ impl Rejoiner {
         dump.arg("-vv")
             .arg("--base64-output=decode-rows")
             .arg(format!("--start-position={good}"))
+            .arg(&domain_ids)
             .args(&files);
         let text = run_capture(dump)
             .await
             .context("saving the errant transactions")?;
         std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
         let file_name = file.display().to_string();
-        tracing::info!(file = %file_name, good = %good, errant = %t.errant, "errant transactions saved");
+        tracing::info!(file = %file_name, before_errant = %good, replicate_from = %slave_pos, errant = %t.errant, "errant transactions saved");
         check_listed(&listed_gtids(&text), &ranges)
             .map_err(|e| anyhow::anyhow!("not undone automatically: {e} (see {file_name})"))?;
 
@@ -354,7 +402,7 @@ impl Rejoiner {
         flashback
             .arg("--flashback")
             .arg(format!("--do-server-ids={}", server_ids.join(",")))
-            .arg(format!("--do-domain-ids={}", domain_ids.join(",")))
+            .arg(&domain_ids)
             .arg(format!("--start-position={good}"))
             .args(&files);
         let mut client = Command::new(tool("mariadb", "mysql"));
@@ -374,11 +422,10 @@ impl Rejoiner {
         tracing::info!(errant = %t.errant, "errant transactions undone (flashback, not logged)");
 
         // 5. Forget them and follow the writer from before them.
-        db.stop_replica().await?;
         db.exec("RESET MASTER").await?;
         db.exec(&format!(
             "SET GLOBAL gtid_slave_pos = {}",
-            crate::sql::quote(&good)
+            crate::sql::quote(&slave_pos)
         ))
         .await?;
         db.point_source(t.writer.ip, t.writer.port, &t.user, &t.password, true)
@@ -531,13 +578,15 @@ mod tests {
         let cases: &[(&str, &str, &str, Result<&str, &str>)] = &[
             // The typical old master: it wrote 0-1-15..19 nobody got; the writer has 0-1-14 then its own.
             ("0-1-19", "0-1-19", "0-1-14,0-2-16", Ok("0-1-14")),
-            // Another domain untouched keeps its position.
+            // Only the errant domains (another one's current GTID may be the last in the logs).
             (
                 "0-1-19,1-3-7",
                 "0-1-19",
                 "0-1-14,0-2-16,1-3-7",
-                Ok("0-1-14,1-3-7"),
+                Ok("0-1-14"),
             ),
+            // The errant GTID is not this server's.
+            ("0-1-18", "0-1-19", "0-1-14", Err("lacks the errant")),
             // The writer has nothing of that server in that domain.
             ("0-1-19", "0-1-19", "0-2-16", Err("nothing to rewind to")),
             // Nothing errant after all.
@@ -567,6 +616,7 @@ mod tests {
             .collect();
         let (good, ranges) = split_errant(&listed, &scan, &domains).unwrap();
         assert_eq!(good, "0-2-109");
+        assert_eq!(with_domains("0-1-110,1-3-7", &good), "0-2-109,1-3-7");
         assert_eq!(ranges.get(&0), Some(&(1, 110, 110)));
         // Errant from the first listed transaction on: the scan position is the good one.
         let listed = vec![((0, 1, 107), false), ((0, 1, 108), false)];

@@ -479,9 +479,32 @@ async fn durability_a_candidate_behind_a_replica_without_fetching_loses_writes(
 /// (`faults.rs`, `fault_old_master_returns_with_errant`, is that control: its harness must rebuild db1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn durability_a_diverged_old_master_rejoins_by_itself() -> anyhow::Result<()> {
+    diverged_old_master_rejoins(false).await
+}
+
+/// The same with per-master GTID domains (db1 writes in domain 1, db2 in domain 2, as MariaDB advises
+/// for masters that may both write): the errant transaction is found in db1's domain and undone there,
+/// and the writer's domain is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_diverged_old_master_with_its_own_gtid_domain_rejoins_by_itself(
+) -> anyhow::Result<()> {
+    diverged_old_master_rejoins(true).await
+}
+
+async fn diverged_old_master_rejoins(per_master_domains: bool) -> anyhow::Result<()> {
     mmm_lab::init_logging();
     let lab = Lab::start(LabSpec::cluster()).await?;
     let mut env = Scenario::start(&lab, &format!("{KEYS}\nauto_rejoin_errant 1")).await?;
+    if per_master_domains {
+        for (host, domain) in [("db1", 1), ("db2", 2)] {
+            // In the option file too: db1's mysqld is restarted by the scenario.
+            let cnf = &lab.host(host).cnf;
+            let text = std::fs::read_to_string(cnf)?;
+            std::fs::write(cnf, format!("{text}gtid_domain_id={domain}\n"))?;
+            lab.exec(host, &format!("SET GLOBAL gtid_domain_id = {domain}"))
+                .await?;
+        }
+    }
     env.load().await?;
     let db1_pos = env.old_master_returns_with_errant("db1").await?;
     // Rejoined: the mark was set, then cleared by the rejoin, and db1 is ONLINE with nothing errant.
@@ -514,6 +537,12 @@ async fn durability_a_diverged_old_master_rejoins_by_itself() -> anyhow::Result<
         .split(',')
         .find(|g| g.split('-').nth(1) == Some("1"))
         .with_context(|| format!("no server-1 GTID in {db1_pos}"))?;
+    if per_master_domains {
+        assert!(
+            errant.starts_with("1-1-"),
+            "the errant GTID is in db1's domain: {db1_pos}"
+        );
+    }
     assert!(
         saved.contains(&format!("GTID {errant} ")) && saved.contains("999999999"),
         "the saved file holds the errant transaction {errant} and its row:\n{saved}"
@@ -524,10 +553,12 @@ async fn durability_a_diverged_old_master_rejoins_by_itself() -> anyhow::Result<
         .await?;
     assert_eq!(left, Some(0), "the errant row was undone on db1");
     drop(db1);
-    env.finish(
-        "a diverged old master rejoins by itself",
-        Expect::outage(Duration::from_secs(10)),
-    )
-    .await?;
+    let scenario = if per_master_domains {
+        "a diverged old master with its own GTID domain rejoins by itself"
+    } else {
+        "a diverged old master rejoins by itself"
+    };
+    env.finish(scenario, Expect::outage(Duration::from_secs(10)))
+        .await?;
     Ok(())
 }

@@ -834,6 +834,47 @@ async fn ops_set_ip_in_passive_mode_moves_nothing_until_set_active() -> anyhow::
     Ok(())
 }
 
+/// PASSIVE means passive, also when the writer fails: its mysqld dies and nothing moves (no failover,
+/// db2 stays read-only without the writer VIP, the mode stays PASSIVE) until the operator runs
+/// `set_active`; then the cluster fails over as usual and the oracle finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ops_passive_mode_with_a_failing_writer_moves_nothing_until_set_active(
+) -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, "auto_set_online 2").await?;
+    env.load().await?;
+    let wvip = lab.writer_vip();
+    ctl_ok(&env, &["set_passive"])?;
+    let started = |h: &str| h.matches("failover started").count();
+    let before = started(&ctl_ok_history(&env)?);
+    lab.kill_mysqld("db1").await?;
+    let watched = Instant::now();
+    while watched.elapsed() < PASSIVE_WATCH {
+        assert!(lab.read_only("db2").await?, "db2 not opened while passive");
+        assert!(!lab.has_ip("db2", wvip).await?, "db2 got no writer VIP");
+        let show = env.cluster.show().await?;
+        assert_eq!(show.mode, mmm_proto::Mode::Passive as i32, "still passive");
+        assert_eq!(owner_of_role(&show, "writer").as_deref(), Some("db1"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let history = ctl_ok_history(&env)?;
+    assert_eq!(
+        started(&history),
+        before,
+        "no failover while passive: {history}"
+    );
+    ctl_ok(&env, &["set_active"])?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
+    env.wait_more_acks(50, Duration::from_secs(10)).await?;
+    env.finish(
+        "the writer fails in passive mode, then set_active",
+        Expect::outage(Duration::from_secs(60)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// `mmmctl history` (the last 100 decisions).
 fn ctl_ok_history(env: &Scenario<'_>) -> anyhow::Result<String> {
     let out = env.cluster.mmmctl(&["history", "100"])?;
