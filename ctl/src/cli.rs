@@ -112,6 +112,9 @@ pub enum Command {
     History {
         /// How many (default 20).
         n: Option<u32>,
+        /// Per writer move, when each step was decided, from the detection to the end.
+        #[arg(long)]
+        timing: bool,
     },
     /// Print a shell completion script.
     Completions {

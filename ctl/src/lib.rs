@@ -23,6 +23,7 @@ pub mod extended;
 pub mod format;
 pub mod monitors;
 pub mod run;
+pub mod timing;
 pub mod view;
 
 pub use cli::Cli;

@@ -260,7 +260,7 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 format::cluster(&r)
             })
         }
-        Command::History { n } => {
+        Command::History { n, timing } => {
             let req = HistoryRequest {
                 protocol_version: v,
                 limit: n.unwrap_or(20),
@@ -271,6 +271,12 @@ async fn run_command(cli: &Cli, command: Command, out: &mut dyn Write) -> Result
                 |r| r.staleness.as_ref(),
             )
             .await?;
+            if timing {
+                let lines = crate::timing::timelines(&r);
+                return emit(cli, out, &lines, || {
+                    with_stale_line(r.staleness.as_ref(), crate::timing::format(&lines, &tz))
+                });
+            }
             emit(cli, out, &view::HistoryView::from(&r), || {
                 with_stale_line(r.staleness.as_ref(), format::history(&r, &tz))
             })
