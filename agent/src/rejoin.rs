@@ -53,8 +53,7 @@ use crate::sql::Flavor;
 /// a rejoin is not on a failover's path).
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// One GTID: (domain, server id, sequence number).
-pub type Gtid = (u32, u32, u64);
+pub use crate::sql::Gtid;
 
 /// Per errant domain: the errant server, a sequence number (the writer's last of that server, or the
 /// first errant one) and the last errant sequence number.
@@ -62,20 +61,7 @@ pub type Spans = BTreeMap<u32, (u32, u64, u64)>;
 
 /// Parses a MariaDB GTID position (`d-s-n`, comma-separated); `None` when malformed or empty.
 pub fn parse_position(s: &str) -> Option<Vec<Gtid>> {
-    let out: Option<Vec<Gtid>> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(|g| {
-            let mut p = g.split('-');
-            let (d, sid, n) = (p.next()?, p.next()?, p.next()?);
-            if p.next().is_some() {
-                return None;
-            }
-            Some((d.parse().ok()?, sid.parse().ok()?, n.parse().ok()?))
-        })
-        .collect();
-    out.filter(|v| !v.is_empty())
+    crate::sql::parse_gtids(s).filter(|v| !v.is_empty())
 }
 
 fn render(gtids: &[Gtid]) -> String {

@@ -178,24 +178,38 @@ pub fn received_gtid_column(flavor: Flavor) -> &'static str {
     }
 }
 
+/// One MariaDB GTID: (domain, server id, sequence number).
+pub type Gtid = (u32, u32, u64);
+
+/// Parses a MariaDB GTID position (`d-s-n`, comma-separated; "" is the empty position); `None` when
+/// an entry is malformed.
+pub fn parse_gtids(s: &str) -> Option<Vec<Gtid>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let mut p = g.split('-');
+            let (d, server, seq) = (p.next()?, p.next()?, p.next()?);
+            if p.next().is_some() {
+                return None;
+            }
+            Some((d.parse().ok()?, server.parse().ok()?, seq.parse().ok()?))
+        })
+        .collect()
+}
+
 /// True when the MariaDB GTID position `current` has reached `target`: for every replication domain of
 /// `target`, `current` holds a GTID of that domain with a sequence number at least as high (sequence
 /// numbers grow within a domain under `gtid_strict_mode`). A malformed target is never reached.
 pub fn gtid_reached(current: &str, target: &str) -> bool {
-    fn parse(s: &str) -> Option<Vec<(u32, u64)>> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(|g| {
-                let mut p = g.split('-');
-                let (d, _server, seq) = (p.next()?, p.next()?, p.next()?);
-                if p.next().is_some() {
-                    return None;
-                }
-                Some((d.parse().ok()?, seq.parse().ok()?))
-            })
-            .collect()
-    }
+    let parse = |s: &str| -> Option<Vec<(u32, u64)>> {
+        Some(
+            parse_gtids(s)?
+                .into_iter()
+                .map(|(d, _, n)| (d, n))
+                .collect(),
+        )
+    };
     let (Some(cur), Some(want)) = (parse(current), parse(target)) else {
         return false;
     };

@@ -47,7 +47,10 @@ pub struct Timeline {
 
 fn started(d: &DecisionView) -> Option<(String, bool)> {
     let to = d.to.strip_suffix(" (failover started)").map(|t| (t, false));
-    let to = to.or_else(|| d.to.strip_suffix(" (switchover started)").map(|t| (t, true)));
+    let to = to.or_else(|| {
+        d.to.strip_suffix(" (switchover started)")
+            .map(|t| (t, true))
+    });
     to.map(|(t, planned)| (t.to_string(), planned))
 }
 
@@ -188,7 +191,10 @@ mod tests {
         let t = timelines(&r);
         assert_eq!(t.len(), 1);
         let t = &t[0];
-        assert_eq!((t.from.as_str(), t.to.as_str(), t.planned), ("db1", "db2", false));
+        assert_eq!(
+            (t.from.as_str(), t.to.as_str(), t.planned),
+            ("db1", "db2", false)
+        );
         let steps: Vec<(i64, &str)> = t.steps.iter().map(|s| (s.at_ms, s.what.as_str())).collect();
         assert_eq!(
             steps,
@@ -203,8 +209,14 @@ mod tests {
         );
         assert_eq!((t.outcome.as_str(), t.total_ms), ("completed", 210));
         let text = format(&timelines(&r), &chrono::Utc);
-        assert!(text.contains("failover of writer db1 -> db2 at 2026/"), "{text}");
-        assert!(text.contains("     +80 ms  demote-old -> catch-up"), "{text}");
+        assert!(
+            text.contains("failover of writer db1 -> db2 at 2026/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("     +80 ms  demote-old -> catch-up"),
+            "{text}"
+        );
         assert!(text.contains("completed after 210 ms"), "{text}");
     }
 
