@@ -100,6 +100,9 @@ struct AgentState {
     caught_up: bool,
     /// What that catch-up fetched from peers (`db3 up to 0-1-12`; "" when it lacked nothing).
     caught_up_from: String,
+    /// The last catch-up to a position the old writer reported missed it: the next one also fetches
+    /// from peers (the old writer may have become unreachable since it reported).
+    catch_up_missed: bool,
     /// Required server settings the host misses ("" when none), from the last check.
     settings_missing: String,
     /// As the writer, semi-sync was OFF at the last apply (reported so the leader can weigh a failover).
@@ -1027,6 +1030,8 @@ impl Agent {
         //     ([`crate::peer_catch_up`]) and the old writer's last position.
         let mut caught_up = false;
         let mut caught_up_from = String::new();
+        // Whether a catch-up to a reported position was asked (missed unless it succeeds).
+        let mut missed = false;
         if let (false, Some(target), Some(db)) = (
             writer,
             desired.as_ref().and_then(|d| d.catch_up.clone()),
@@ -1043,10 +1048,18 @@ impl Agent {
             if let Some(d) = desired.as_ref() {
                 self.kill_isolated_dump_threads(db, d).await;
             }
-            let from_peers = match (self.local.catch_up_from_peers, desired.as_ref()) {
+            // Peers are asked when the old writer could not say its position, or its position was
+            // missed once; a reported position comes from the candidate's own source within ms.
+            let known = !target.trim().is_empty();
+            let ask_peers = !known || self.state().catch_up_missed;
+            let from_peers = match (
+                self.local.catch_up_from_peers && ask_peers,
+                desired.as_ref(),
+            ) {
                 (true, Some(d)) => self.catch_up_from_peers(db, d, timeout).await,
                 _ => Ok(Default::default()),
             };
+            missed = known;
             let left = timeout.saturating_sub(started.elapsed());
             match from_peers {
                 Ok(fetched) => match db.catch_up(&[&target, &floor], left).await {
@@ -1065,6 +1078,7 @@ impl Agent {
             let mut st = self.state();
             st.caught_up = caught_up;
             st.caught_up_from = caught_up_from;
+            st.catch_up_missed = missed && !caught_up;
         }
 
         // 5c. A diverged old master asked to rejoin saves and undoes its errant transactions (a task of
@@ -1252,18 +1266,28 @@ impl Agent {
     }
 
     /// The candidate's catch-up from its peers: every other configured host the status does not
-    /// isolate, reached with the replication account.
+    /// isolate, but its own replication source (what that has, the candidate receives anyway),
+    /// reached with the replication account.
     async fn catch_up_from_peers(
         &self,
         db: &mut crate::db::Db,
         d: &DesiredStatus,
         timeout: Duration,
     ) -> anyhow::Result<crate::peer_catch_up::Fetched> {
+        let source = db
+            .replica_status()
+            .await?
+            .map(|r| r.source_host)
+            .unwrap_or_default();
         let peers: Vec<crate::peer_catch_up::Peer> = self
             .topo
             .hosts
             .iter()
-            .filter(|(name, _)| **name != self.local.name && !d.isolate_from.contains(*name))
+            .filter(|(name, ip)| {
+                **name != self.local.name
+                    && !d.isolate_from.contains(*name)
+                    && !source_matches(&source, name, **ip)
+            })
             .map(|(name, ip)| crate::peer_catch_up::Peer {
                 name: name.clone(),
                 target: DbTarget {

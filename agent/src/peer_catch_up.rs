@@ -7,10 +7,14 @@
 //! not from the candidate; opening without those transactions loses acknowledged writes, and the replica
 //! that has them cannot follow the new writer (its position is ahead in the domain).
 //!
-//! Rule, while a status asks this host to catch up (it is the failover's candidate):
+//! Rule, while a status asks this host to catch up (it is the failover's candidate) and the old writer
+//! could not report its last position (or a catch-up to the position it reported missed once: it may
+//! have become unreachable since; a reported position otherwise arrives from the candidate's own
+//! source within milliseconds, and a planned switchover is not slowed down):
 //! 1. Read `@@gtid_binlog_pos` of every other host the status does not isolate (the leader lists there
-//!    the old writer, hosts with errant transactions and hosts neither ONLINE nor UNKNOWN), through the
-//!    replication account, each within [`PEER_READ_TIMEOUT`]; a host that does not answer is skipped.
+//!    the old writer, hosts with errant transactions and hosts neither ONLINE nor UNKNOWN), but the
+//!    candidate's own replication source, through the replication account, each within
+//!    [`PEER_READ_TIMEOUT`]; a host that does not answer is skipped.
 //! 2. If this server's `@@gtid_current_pos` reaches every position read, nothing is done. Otherwise the
 //!    replication channel is pointed at the peer [`choose`] names (the one whose position reaches all the
 //!    others', else the furthest ahead), after fetching is stopped and what was received is applied

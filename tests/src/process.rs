@@ -130,9 +130,18 @@ impl LabProcess {
 
     /// Stops the process group with SIGSTOP: it keeps its sockets and memory but runs no code, so peers see
     /// connections that open (the kernel completes TCP handshakes) but never answer.
+    /// Returns once every thread of the process is stopped (a thread busy in a system call stops only
+    /// when it returns from it: a statement sent right after the signal could still run otherwise).
     pub fn pause(&mut self) -> anyhow::Result<()> {
         self.signal(libc::SIGSTOP)?;
         self.paused = true;
+        let deadline = std::time::Instant::now() + PAUSE_TIMEOUT;
+        while !all_threads_stopped(self.pid) {
+            if std::time::Instant::now() > deadline {
+                bail!("{} not stopped {PAUSE_TIMEOUT:?} after SIGSTOP", self.label);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         tracing::info!(pid = self.pid, process = %self.label, "lab process paused");
         Ok(())
     }
@@ -219,4 +228,24 @@ impl Drop for LabProcess {
             let _ = self.kill();
         }
     }
+}
+
+/// How long [`LabProcess::pause`] waits for every thread to stop.
+const PAUSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// True when every thread of `pid` is stopped (`T` or `t` in `/proc/<pid>/task/<tid>/stat`), or the
+/// process is gone.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            return true;
+        };
+        // pid (comm) state ...: the state follows the last ')'.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| matches!(state, "T" | "t" | "Z" | "X"))
+    })
 }
