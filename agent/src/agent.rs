@@ -1091,6 +1091,7 @@ impl Agent {
                         writer: w,
                         user: self.local.replication_user.clone(),
                         password: self.local.replication_password.clone(),
+                        lease: self.settings_lease(),
                     }),
                     None => errors.push("rejoin asked without an active master to follow".into()),
                 }
@@ -1230,8 +1231,6 @@ impl Agent {
         }
     }
 
-    /// Starts, stops or re-points replication as `d` asks. Returns the replica status when it read it
-    /// and changed nothing since.
     /// Kills the binlog dump threads serving hosts the status isolates. A dump thread to a dead or
     /// cut-off old master still counts as a semi-synchronous client, so every commit here waits for its
     /// acknowledgement up to `rpl_semi_sync_master_timeout`: the new writer's first commits, and on the
@@ -1317,6 +1316,8 @@ impl Agent {
         .await
     }
 
+    /// Starts, stops or re-points replication as `d` asks. Returns the replica status when it read it
+    /// and changed nothing since.
     async fn apply_replication(
         &self,
         db: &mut crate::db::Db,

@@ -5,7 +5,9 @@
 //! The steps, on the agent's own connection, in a task of their own (an apply the leader gives up on
 //! must not stop an undo half-way), while replication is left alone by applies:
 //! 1. Preconditions: `read_only=1`, `binlog_format=ROW`, `binlog_row_image=FULL` (flashback needs
-//!    full before-images).
+//!    full before-images), and the semi-sync settings that make an errant transaction one that was
+//!    never acknowledged (`rpl_semi_sync_master_enabled`, `AFTER_SYNC`, a timeout above lease + fence:
+//!    `mmm_proto::settings`); without them a commit could have been acknowledged by the server alone.
 //! 2. The position before the errant transactions (`good`): this server's `@@gtid_binlog_pos` with
 //!    every errant domain's entry replaced by the writer's last GTID of the same domain and server
 //!    (`@@gtid_binlog_state` of the writer, read through the replication account). The writer has
@@ -231,6 +233,8 @@ pub struct Target {
     pub user: String,
     /// Its password.
     pub password: String,
+    /// The writer lease, for the semi-sync settings check (step 1).
+    pub lease: Duration,
 }
 
 /// Runs rejoins one at a time and remembers the last outcome.
@@ -310,6 +314,23 @@ impl Rejoiner {
         if !db.read_only().await? {
             bail!(
                 "the server is writable: a rejoin undoes transactions only on a read-only server"
+            );
+        }
+        // Never acknowledged only if a commit could not be acknowledged without a replica before the
+        // lease ended: semi-sync on, AFTER_SYNC, its timeout above lease + fence (as now; assumed the
+        // same when it was the writer).
+        let semi_sync: Vec<String> = db
+            .check_settings(t.lease)
+            .await?
+            .problems
+            .into_iter()
+            .filter(|p| p.variable.starts_with("rpl_semi_sync_master"))
+            .map(|p| p.to_string())
+            .collect();
+        if !semi_sync.is_empty() {
+            bail!(
+                "its errant transactions may have been acknowledged (semi-sync settings: {}): not undone automatically",
+                semi_sync.join("; ")
             );
         }
         let (format, image): (Option<String>, Option<String>) = db

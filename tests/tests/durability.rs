@@ -562,3 +562,67 @@ async fn diverged_old_master_rejoins(per_master_domains: bool) -> anyhow::Result
         .await?;
     Ok(())
 }
+
+/// Negative control of the rejoin's safety condition: db1 runs with `rpl_semi_sync_master_timeout` 1 s,
+/// shorter than lease + fence, so a commit of db1 could have been acknowledged without a replica and its
+/// errant transaction may be an acknowledged write. Its agent refuses to undo it (and says why); db1 stays
+/// marked errant and out of rotation until the operator (the harness) rebuilds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_a_diverged_old_master_with_a_short_semi_sync_timeout_is_left_to_the_operator(
+) -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start(&lab, &format!("{KEYS}\nauto_rejoin_errant 1")).await?;
+    // In the option file: db1's mysqld is restarted by the scenario, which reads it.
+    let cnf = &lab.host("db1").cnf;
+    let text = std::fs::read_to_string(cnf)?;
+    std::fs::write(cnf, format!("{text}rpl_semi_sync_master_timeout=1000\n"))?;
+    env.load().await?;
+    env.old_master_returns_with_errant("db1").await?;
+    let logs = lab.dir().join("logs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Every run of db1's agent (`agent-db1-<n>.log`).
+        let refused = std::fs::read_dir(&logs)?.flatten().any(|f| {
+            f.file_name().to_string_lossy().starts_with("agent-db1-")
+                && std::fs::read_to_string(f.path())
+                    .unwrap_or_default()
+                    .contains("may have been acknowledged")
+        });
+        if refused {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "db1's agent did not refuse the rejoin within 30 s ({})",
+                logs.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = env.cluster.show().await?;
+    let db1 = s.hosts.iter().find(|h| h.name == "db1").context("db1")?;
+    assert!(
+        !db1.errant_gtids.is_empty(),
+        "db1 stays marked errant: {db1:?}"
+    );
+    let mut db1c = lab.mysql("db1").await?;
+    let left: Option<u64> = db1c
+        .query_first("SELECT COUNT(*) FROM app.oracle_ins WHERE id = 999999999")
+        .await?;
+    assert_eq!(left, Some(1), "nothing was undone on db1");
+    drop(db1c);
+    let j = env
+        .finish_judged(
+            "a diverged old master with a short semi-sync timeout",
+            Expect::outage(Duration::from_secs(10)).with_repairs(),
+        )
+        .await?;
+    assert!(
+        j.repaired.iter().any(|r| r.starts_with("db1")),
+        "the operator had to rebuild db1: {:?}",
+        j.repaired
+    );
+    assert!(j.problems.is_empty(), "{}", j.problems.join("\n"));
+    Ok(())
+}

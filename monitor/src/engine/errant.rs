@@ -16,7 +16,9 @@
 //!   active master; when it reports the rejoin of exactly those transactions, they are cleared
 //!   (`SetErrant None`) with the file named in `history`, and the host returns like any other: ONLINE
 //!   only after an errant check that started after it came back found nothing.
-//! - A host marked `acked_alone` keeps waiting for an operator, and the history entry says why.
+//! - A host marked `acked_alone` keeps waiting for an operator (the mark is in `history` since the
+//!   failover); so does one whose agent refuses (semi-sync settings that let a commit be acknowledged
+//!   by the server alone, DDL or another server's transactions among them: said in the agent's log).
 
 use mmm_consensus::{Command, HostState};
 
