@@ -50,6 +50,9 @@ const HOLD_TAKE_TIMEOUT: Duration = Duration::from_millis(300);
 /// Longest client writes stay held when no status releases them.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(2);
 
+/// Longest a rejoin's reads of the writer's server may take (connect, one statement).
+const WRITER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest a SetStatus waits for a previous one (or a re-assertion) to finish.
 const APPLY_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -1255,13 +1258,20 @@ impl Agent {
             .as_deref()
             .filter(|m| *m != self.local.name)?;
         let ip = self.topo.hosts.get(m).copied()?;
-        let port = self.local.mysql_ports.get(m).copied().unwrap_or(3306);
-        Some(crate::rejoin::writer_target(
+        Some(self.replication_target(m, ip, WRITER_READ_TIMEOUT))
+    }
+
+    /// Another host's server, reached with the replication account (the one account MMM configures on
+    /// every host), every connect and statement bounded by `timeout`.
+    fn replication_target(&self, host: &str, ip: IpAddr, timeout: Duration) -> DbTarget {
+        DbTarget {
             ip,
-            port,
-            &self.local.replication_user,
-            &self.local.replication_password,
-        ))
+            port: self.local.mysql_ports.get(host).copied().unwrap_or(3306),
+            user: self.local.replication_user.clone(),
+            password: self.local.replication_password.clone(),
+            connect_timeout: timeout,
+            stmt_timeout: timeout,
+        }
     }
 
     /// The candidate's catch-up from its peers: every other configured host the status does not
@@ -1289,14 +1299,7 @@ impl Agent {
             })
             .map(|(name, ip)| crate::peer_catch_up::Peer {
                 name: name.clone(),
-                target: DbTarget {
-                    ip: *ip,
-                    port: self.local.mysql_ports.get(name).copied().unwrap_or(3306),
-                    user: self.local.replication_user.clone(),
-                    password: self.local.replication_password.clone(),
-                    connect_timeout: crate::peer_catch_up::PEER_READ_TIMEOUT,
-                    stmt_timeout: crate::peer_catch_up::PEER_READ_TIMEOUT,
-                },
+                target: self.replication_target(name, *ip, crate::peer_catch_up::PEER_READ_TIMEOUT),
             })
             .collect();
         let topo = &self.topo;

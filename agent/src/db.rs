@@ -604,10 +604,7 @@ impl Db {
         user: &str,
         password: &str,
     ) -> anyhow::Result<()> {
-        self.stop_replica().await?;
-        self.exec(&sql::change_source(self.flavor, ip, port, user, password))
-            .await?;
-        self.start_replica().await
+        self.point_source(ip, port, user, password, true).await
     }
 
     /// GTID positions.

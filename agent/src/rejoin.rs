@@ -39,7 +39,6 @@
 //! in that state too: an operator rebuilds it.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -549,18 +548,6 @@ async fn pipe(mut from: Command, mut to: Command) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The writer's address for [`Target::writer`], from the topology.
-pub fn writer_target(ip: IpAddr, port: u16, user: &str, password: &str) -> DbTarget {
-    DbTarget {
-        ip,
-        port,
-        user: user.to_string(),
-        password: password.to_string(),
-        connect_timeout: Duration::from_secs(2),
-        stmt_timeout: Duration::from_secs(5),
-    }
 }
 
 #[cfg(test)]

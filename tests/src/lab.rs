@@ -813,6 +813,16 @@ impl Lab {
         .await
     }
 
+    /// Appends `line` (`name=value`) to `host`'s option file: read at the server's next start (a scenario
+    /// that restarts it keeps the setting; set it at run time too for the running server).
+    pub fn append_server_option(&self, host: &str, line: &str) -> anyhow::Result<()> {
+        let cnf = &self.host(host).cnf;
+        let text =
+            std::fs::read_to_string(cnf).with_context(|| format!("reading {}", cnf.display()))?;
+        std::fs::write(cnf, format!("{text}{line}\n"))
+            .with_context(|| format!("writing {}", cnf.display()))
+    }
+
     /// Runs a statement as root on a host (convenience for tests).
     pub async fn exec(&self, host: &str, sql: &str) -> anyhow::Result<()> {
         let mut c = self.mysql(host).await?;

@@ -498,9 +498,7 @@ async fn diverged_old_master_rejoins(per_master_domains: bool) -> anyhow::Result
     if per_master_domains {
         for (host, domain) in [("db1", 1), ("db2", 2)] {
             // In the option file too: db1's mysqld is restarted by the scenario.
-            let cnf = &lab.host(host).cnf;
-            let text = std::fs::read_to_string(cnf)?;
-            std::fs::write(cnf, format!("{text}gtid_domain_id={domain}\n"))?;
+            lab.append_server_option(host, &format!("gtid_domain_id={domain}"))?;
             lab.exec(host, &format!("SET GLOBAL gtid_domain_id = {domain}"))
                 .await?;
         }
@@ -574,9 +572,7 @@ async fn durability_a_diverged_old_master_with_a_short_semi_sync_timeout_is_left
     let lab = Lab::start(LabSpec::cluster()).await?;
     let mut env = Scenario::start(&lab, &format!("{KEYS}\nauto_rejoin_errant 1")).await?;
     // In the option file: db1's mysqld is restarted by the scenario, which reads it.
-    let cnf = &lab.host("db1").cnf;
-    let text = std::fs::read_to_string(cnf)?;
-    std::fs::write(cnf, format!("{text}rpl_semi_sync_master_timeout=1000\n"))?;
+    lab.append_server_option("db1", "rpl_semi_sync_master_timeout=1000")?;
     env.load().await?;
     env.old_master_returns_with_errant("db1").await?;
     let logs = lab.dir().join("logs");
