@@ -335,7 +335,20 @@ impl ConsensusNode {
                     }
                     return Ok(self.state());
                 }
-                Ok(ForwardReply::Timeout(_)) => return Err(ReadError::NoQuorum(timeout)),
+                // The leader could not confirm its leadership this time (a quorum's heartbeat
+                // answers not in yet, e.g. right after an election or under many concurrent reads):
+                // asked again until the deadline, as a client would.
+                Ok(ForwardReply::Timeout(e)) => {
+                    if Instant::now() >= deadline {
+                        return Err(ReadError::NoQuorum(timeout));
+                    }
+                    tracing::debug!(error = %e, "leadership not confirmed yet; asking again");
+                    tokio::time::sleep(
+                        LEADER_CHANGE_WAIT.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                    continue;
+                }
                 Ok(ForwardReply::Failed(e)) => {
                     if self.raft.metrics().borrow().running_state.is_err() {
                         return Err(ReadError::Stopped(e));
