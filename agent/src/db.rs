@@ -243,13 +243,18 @@ impl Db {
         Ok(self.query(sql, self.stmt_timeout).await?.into_iter().next())
     }
 
-    /// `SELECT 1` (the health probe).
-    pub async fn ping(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let v: Vec<u8> = self.query("SELECT 1", timeout).await?;
-        if v.first() == Some(&1) {
-            Ok(())
-        } else {
-            bail!("SELECT 1 returned {v:?}")
+    /// The health probe: the server's GTID position (MariaDB `@@gtid_current_pos`, what it applied or
+    /// wrote; MySQL `@@global.gtid_executed`). An answer proves the server up; the position lets the
+    /// monitors tell which host is the most advanced.
+    pub async fn probe_position(&mut self, timeout: Duration) -> anyhow::Result<String> {
+        let q = match self.flavor {
+            Flavor::MariaDb => "SELECT @@gtid_current_pos",
+            Flavor::MySql => "SELECT @@global.gtid_executed",
+        };
+        let v: Vec<Option<String>> = self.query(q, timeout).await?;
+        match v.into_iter().next() {
+            Some(pos) => Ok(pos.unwrap_or_default()),
+            None => bail!("{q} returned no row"),
         }
     }
 

@@ -1,6 +1,9 @@
-//! Local health: the agent keeps a connection to its own mysqld and runs `SELECT 1` every ~100 ms. On an
-//! error it confirms with a fresh connect: refused / reset / gone = DOWN (definite), timeout or any other
-//! error = UNKNOWN. The latest verdict is published on a `watch` channel that WatchHealth streams from.
+//! Local health: the agent keeps a connection to its own mysqld and reads its GTID position every
+//! ~100 ms. On an error it confirms with a fresh connect: refused / reset / gone = DOWN (definite),
+//! timeout or any other error = UNKNOWN. The latest verdict and position are published on a `watch`
+//! channel that WatchHealth streams from: every change of verdict (logged) and of position (so the
+//! monitors know which host is the most advanced when they choose a failover candidate, and since
+//! when a position has not moved).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +26,10 @@ pub struct HealthSnapshot {
     pub detail: String,
     /// When this verdict was reached (milliseconds since the Unix epoch).
     pub observed_at_millis: u64,
+    /// The server's GTID position at the last answered probe ("" before one).
+    pub position: String,
+    /// When `position` last changed (this agent's monotonic clock).
+    pub position_since: Instant,
 }
 
 impl Default for HealthSnapshot {
@@ -31,6 +38,8 @@ impl Default for HealthSnapshot {
             mysql: MysqlHealth::Unspecified,
             detail: "not probed yet".into(),
             observed_at_millis: now_millis(),
+            position: String::new(),
+            position_since: Instant::now(),
         }
     }
 }
@@ -43,7 +52,7 @@ pub fn now_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the probe loop forever, publishing every change of verdict on `tx`.
+/// Runs the probe loop forever, publishing every change of verdict or position on `tx`.
 pub async fn probe_loop(target: DbTarget, tx: watch::Sender<HealthSnapshot>) {
     let mut target = target;
     target.connect_timeout = PROBE_TIMEOUT;
@@ -54,17 +63,23 @@ pub async fn probe_loop(target: DbTarget, tx: watch::Sender<HealthSnapshot>) {
     loop {
         tick.tick().await;
         let started = Instant::now();
-        let (health, detail) = probe(&target, &mut conn).await;
-        let changed = tx.send_if_modified(|cur| {
-            if cur.mysql == health && cur.detail == detail {
-                return false;
+        let (health, detail, position) = probe(&target, &mut conn).await;
+        let mut changed = false;
+        tx.send_if_modified(|cur| {
+            let mut notify = false;
+            if cur.mysql != health || cur.detail != detail {
+                cur.mysql = health;
+                cur.detail = detail.clone();
+                cur.observed_at_millis = now_millis();
+                changed = true;
+                notify = true;
             }
-            *cur = HealthSnapshot {
-                mysql: health,
-                detail: detail.clone(),
-                observed_at_millis: now_millis(),
-            };
-            true
+            if let Some(p) = position.filter(|p| *p != cur.position) {
+                cur.position = p;
+                cur.position_since = Instant::now();
+                notify = true;
+            }
+            notify
         });
         if changed {
             let level_down = health != MysqlHealth::Up;
@@ -77,10 +92,11 @@ pub async fn probe_loop(target: DbTarget, tx: watch::Sender<HealthSnapshot>) {
     }
 }
 
-async fn probe(target: &DbTarget, conn: &mut Option<Db>) -> (MysqlHealth, String) {
+/// One probe: the verdict, its words, and the position when the server answered.
+async fn probe(target: &DbTarget, conn: &mut Option<Db>) -> (MysqlHealth, String, Option<String>) {
     if let Some(c) = conn.as_mut() {
-        match c.ping(PROBE_TIMEOUT).await {
-            Ok(()) => return (MysqlHealth::Up, "ok".into()),
+        match c.probe_position(PROBE_TIMEOUT).await {
+            Ok(pos) => return (MysqlHealth::Up, "ok".into(), Some(pos)),
             Err(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "health probe failed; confirming with a fresh connect");
                 *conn = None;
@@ -90,9 +106,9 @@ async fn probe(target: &DbTarget, conn: &mut Option<Db>) -> (MysqlHealth, String
     match target.connect().await {
         Ok(c) => {
             *conn = Some(c);
-            (MysqlHealth::Up, "ok".into())
+            (MysqlHealth::Up, "ok".into(), None)
         }
-        Err(e) if e.is_definite() => (MysqlHealth::Down, e.to_string()),
-        Err(e) => (MysqlHealth::Unknown, e.to_string()),
+        Err(e) if e.is_definite() => (MysqlHealth::Down, e.to_string(), None),
+        Err(e) => (MysqlHealth::Unknown, e.to_string(), None),
     }
 }

@@ -20,8 +20,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Stamps remembered, newest last. A writer's agent makes about 20 stamps a second (heartbeats on three
-/// monitors' streams plus replies), so this covers well over the longest lease a renewal may name.
+/// Stamps remembered, newest last. A writer's agent makes about 50 stamps a second (heartbeats and
+/// position changes on three monitors' streams, plus replies), so this covers some 20 s: well over the
+/// longest lease a renewal may name.
 const STAMPS_KEPT: usize = 1024;
 /// A stamp older than this grants nothing even if remembered (a lease counted from it would be over).
 pub const STAMP_MAX_AGE: Duration = Duration::from_secs(60);

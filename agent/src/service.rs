@@ -58,6 +58,8 @@ fn health_event(agent: &Agent, h: &HealthSnapshot) -> HealthEvent {
         observed_at_millis: now_millis(),
         writable: agent.writable_now(),
         stamp: Some(agent.issue_stamp().into()),
+        gtid_position: h.position.clone(),
+        position_unchanged_millis: h.position_since.elapsed().as_millis() as u64,
     }
 }
 

@@ -178,78 +178,19 @@ pub fn received_gtid_column(flavor: Flavor) -> &'static str {
     }
 }
 
+pub use mmm_proto::gtid::{merge as gtid_merge, reached as gtid_reached};
+
 /// One MariaDB GTID: (domain, server id, sequence number).
 pub type Gtid = (u32, u32, u64);
 
 /// Parses a MariaDB GTID position (`d-s-n`, comma-separated; "" is the empty position); `None` when
 /// an entry is malformed.
 pub fn parse_gtids(s: &str) -> Option<Vec<Gtid>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(|g| {
-            let mut p = g.split('-');
-            let (d, server, seq) = (p.next()?, p.next()?, p.next()?);
-            if p.next().is_some() {
-                return None;
-            }
-            Some((d.parse().ok()?, server.parse().ok()?, seq.parse().ok()?))
-        })
-        .collect()
-}
-
-/// True when the MariaDB GTID position `current` has reached `target`: for every replication domain of
-/// `target`, `current` holds a GTID of that domain with a sequence number at least as high (sequence
-/// numbers grow within a domain under `gtid_strict_mode`). A malformed target is never reached.
-pub fn gtid_reached(current: &str, target: &str) -> bool {
-    let parse = |s: &str| -> Option<Vec<(u32, u64)>> {
-        Some(
-            parse_gtids(s)?
-                .into_iter()
-                .map(|(d, _, n)| (d, n))
-                .collect(),
-        )
-    };
-    let (Some(cur), Some(want)) = (parse(current), parse(target)) else {
-        return false;
-    };
-    want.iter()
-        .all(|(d, seq)| cur.iter().any(|(cd, cs)| cd == d && cs >= seq))
-}
-
-/// The per-domain maximum of two MariaDB GTID positions (the higher sequence number's GTID of every
-/// domain either names), for a position that must reach both. Malformed entries are kept as they are
-/// (a malformed position is then never reached).
-pub fn gtid_merge(a: &str, b: &str) -> String {
-    let mut by_domain: std::collections::BTreeMap<String, (u64, String)> = Default::default();
-    let mut malformed = Vec::new();
-    for g in a
-        .split(',')
-        .chain(b.split(','))
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-    {
-        let mut p = g.split('-');
-        let parsed = match (p.next(), p.next(), p.next(), p.next()) {
-            (Some(d), Some(_), Some(seq), None) => seq.parse::<u64>().ok().map(|n| (d, n)),
-            _ => None,
-        };
-        match parsed {
-            Some((d, n)) => {
-                let e = by_domain.entry(d.to_string()).or_insert((n, g.to_string()));
-                if n > e.0 {
-                    *e = (n, g.to_string());
-                }
-            }
-            None => malformed.push(g.to_string()),
-        }
-    }
-    by_domain
-        .into_values()
-        .map(|(_, g)| g)
-        .chain(malformed)
-        .collect::<Vec<_>>()
-        .join(",")
+    mmm_proto::gtid::parse_position(s).ok().map(|v| {
+        v.into_iter()
+            .map(|g| (g.domain, g.server_id, g.seq))
+            .collect()
+    })
 }
 
 /// Points the replica at a new source with GTID auto-positioning (never a file/position guess).
@@ -416,21 +357,6 @@ mod tests {
             ),
             "SELECT WAIT_FOR_EXECUTED_GTID_SET('3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5', 1)"
         );
-    }
-
-    #[test]
-    fn gtid_positions_compare_per_domain() {
-        assert!(gtid_reached("0-1-10", "0-1-10"));
-        assert!(
-            gtid_reached("0-2-12", "0-1-10"),
-            "same domain, later seq from another server"
-        );
-        assert!(!gtid_reached("0-1-9", "0-1-10"));
-        assert!(gtid_reached("0-1-10,1-3-4", "1-3-4,0-1-7"));
-        assert!(!gtid_reached("0-1-10", "0-1-7,1-3-4"), "a domain missing");
-        assert!(gtid_reached("0-1-10", ""), "nothing to reach");
-        assert!(!gtid_reached("0-1-10", "garbage"));
-        assert!(!gtid_reached("0-1-10", "0-1-2-3"));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct AgentHealth {
     /// The newest stamp the agent sent on this stream and when it arrived: what a writer lease renewal
     /// counts from (see `crate::lease`).
     pub stamp: Option<(mmm_proto::LeaseStamp, Instant)>,
+    /// The server's GTID position the agent last reported and since when (this monitor's clock) it has
+    /// not changed; `None` before the agent answered a probe.
+    pub position: Option<(String, Instant)>,
 }
 
 impl Default for AgentHealth {
@@ -62,6 +65,7 @@ impl Default for AgentHealth {
             last_event: None,
             connections: 0,
             stamp: None,
+            position: None,
         }
     }
 }
@@ -278,6 +282,13 @@ impl AgentHub {
             h.last_event = Some(Instant::now());
             if let Some(stamp) = ev.stamp {
                 h.stamp = Some((stamp, Instant::now()));
+            }
+            if !ev.gtid_position.is_empty() {
+                let unchanged = Duration::from_millis(ev.position_unchanged_millis);
+                let since = Instant::now()
+                    .checked_sub(unchanged)
+                    .unwrap_or_else(Instant::now);
+                h.position = Some((ev.gtid_position.clone(), since));
             }
         });
     }

@@ -25,49 +25,7 @@ use mmm_consensus::{ClusterState, HostState};
 
 use crate::context::MonitorContext;
 
-/// One GTID (`domain-server_id-seq`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Gtid {
-    /// Replication domain.
-    pub domain: u32,
-    /// Server that originated the transaction.
-    pub server_id: u32,
-    /// Sequence number within the domain.
-    pub seq: u64,
-}
-
-impl std::fmt::Display for Gtid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}-{}", self.domain, self.server_id, self.seq)
-    }
-}
-
-/// A GTID position that is not in MariaDB's format.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("malformed GTID {0:?} (expected domain-server_id-seq)")]
-pub struct GtidParseError(pub String);
-
-/// Parses one MariaDB GTID position (`"0-1-100,1-2-5"`, empty = nothing).
-pub fn parse_position(pos: &str) -> Result<Vec<Gtid>, GtidParseError> {
-    pos.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            let bad = || GtidParseError(s.to_string());
-            let mut it = s.split('-');
-            let (Some(d), Some(sid), Some(seq), None) =
-                (it.next(), it.next(), it.next(), it.next())
-            else {
-                return Err(bad());
-            };
-            Ok(Gtid {
-                domain: d.parse().map_err(|_| bad())?,
-                server_id: sid.parse().map_err(|_| bad())?,
-                seq: seq.parse().map_err(|_| bad())?,
-            })
-        })
-        .collect()
-}
+pub use mmm_proto::gtid::{parse_position, Gtid, GtidParseError};
 
 /// What the master's positions say about one domain.
 #[derive(Default)]
@@ -336,29 +294,6 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_positions() {
-        assert_eq!(parse_position("").unwrap(), vec![]);
-        assert_eq!(
-            parse_position("0-1-100, 1-2-5").unwrap(),
-            vec![
-                Gtid {
-                    domain: 0,
-                    server_id: 1,
-                    seq: 100
-                },
-                Gtid {
-                    domain: 1,
-                    server_id: 2,
-                    seq: 5
-                }
-            ]
-        );
-        for bad in ["0-1", "0-1-2-3", "a-1-2", "0--2", "0-1-x"] {
-            assert!(parse_position(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn table() {

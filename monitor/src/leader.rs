@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::context::MonitorContext;
 use crate::convert::{host_state_to_proto, now_ms};
 use crate::engine::{
-    self, Action, AgentFacts, DesiredStatus, EngineConfig, Input, StartupEvidence,
+    self, Action, AgentFacts, DesiredStatus, EngineConfig, Input, ReportedPosition, StartupEvidence,
 };
 use crate::lease::{lease_over_at, LeaseBounds};
 
@@ -461,6 +461,13 @@ fn gather_input(
                     writer_settings_missing: t.settings_missing.clone(),
                     writer_async: t.writer_async,
                     not_writable_ms,
+                    position: health.position.as_ref().filter(|_| health.reachable).map(
+                        |(gtid, since)| ReportedPosition {
+                            gtid: gtid.clone(),
+                            unchanged_ms: mono_now.saturating_duration_since(*since).as_millis()
+                                as u64,
+                        },
+                    ),
                 },
             )
         })

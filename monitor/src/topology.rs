@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::agents::AgentHub;
 use crate::context::MonitorContext;
-use crate::errant::parse_position;
+use mmm_proto::gtid::transactions_behind;
 
 /// Time between two polls of one agent: often enough that the page and `show --extended` look live,
 /// rare enough that hundreds of hosts cost little (one small query batch per host per second).
@@ -113,28 +113,6 @@ pub fn source_host_name(
                 && (r.source_port == 0 || u32::from(*port) == r.source_port)
         })
         .map(|(name, _)| name.clone())
-}
-
-/// Transactions in `writer_pos` that `host_pos` lacks, counted per replication domain from the
-/// sequence numbers (MariaDB numbers every domain's transactions in order). `None` when a position
-/// cannot be read.
-pub fn transactions_behind(host_pos: &str, writer_pos: &str) -> Option<u64> {
-    let mut host: BTreeMap<u32, u64> = BTreeMap::new();
-    for g in parse_position(host_pos).ok()? {
-        let s = host.entry(g.domain).or_insert(0);
-        *s = (*s).max(g.seq);
-    }
-    let mut writer: BTreeMap<u32, u64> = BTreeMap::new();
-    for g in parse_position(writer_pos).ok()? {
-        let s = writer.entry(g.domain).or_insert(0);
-        *s = (*s).max(g.seq);
-    }
-    Some(
-        writer
-            .iter()
-            .map(|(d, w)| w.saturating_sub(host.get(d).copied().unwrap_or(0)))
-            .sum(),
-    )
 }
 
 /// The position of a server that counts everything it has applied or written.
@@ -350,19 +328,6 @@ mod tests {
         ]
         .into_iter()
         .collect()
-    }
-
-    #[test]
-    fn transactions_behind_count_per_domain() {
-        assert_eq!(transactions_behind("0-1-90", "0-1-100"), Some(10));
-        assert_eq!(transactions_behind("0-1-100", "0-1-100"), Some(0));
-        assert_eq!(
-            transactions_behind("0-1-100,1-2-5", "0-2-103,1-2-9"),
-            Some(7)
-        );
-        assert_eq!(transactions_behind("", "0-1-4"), Some(4));
-        assert_eq!(transactions_behind("0-1-120", "0-1-100"), Some(0));
-        assert_eq!(transactions_behind("junk", "0-1-100"), None);
     }
 
     #[test]

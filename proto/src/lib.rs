@@ -39,6 +39,7 @@ pub fn is_cluster_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+pub mod gtid;
 pub mod settings;
 
 /// Generated types and services of package `mmm.v1`.

@@ -119,21 +119,48 @@ impl<'a> Scenario<'a> {
         host: &str,
         line: &str,
     ) -> anyhow::Result<Scenario<'a>> {
+        Self::start_edited(lab, extra_keys, |configs| {
+            let conf = configs
+                .agents
+                .get(host)
+                .with_context(|| format!("no agent configuration for {host}"))?;
+            edit_file(conf, "<agent>\n", &format!("<agent>\n    {line}\n"))
+        })
+        .await
+    }
+
+    /// Like [`Scenario::start`], with the writer role on `hosts` (e.g. a replica made
+    /// writer-eligible too) instead of the two masters.
+    pub async fn start_with_writer_hosts(
+        lab: &'a Lab,
+        extra_keys: &str,
+        hosts: &[&str],
+    ) -> anyhow::Result<Scenario<'a>> {
+        let masters: Vec<&str> = lab
+            .hosts()
+            .iter()
+            .filter(|h| h.mode == crate::lab::HostMode::Master)
+            .map(|h| h.name.as_str())
+            .collect();
+        Self::start_edited(lab, extra_keys, |configs| {
+            edit_file(
+                &configs.common,
+                &format!("<role writer>\n    hosts {}\n", masters.join(", ")),
+                &format!("<role writer>\n    hosts {}\n", hosts.join(", ")),
+            )
+        })
+        .await
+    }
+
+    /// Writes the configuration files, lets `edit` change them, starts every agent and monitor and
+    /// waits as [`Scenario::start`] does.
+    async fn start_edited(
+        lab: &'a Lab,
+        extra_keys: &str,
+        edit: impl FnOnce(&crate::configs::LabConfigs) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Scenario<'a>> {
         let mut cluster = MmmCluster::configure(lab, extra_keys, false)?;
-        let conf = cluster
-            .configs
-            .agents
-            .get(host)
-            .with_context(|| format!("no agent configuration for {host}"))?
-            .clone();
-        let text = std::fs::read_to_string(&conf)?;
-        if !text.contains("<agent>\n") {
-            bail!("no <agent> section in {}", conf.display());
-        }
-        std::fs::write(
-            &conf,
-            text.replace("<agent>\n", &format!("<agent>\n    {line}\n")),
-        )?;
+        edit(&cluster.configs)?;
         for h in lab.hosts() {
             cluster.start_agent(&h.name)?;
         }
@@ -758,4 +785,15 @@ pub fn killed_by_agents(lab: &Lab) -> Vec<String> {
     hosts.sort();
     hosts.dedup();
     hosts
+}
+
+/// Replaces the first `from` in the file at `path` by `to`; an error when `from` is not there.
+fn edit_file(path: &std::path::Path, from: &str, to: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !text.contains(from) {
+        bail!("{from:?} not found in {}", path.display());
+    }
+    std::fs::write(path, text.replacen(from, to, 1))
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -470,6 +470,52 @@ async fn durability_a_candidate_behind_a_replica_without_fetching_loses_writes(
     Ok(())
 }
 
+/// Three writer-eligible hosts (the writer role on db1, db2 and db3): db2, db1's peer and MMM's
+/// first candidate, has stopped receiving (a one-way drop) while db3 acknowledged every semi-sync
+/// commit. When db1's mysqld dies the cluster chooses db3, the most advanced host, over db2
+/// (`mmm_monitor::engine::choose_candidate`: db2's position stood still and db3's is strictly ahead),
+/// and says so in `history`; nothing acknowledged is lost. Without the preference db2 would be
+/// chosen (`durability_a_candidate_behind_a_replica_fetches_from_it_before_opening`, the same fault
+/// with db3 not writer-eligible).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn durability_the_most_advanced_writer_eligible_host_is_chosen() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = Scenario::start_with_writer_hosts(&lab, KEYS, &["db1", "db2", "db3"]).await?;
+    let mut db3 = lab.mysql("db3").await?;
+    for q in [
+        "SET GLOBAL rpl_semi_sync_slave_enabled = 1",
+        "STOP SLAVE IO_THREAD",
+        "START SLAVE IO_THREAD",
+    ] {
+        db3.query_drop(q).await?;
+    }
+    drop(db3);
+    wait_semi_sync_clients(&lab, "db1", 2).await?;
+    env.load().await?;
+    lab.block_one_way("db1", "db2").await?;
+    // Long enough for db2's position to stand still past the engine's settling time.
+    env.wait_more_acks(300, FAILOVER).await?;
+    lab.kill_mysqld("db1").await?;
+    lab.unblock_one_way("db1", "db2").await?;
+    assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db3");
+    env.wait_more_acks(50, FAILOVER).await?;
+    let history = env.cluster.mmmctl(&["history"])?;
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert!(
+        history.contains("db3 chosen over db2: it has"),
+        "the failover says why db3 and not the peer: {history}"
+    );
+    let j = env
+        .finish_judged(
+            "the most advanced writer-eligible host is chosen",
+            Expect::outage(Duration::from_secs(5)).with_repairs(),
+        )
+        .await?;
+    assert!(j.problems.is_empty(), "{}", j.problems.join("\n"));
+    Ok(())
+}
+
 /// `auto_rejoin_errant 1`: the old writer comes back with a transaction nobody else has (never
 /// acknowledged: committed while it was no longer the writer). The cluster asks its agent to rejoin;
 /// the agent saves the transaction's binlog events to a file, undoes them (flashback, not logged),

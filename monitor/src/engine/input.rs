@@ -105,6 +105,19 @@ pub struct AgentFacts {
     /// For the active master: how long (ms) the leader has not seen its agent keep it writable (health
     /// stream down, or the agent reports writes not allowed, e.g. it cannot reach mysqld). 0 otherwise.
     pub not_writable_ms: u64,
+    /// The server's GTID position as its agent's health stream last reported it; `None` when unknown
+    /// (no stream, or no answered probe yet).
+    pub position: Option<ReportedPosition>,
+}
+
+/// A host's GTID position and how long it has stood still, as of this round.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportedPosition {
+    /// MariaDB `@@gtid_current_pos` (MySQL `gtid_executed`): what the server applied or wrote.
+    pub gtid: String,
+    /// How long (ms) it has not changed: the agent sends every change, so a position its live stream
+    /// has not updated since is still the server's.
+    pub unchanged_ms: u64,
 }
 
 /// Which hosts look like the current writer, for a cluster that has no active master yet.

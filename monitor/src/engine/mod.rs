@@ -56,8 +56,8 @@ use mmm_consensus::{ClusterState, Command, Mode};
 pub use config::{random_cluster_id, EngineConfig, EngineHost, EngineRole, HostKind, TrapPeriods};
 pub use evidence::{all_evidence, host_evidence, majority, HostEvidence, Verdict};
 pub use input::{
-    AgentFacts, CheckObs, CheckStatus, HostObservation, Input, MonitorReport, StartupEvidence,
-    CHECK_NAMES,
+    AgentFacts, CheckObs, CheckStatus, HostObservation, Input, MonitorReport, ReportedPosition,
+    StartupEvidence, CHECK_NAMES,
 };
 pub use operator::{
     move_role, plan_move_role, set_ip, set_mode, set_offline, set_online, MoveError, OperatorError,
@@ -67,7 +67,7 @@ pub use output::{Action, DesiredStatus, LogLevel, Output};
 pub use placement::{eligible, pick_host};
 pub use states::{next_state, peer_of, Transition};
 pub use status::{agent_status_for, push_allowed};
-pub use writer::choose_candidate;
+pub use writer::{choose_candidate, Candidate, POSITION_SETTLED_MS};
 
 use round::Round;
 

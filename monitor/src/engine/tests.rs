@@ -2638,3 +2638,119 @@ fn the_candidate_must_reach_the_old_writers_last_position() {
     let out = decide(&s, &input, &c);
     assert_eq!(commit(&s, &out).active_master.as_deref(), Some("db2"));
 }
+
+/// The writer role on db1, db2 and db3 (db3 a slave): three writer-eligible hosts.
+fn cfg_three_writers() -> EngineConfig {
+    let mut c = cfg();
+    c.roles.get_mut("writer").expect("writer").hosts =
+        vec!["db1".into(), "db2".into(), "db3".into()];
+    c
+}
+
+#[test]
+fn the_most_advanced_host_is_preferred_once_positions_stood_still() {
+    let c = cfg_three_writers();
+    let s = base_state(&c);
+    let settled = POSITION_SETTLED_MS;
+    // (db2's position and ms unchanged, db3's, expected candidate, why)
+    let table: &[(Option<(&str, u64)>, Option<(&str, u64)>, &str, &str)] = &[
+        (None, None, "db2", "positions unknown: the peer, as MMM"),
+        (
+            Some(("0-1-10", settled)),
+            Some(("0-1-10", settled)),
+            "db2",
+            "equal",
+        ),
+        (
+            Some(("0-1-10", settled)),
+            Some(("0-1-12", 0)),
+            "db3",
+            "db2 stood still and lacks two",
+        ),
+        (
+            Some(("0-1-10", settled - 1)),
+            Some(("0-1-12", 0)),
+            "db2",
+            "db2 still moving: maybe receiving",
+        ),
+        (
+            Some(("0-1-12", settled)),
+            Some(("0-1-10", settled)),
+            "db2",
+            "the peer is the most advanced",
+        ),
+        (
+            Some(("0-1-10", settled)),
+            None,
+            "db2",
+            "db3's position unknown",
+        ),
+        (
+            Some(("0-1-10,1-3-5", settled)),
+            Some(("0-1-12", settled)),
+            "db2",
+            "each has what the other lacks",
+        ),
+        (
+            Some(("0-1-10", settled)),
+            Some(("0-1-12,1-3-1", settled)),
+            "db3",
+            "ahead in every domain",
+        ),
+        (
+            Some(("junk", settled)),
+            Some(("0-1-12", settled)),
+            "db2",
+            "unreadable position ranks nothing",
+        ),
+    ];
+    for (db2, db3, want, why) in table {
+        let mut input = healthy_input(&c, &s, NOW);
+        for (h, p) in [("db2", db2), ("db3", db3)] {
+            facts(&mut input, h).position = p.map(|(g, ms)| ReportedPosition {
+                gtid: g.to_string(),
+                unchanged_ms: ms,
+            });
+        }
+        let got = choose_candidate(&s, &c, &input, Some("db1")).expect("a candidate");
+        assert_eq!(got.host, *want, "{why}");
+        assert_eq!(got.passed_over.is_some(), *want != "db2", "{why}: {got:?}");
+    }
+    // A new cluster (no previous writer) keeps the configured order whatever the positions.
+    let mut input = healthy_input(&c, &s, NOW);
+    facts(&mut input, "db1").position = Some(ReportedPosition {
+        gtid: "0-1-1".into(),
+        unchanged_ms: settled,
+    });
+    facts(&mut input, "db2").position = Some(ReportedPosition {
+        gtid: "0-1-9".into(),
+        unchanged_ms: settled,
+    });
+    let got = choose_candidate(&s, &c, &input, None).expect("a candidate");
+    assert_eq!(got.host, "db1");
+}
+
+#[test]
+fn a_failover_to_a_more_advanced_host_says_whom_it_passed_over() {
+    let c = cfg_three_writers();
+    let mut s = base_state(&c);
+    set_state(&mut s, "db1", HostState::HardOffline, NOW);
+    let mut input = healthy_input(&c, &s, NOW + 10);
+    fail(&mut input, "db1", "mysql");
+    facts(&mut input, "db2").position = Some(ReportedPosition {
+        gtid: "0-1-100".into(),
+        unchanged_ms: 2_000,
+    });
+    facts(&mut input, "db3").position = Some(ReportedPosition {
+        gtid: "0-1-130".into(),
+        unchanged_ms: 2_000,
+    });
+    let out = decide(&s, &input, &c);
+    let s2 = commit(&s, &out);
+    assert_eq!(s2.failover.as_ref().map(|f| f.to.as_str()), Some("db3"));
+    let r = reasons(&out);
+    assert!(
+        r.contains("db3 chosen over db2: it has 30 transaction(s) db2 lacks"),
+        "{r}"
+    );
+}

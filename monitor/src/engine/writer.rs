@@ -36,16 +36,38 @@ fn keeps_writer(state: HostState) -> bool {
     )
 }
 
+/// How long (ms) a host's GTID position must have stood still before a more advanced host passes it
+/// over as failover candidate. A position that still moves is still receiving from the old writer, and
+/// positions probed up to a probe interval (~100 ms) apart at different hosts would otherwise rank
+/// hosts that hold the same transactions; three probe intervals is comfortably past that.
+pub const POSITION_SETTLED_MS: u64 = 300;
+
+/// The chosen failover candidate, and why the usual choice was passed over (for the decision's reason).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The host that takes the writer role.
+    pub host: String,
+    /// "db3 over db2: …" when a more advanced host was preferred to the first in the usual order.
+    pub passed_over: Option<String>,
+}
+
 /// Chooses the failover candidate: the old writer's peer, then the preferred host, then the least loaded
 /// eligible writer-role host (ties by name) — or, with no previous writer, the first eligible host in the
 /// role's `hosts` order; it must be ONLINE, clean, its agent reachable, and miss no required server
 /// setting (`mmm_proto::settings`).
+///
+/// After a failure (`from` set) the most advanced host is preferred: a host in that order is passed
+/// over when its position has stood still for [`POSITION_SETTLED_MS`] and another eligible host's
+/// position is strictly ahead of it (it holds transactions the first lacks, and lacks none the first
+/// has). A position only grows, so that other host certainly holds more; the one that stood still is
+/// not receiving them. The candidate still catches up (from the old writer's last position, or from
+/// its peers) before it opens: this choice makes that catch-up short, it does not replace it.
 pub fn choose_candidate(
     state: &ClusterState,
     cfg: &EngineConfig,
     input: &Input,
     from: Option<&str>,
-) -> Option<String> {
+) -> Option<Candidate> {
     let (wname, wrole) = cfg.writer()?;
     let ok = |h: &str| {
         Some(h) != from
@@ -64,7 +86,46 @@ pub fn choose_candidate(
         rest.sort_by_key(|h| (load_halves(state, cfg, h), (*h).clone()));
     }
     order.extend(rest.into_iter().cloned());
-    order.into_iter().find(|h| ok(h))
+    let mut candidates: Vec<String> = Vec::new();
+    for h in order {
+        if ok(&h) && !candidates.contains(&h) {
+            candidates.push(h);
+        }
+    }
+    let first = candidates.first()?.clone();
+    if from.is_none() {
+        return Some(Candidate {
+            host: first,
+            passed_over: None,
+        });
+    }
+    let ahead_of = |d: &str, c: &str| -> Option<(String, String, u64)> {
+        let pc = input.agents.get(c)?.position.as_ref()?;
+        let pd = input.agents.get(d)?.position.as_ref()?;
+        (pc.unchanged_ms >= POSITION_SETTLED_MS
+            && mmm_proto::gtid::strictly_ahead(&pd.gtid, &pc.gtid))
+        .then(|| (pc.gtid.clone(), pd.gtid.clone(), pc.unchanged_ms))
+    };
+    let host = candidates
+        .iter()
+        .find(|c| {
+            !candidates
+                .iter()
+                .any(|d| d != *c && ahead_of(d, c).is_some())
+        })
+        .cloned()
+        .unwrap_or_else(|| first.clone());
+    let passed_over = (host != first).then(|| match ahead_of(&host, &first) {
+        Some((pf, ph, still)) => {
+            let n = mmm_proto::gtid::transactions_behind(&pf, &ph).unwrap_or(0);
+            format!(
+                "{host} chosen over {first}: it has {n} transaction(s) {first} lacks ({first} at {pf}, \
+                 unchanged for {still} ms; {host} at {ph})"
+            )
+        }
+        None => format!("{host} chosen over {first}: more advanced than every eligible host"),
+    });
+    Some(Candidate { host, passed_over })
 }
 
 fn writer_ips(cfg: &EngineConfig) -> Vec<String> {
@@ -259,7 +320,8 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
         if unjudged {
             return;
         }
-        let Some(to) = choose_candidate(&round.sim, cfg, round.input, None) else {
+        let Some(Candidate { host: to, .. }) = choose_candidate(&round.sim, cfg, round.input, None)
+        else {
             return;
         };
         let cmds = begin_commands(&round.sim, cfg, None, &to, false);
@@ -400,10 +462,15 @@ fn demoted(round: &Round<'_>, f: &Failover) -> Option<String> {
 /// last seen running without semi-synchronous acknowledgements, writes it acknowledged may exist on it
 /// alone: with `async_failover` the failover goes ahead and its history entry says so; without, the
 /// cluster goes PASSIVE with the cause instead (the operator brings `am` back or chooses by hand).
-fn fail_over(round: &mut Round<'_>, am: &str, to: &str, why: &str) {
+fn fail_over(round: &mut Round<'_>, am: &str, candidate: &Candidate, why: &str) {
     let cfg = round.cfg;
     let Some((wname, _)) = cfg.writer() else {
         return;
+    };
+    let to = candidate.host.as_str();
+    let why = match &candidate.passed_over {
+        Some(note) => format!("{why}; {note}"),
+        None => why.to_string(),
     };
     let cmds = begin_commands(&round.sim, cfg, Some(am), to, false);
     if !round.input.agent(am).writer_async {
