@@ -5,6 +5,8 @@
 #               judged by the split-brain oracle (a run with a finding counts as failed);
 #   consensus - Raft commit latency with fsync, leader kill -> next commit, log growth and snapshot time;
 #   scale     - 3 monitors watching 10, 100 and 1,000 stand-in MySQL endpoints (own network namespace);
+#   clusters  - 10 and 50 clusters of 4 stand-in hosts, one monitor process per cluster on each of three
+#               monitor "machines", as MMM runs @CLUSTER instances (same namespace);
 #   soak      - the seeded random nemesis with overlapping faults, many runs on fresh labs, each judged by
 #               the split-brain oracle (faults, writer changes, split brains, lost writes, longest outage).
 # Prints markdown tables on stdout (progress on stderr). Needs root and Linux.
@@ -56,6 +58,9 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 ip -n "$ns" link set lo up
 ip netns exec "$ns" "$bin/scale" "${quick[@]}"
+
+echo ; echo "## Many clusters on one set of monitor machines" ; echo
+ip netns exec "$ns" "$bin/clusters" "${quick[@]}"
 
 echo ; echo "## Soak: random overlapping faults judged by the oracle" ; echo
 if [[ ${#quick[@]} -gt 0 ]]; then

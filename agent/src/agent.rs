@@ -1022,7 +1022,14 @@ impl Agent {
             let keep_io = !writer && d.catch_up.as_deref().is_some_and(|t| !t.is_empty());
             if let Err(e) = self
                 .isolation
-                .enforce(db, &self.topo, &d.isolate_from, keep_io, replica)
+                .enforce(
+                    db,
+                    &self.topo,
+                    &d.isolate_from,
+                    keep_io,
+                    replica,
+                    self.vips.firewall(),
+                )
                 .await
             {
                 errors.push(format!("replication isolation: {e:#}"));

@@ -15,6 +15,9 @@
 //!   writer reported read-only at and so is acknowledged or acknowledgeable);
 //! - a thread `Connecting` to an unreachable source counts as running: it would fetch the tail the moment
 //!   the source answers;
+//! - while it stops the thread, the host's own connections to the source are reset ([`crate::firewall`]):
+//!   a semi-sync replica would otherwise wait up to `rpl_semi_sync_slave_kill_conn_timeout` for an
+//!   unreachable source before the thread stops;
 //! - it starts it again once the source is no longer listed, and only with the SQL thread running and
 //!   everything received applied (MariaDB may discard the relay log when the IO thread starts, and the
 //!   source may be gone since: received transactions would be lost);
@@ -31,6 +34,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -38,6 +42,7 @@ use anyhow::Context;
 
 use crate::agent::source_matches;
 use crate::db::{Db, ReplicaInfo};
+use crate::firewall::Firewall;
 use crate::topology::Topology;
 
 /// How long a restart of the IO thread waits for received transactions to be applied first (tried
@@ -156,6 +161,7 @@ impl Isolation {
         isolate_from: &BTreeSet<String>,
         keep_io: bool,
         replica: Option<Option<ReplicaInfo>>,
+        firewall: &Firewall,
     ) -> anyhow::Result<Enforced> {
         let mut rec = self.record();
         if isolate_from.is_empty() && rec == Record::default() {
@@ -195,7 +201,17 @@ impl Isolation {
                 rec.stopped = Some(source.clone());
                 rec.floor = crate::sql::gtid_merge(&rec.floor, &received(&rep));
                 self.save(rec.clone())?;
-                db.stop_replica_io().await?;
+                // A semi-sync replica first connects to the source to kill its dump thread, and
+                // waits for it when the source is unreachable: refused at once instead.
+                match topo.hosts.get(&source) {
+                    Some(IpAddr::V4(ip)) => {
+                        let port = u16::try_from(rep.source_port).unwrap_or(3306);
+                        firewall
+                            .while_cut_off(*ip, port, db.stop_replica_io())
+                            .await?
+                    }
+                    _ => db.stop_replica_io().await?,
+                }
                 // What arrived until the thread actually stopped.
                 if let Some(after) = db.replica_status().await? {
                     rec.floor = crate::sql::gtid_merge(&rec.floor, &received(&after));

@@ -13,6 +13,7 @@ pub mod db;
 pub mod endpoints;
 pub mod epoch;
 pub mod fence;
+pub mod firewall;
 pub mod garp;
 pub mod health;
 pub mod hook;
@@ -261,7 +262,8 @@ pub fn build_agent(
     if let Some(e) = epochs.current() {
         tracing::info!(epoch = %e, cluster_id = epochs.cluster_id().unwrap_or("none"), file = %epochs.path().display(), "highest accepted epoch loaded");
     }
-    let vips = VipManager::new(&host.cluster_interface, topo.all_role_ips())?;
+    let firewall = Arc::new(firewall::Firewall::new(host.ip));
+    let vips = VipManager::new(&host.cluster_interface, topo.all_role_ips(), firewall)?;
     let db = db_target(host);
     let mut mmm_users = vec![
         host.agent_user.clone(),
@@ -317,6 +319,7 @@ pub async fn run(
         version = env!("CARGO_PKG_VERSION"),
         "mmm-agent starting"
     );
+    agent.vips.firewall().install().await;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(agent.db.clone(), health_tx));
     tasks.spawn(housekeeping(agent.clone()));

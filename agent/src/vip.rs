@@ -1,6 +1,7 @@
 //! VIPs on the cluster interface through netlink (rtnetlink): list, add and remove /32 addresses, and
 //! announce acquisitions with gratuitous ARP (5 rounds at once, then refreshed by the agent's loop).
-//! Only configured role IPs are ever touched; the host's own address is never changed.
+//! Only configured role IPs are ever touched; the host's own address is never changed. A VIP given up
+//! is refused for a while ([`crate::firewall`]) so clients retry at once.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,6 +13,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::Handle;
 
+use crate::firewall::Firewall;
 use crate::garp;
 
 /// Longest one netlink request may take.
@@ -33,6 +35,8 @@ pub struct VipManager {
     /// One netlink request at a time on the shared socket: the kernel refuses a second dump while one
     /// is running on the same socket (EBUSY), and the agent's loops and commands run concurrently.
     request_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Refuses the VIPs this host gives up, so clients still sending to it retry at once.
+    firewall: std::sync::Arc<Firewall>,
 }
 
 impl std::fmt::Debug for VipManager {
@@ -54,8 +58,13 @@ async fn bounded<T>(
 }
 
 impl VipManager {
-    /// Opens a netlink connection (must run inside a tokio runtime).
-    pub fn new(iface: &str, managed: BTreeSet<Ipv4Addr>) -> anyhow::Result<Self> {
+    /// Opens a netlink connection (must run inside a tokio runtime); given-up VIPs are refused by
+    /// `firewall` once it is installed.
+    pub fn new(
+        iface: &str,
+        managed: BTreeSet<Ipv4Addr>,
+        firewall: std::sync::Arc<Firewall>,
+    ) -> anyhow::Result<Self> {
         let (conn, handle, _) =
             rtnetlink::new_connection().context("cannot open a netlink socket")?;
         tokio::spawn(conn);
@@ -64,7 +73,13 @@ impl VipManager {
             iface: iface.to_string(),
             managed,
             request_lock: Default::default(),
+            firewall,
         })
+    }
+
+    /// The agent's firewall (see [`crate::firewall`]).
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
     }
 
     /// The interface name.
@@ -137,6 +152,7 @@ impl VipManager {
         if !self.managed.contains(&ip) {
             bail!("{ip} is not a configured role IP");
         }
+        self.firewall.stop_refusing(ip).await?;
         let (index, _) = self.link().await?;
         let _one_at_a_time = self.request_lock.lock().await;
         bounded("address add", async {
@@ -155,10 +171,15 @@ impl VipManager {
         .await
     }
 
-    /// Removes every address `ip` from the interface (no-op if absent).
+    /// Removes every address `ip` from the interface (no-op if absent), refusing it from then on
+    /// ([`crate::firewall`]).
     pub async fn remove(&self, ip: Ipv4Addr) -> anyhow::Result<()> {
         if !self.managed.contains(&ip) {
             bail!("{ip} is not a configured role IP");
+        }
+        if self.present().await?.contains(&ip) {
+            // Refused before it goes: no moment when attempts are dropped in silence.
+            self.firewall.refuse(ip).await;
         }
         let (index, _) = self.link().await?;
         let _one_at_a_time = self.request_lock.lock().await;

@@ -851,6 +851,40 @@ impl Lab {
         Ok(out.contains(&format!(" {ip}/")))
     }
 
+    /// Makes the root namespace (where tests connect from) send packets for `ip` to `host`'s MAC
+    /// address whatever ARP says (a permanent neighbour entry): a client whose ARP cache still names
+    /// the old owner of a VIP.
+    pub async fn pin_neighbour(&self, ip: Ipv4Addr, host: &str) -> anyhow::Result<()> {
+        let h = self
+            .try_host(host)
+            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
+        let link = cmd::run("ip", &["-n", &h.ns, "-o", "link", "show", &h.iface]).await?;
+        let mac = link
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .ok_or_else(|| anyhow!("no MAC address in {link:?}"))?
+            .to_string();
+        let ip = ip.to_string();
+        let bridge = self.bridge();
+        cmd::run(
+            "ip",
+            &[
+                "neigh",
+                "replace",
+                &ip,
+                "lladdr",
+                &mac,
+                "dev",
+                &bridge,
+                "nud",
+                "permanent",
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// `SELECT @@gtid_current_pos` on a host.
     pub async fn gtid_current_pos(&self, host: &str) -> anyhow::Result<String> {
         let mut c = self.mysql(host).await?;

@@ -383,6 +383,66 @@ fn move_writer(env: &Scenario<'_>, to: &str) -> anyhow::Result<Duration> {
     Ok(t.elapsed())
 }
 
+/// How a TCP connection attempt to `ip:port` from the root namespace ends within `within`.
+async fn connect_outcome(
+    ip: std::net::Ipv4Addr,
+    port: u16,
+    within: Duration,
+) -> (String, Duration) {
+    let t = Instant::now();
+    let r = tokio::time::timeout(within, tokio::net::TcpStream::connect((ip, port))).await;
+    let what = match r {
+        Err(_) => "no answer".to_string(),
+        Ok(Ok(_)) => "connected".to_string(),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
+        Ok(Err(e)) => format!("error: {e}"),
+    };
+    (what, t.elapsed())
+}
+
+/// The VIP hand-over (`mmm_agent::handover`): after a planned switchover, a client whose ARP cache
+/// still sends the writer VIP's packets to the old writer is refused at once (TCP reset), so it
+/// tries again instead of waiting out its connect timeout; its next attempt after the cache learns
+/// the new owner reaches the new writer. Control: the same attempt at an address db1 never gave up
+/// gets no answer at all (the kernel drops it in silence; the refusal is not the kernel's doing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_a_given_up_vip_is_refused_at_once_by_its_old_owner() -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let env = Scenario::start(&lab, KEYS).await?;
+    let port = lab.host("db1").port;
+    let never: std::net::Ipv4Addr = format!("{}.250", lab.subnet_prefix()).parse()?;
+    lab.pin_neighbour(never, "db1").await?;
+    let (what, took) = connect_outcome(never, port, Duration::from_millis(700)).await;
+    assert_eq!(
+        what, "no answer",
+        "control: an address db1 never had ({took:?})"
+    );
+    move_writer(&env, "db2")?;
+    assert_eq!(
+        env.wait_new_writer("db1", Duration::from_secs(5)).await?,
+        "db2"
+    );
+    let vip = lab.writer_vip();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.has_ip("db1", vip).await? {
+        if Instant::now() > deadline {
+            bail!("db1 still has the writer VIP 5 s after the switchover");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lab.pin_neighbour(vip, "db1").await?;
+    let (what, took) = connect_outcome(vip, port, Duration::from_millis(700)).await;
+    assert_eq!(what, "refused", "a client still sending to db1 ({took:?})");
+    assert!(
+        took < Duration::from_millis(200),
+        "refused at once: {took:?}"
+    );
+    lab.pin_neighbour(vip, "db2").await?;
+    let (what, took) = connect_outcome(vip, port, Duration::from_millis(700)).await;
+    assert_eq!(what, "connected", "the new owner answers ({took:?})");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_planned_move_role_and_back() -> anyhow::Result<()> {
     let lab = lab_env().await?;

@@ -84,9 +84,11 @@ const DEFAULTS: Profile = Profile {
     keys: "auto_set_online 1",
 };
 
+/// Faster checks and a shorter writer lease: after a lost link the outage is the longer of detection
+/// and the lease (plus the fence), so both are shortened together.
 const FAST: Profile = Profile {
-    name: "fast (check_period 0.5, trap_period 1, timeout 0.5, writer_lease 2)",
-    keys: "auto_set_online 1\nwriter_lease 2\n</monitor>\n<check default>\ncheck_period 0.5\n\
+    name: "fast (check_period 0.5, trap_period 1, timeout 0.5, writer_lease 1)",
+    keys: "auto_set_online 1\nwriter_lease 1\n</monitor>\n<check default>\ncheck_period 0.5\n\
            trap_period 1\ntimeout 0.5\n</check>\n<monitor>",
 };
 
@@ -516,6 +518,16 @@ async fn switchover_series(
                     "  switchover {run}/{runs}: client outage {:?}",
                     outage_in(&history, t0, first)
                 );
+                // What the client met meanwhile (ms after the move began): where the outage goes.
+                let errors: Vec<String> = history
+                    .errors
+                    .iter()
+                    .filter(|(t, _)| *t >= t0 && *t <= first)
+                    .map(|(t, e)| format!("+{} ms {e}", t.duration_since(t0).as_millis()))
+                    .collect();
+                if !errors.is_empty() {
+                    eprintln!("    client errors: {}", errors.join("; "));
+                }
             }
             (p, first) => failures.push(format!(
                 "run {run}: move_role {:?}, first write on {other}: {:?}",

@@ -10,20 +10,17 @@
 //! monitors' logs; `MMM_BENCH_MONITOR_LOG` sets their log filter (default `warn`).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use clap::Parser;
+use mmm_bench::monitors::{
+    control, hard_offline_at, mysql_checks_done, online_hosts, write_private, Monitors,
+};
 use mmm_bench::procstat::{cpu_percent, sample};
 use mmm_bench::standin::StandIn;
 use mmm_bench::stats::{fmt_ms, Samples};
-use mmm_proto::monitor_control_client::MonitorControlClient;
-use mmm_proto::{ClusterStatusRequest, HistoryRequest, HostState, ShowRequest, PROTOCOL_VERSION};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::{Channel, Endpoint};
+use mmm_proto::{ClusterStatusRequest, PROTOCOL_VERSION};
 
 /// Benchmark options.
 #[derive(Parser, Debug)]
@@ -70,12 +67,6 @@ fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(())
 }
 
 /// Writes `mmm_common.conf` for `n` hosts and one monitor config per monitor; returns the latter.
@@ -126,50 +117,6 @@ fn write_configs(dir: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The monitor processes; killed on drop.
-struct Monitors(Vec<Child>);
-
-impl Drop for Monitors {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-async fn client(k: usize) -> anyhow::Result<MonitorControlClient<Channel>> {
-    let ep = Endpoint::from_shared(format!("http://{}:{PORT}", monitor_ip(k)))?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(10));
-    let ch = tokio::time::timeout(Duration::from_secs(2), ep.connect())
-        .await
-        .context("connect timed out")??;
-    Ok(MonitorControlClient::new(ch))
-}
-
-/// GET /metrics of monitor `k`; the sum over hosts of `mysql` check runs.
-async fn mysql_checks_done(k: usize) -> anyhow::Result<f64> {
-    let run = async {
-        let mut s = tokio::net::TcpStream::connect((monitor_ip(k), METRICS_PORT)).await?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: m\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await?;
-        anyhow::Ok(body)
-    };
-    let body = tokio::time::timeout(Duration::from_secs(10), run)
-        .await
-        .context("metrics timed out")??;
-    Ok(body
-        .lines()
-        .filter(|l| {
-            l.starts_with("mmm_check_duration_seconds_count{") && l.contains("check=\"mysql\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
-
 /// Result of one size.
 struct SizeResult {
     /// Number of hosts.
@@ -195,46 +142,15 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
     for i in 0..n {
         standins.push(StandIn::start(SocketAddr::from((host_ip(i), 3306))).await?);
     }
-    let bin = mmm_lab::try_workspace_bin("mmm-monitor")?;
-    let mut children = Vec::with_capacity(3);
+    let mut monitors = Monitors::default();
     for (k, cfg) in configs.iter().enumerate() {
-        let log = std::fs::File::create(dir.path().join(format!("mon{}.log", k + 1)))?;
-        children.push(
-            Command::new(&bin)
-                .arg("--config")
-                .arg(cfg)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("MMM_BENCH_MONITOR_LOG").unwrap_or("warn".into()),
-                )
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting mmm-monitor")?,
-        );
+        monitors.spawn(cfg, &dir.path().join(format!("mon{}.log", k + 1)))?;
     }
-    let monitors = Monitors(children);
     let started = Instant::now();
     let mut online_at_settle = None;
     // Every host ONLINE.
     loop {
-        let online = match client(1).await {
-            Ok(mut c) => c
-                .show(ShowRequest {
-                    protocol_version: PROTOCOL_VERSION,
-                    extended: false,
-                })
-                .await
-                .map(|r| {
-                    r.into_inner()
-                        .hosts
-                        .iter()
-                        .filter(|h| h.state == HostState::Online as i32)
-                        .count()
-                })
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
+        let online = online_hosts(monitor_ip(1), PORT).await;
         if online == n {
             break;
         }
@@ -250,7 +166,7 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
     // The leader (retried: an overloaded cluster may be between leaders).
     let mut leader = 0usize;
     for _ in 0..50 {
-        if let Ok(mut c) = client(1).await {
+        if let Ok(mut c) = control(monitor_ip(1), PORT).await {
             if let Ok(r) = c
                 .cluster_status(ClusterStatusRequest {
                     protocol_version: PROTOCOL_VERSION,
@@ -282,13 +198,17 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
     let (l0, f0, c0) = (
         sample(lpid)?,
         sample(fpid)?,
-        mysql_checks_done(leader).await.ok(),
+        mysql_checks_done(monitor_ip(leader), METRICS_PORT)
+            .await
+            .ok(),
     );
     tokio::time::sleep(window).await;
     let (l1, f1, c1) = (
         sample(lpid)?,
         sample(fpid)?,
-        mysql_checks_done(leader).await.ok(),
+        mysql_checks_done(monitor_ip(leader), METRICS_PORT)
+            .await
+            .ok(),
     );
     let cycle = match (c0, c1) {
         (Some(a), Some(b)) if b > a => {
@@ -306,23 +226,9 @@ async fn measure(n: usize, window: Duration, downs: usize) -> anyhow::Result<Siz
         standins[i].refuse();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let found = match client(leader).await {
-                Ok(mut c) => c
-                    .history(HistoryRequest {
-                        protocol_version: PROTOCOL_VERSION,
-                        limit: 50,
-                    })
-                    .await
-                    .ok()
-                    .and_then(|r| {
-                        r.into_inner().decisions.into_iter().find(|x| {
-                            x.host == name && x.to == "HARD_OFFLINE" && x.time_millis >= w0
-                        })
-                    }),
-                Err(_) => None,
-            };
-            if let Some(x) = found {
-                decision.push(Duration::from_millis((x.time_millis - w0).max(0) as u64));
+            let found = hard_offline_at(monitor_ip(leader), PORT, &name, w0).await;
+            if let Some(at) = found {
+                decision.push(Duration::from_millis((at - w0).max(0) as u64));
                 break;
             }
             if Instant::now() > deadline {
