@@ -6,7 +6,8 @@
 //! [`crate::fence`]):
 //! - Writes are allowed only while the lease is valid, and only after the lease's end was written into
 //!   mysqld's fence, which denies writes by itself when the lease ends even if the agent does not.
-//! - A host that must not write loses the writer VIP first (no SQL needed), then every client session is
+//! - A host that must not write stops taking connections on the writer VIP first (no SQL needed: refused
+//!   by [`crate::firewall`], or the address removed at once without it), then every client session is
 //!   killed and `read_only` set without waiting for locks, repeated until it holds (bounded by
 //!   [`DEMOTE_DEADLINE`]), then sessions are killed again. When the lease runs out the sessions are killed
 //!   even if `read_only` was already on (privileged accounts write through it).
@@ -370,6 +371,7 @@ impl Agent {
             caught_up_from: st.caught_up_from.clone(),
             rejoined_errant: rejoined.0,
             rejoin_saved_to: rejoined.1,
+            refuses_given_up_vips: self.vips.firewall().ready(),
             writer_settings_missing: st.settings_missing.clone(),
             semi_sync_off: st.semi_sync_off,
         }
@@ -638,7 +640,8 @@ impl Agent {
         self.apply(ApplyKind::Reassert).await;
     }
 
-    /// Demotes the host if its writer lease just ran out: the writer VIP goes at once (no SQL, no lock),
+    /// Demotes the host if its writer lease just ran out: the writer VIP stops taking connections at once
+    /// (no SQL, no lock; removed once sessions are killed),
     /// then writes are denied; when an apply is running and does not finish quickly, on a connection of
     /// its own (the fence in mysqld denies them in any case).
     pub async fn check_lease(&self) {
@@ -665,7 +668,7 @@ impl Agent {
             );
         }
         let mut errors = Vec::new();
-        self.drop_writer_vips(&mut errors).await;
+        self.stop_writer_vips(&mut errors).await;
         match tokio::time::timeout(LAPSE_LOCK_WAIT, self.apply_lock.lock()).await {
             Ok(_guard) => self.apply(ApplyKind::LeaseLapsed).await,
             Err(_) => {
@@ -679,12 +682,37 @@ impl Agent {
                     }
                     Err(e) => errors.push(format!("mysqld: {e}")),
                 }
+                self.drop_writer_vips(&mut errors).await;
             }
         }
         if !errors.is_empty() {
             tracing::error!(errors = %errors.join("; "), "demotion after the lease ran out incomplete (the fence in mysqld denies writes within its bound)");
         }
         self.state().lease.mark_demoted(Instant::now());
+    }
+
+    /// The first step of giving up the writer VIPs, before any session is killed: new connections to
+    /// them are refused at once ([`crate::firewall`]) while the addresses stay until the sessions are
+    /// killed and writes denied (the apply removes them next), so each killed session's error reaches
+    /// its client: a packet from an address the host no longer has is never sent, and the client would
+    /// wait out its own timeout instead. Without the firewall the addresses go at once, the only way to
+    /// stop new connections without SQL.
+    async fn stop_writer_vips(&self, errors: &mut Vec<String>) {
+        if !self.vips.firewall().ready() {
+            return self.drop_writer_vips(errors).await;
+        }
+        match self.vips.present().await {
+            Ok(present) => {
+                for ip in present.intersection(&self.topo.writer_ips()) {
+                    if !self.vips.firewall().refuse(*ip).await {
+                        if let Err(e) = self.vips.remove(*ip).await {
+                            errors.push(format!("{e:#}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("listing VIPs: {e:#}")),
+        }
     }
 
     /// Removes every writer VIP from the interface.
@@ -903,11 +931,12 @@ impl Agent {
         let release_hold =
             held_since.is_some_and(|since| !hold_wanted || since.elapsed() >= HOLD_LIMIT);
 
-        // 1. A host that must not write loses the writer VIP first: it needs no SQL, so a hung or
-        //    unreachable mysqld cannot delay it. Held writes keep it until the hold ends (below).
+        // 1. A host that must not write stops taking connections on the writer VIP first: it needs no
+        //    SQL, so a hung or unreachable mysqld cannot delay it (refused at once; the address goes
+        //    in step 4, once the sessions are killed). Held writes keep it until the hold ends (below).
         if !writer && !hold_wanted && (held_since.is_none() || release_hold) {
             self.set_writable(false);
-            self.drop_writer_vips(&mut errors).await;
+            self.stop_writer_vips(&mut errors).await;
         }
 
         let mut db = match self.db.connect().await {

@@ -45,6 +45,8 @@ pub const REFUSE_FOR: Duration = Duration::from_secs(10);
 /// Longest a source stays cut off: the cut is taken back as soon as the IO thread stopped; this only
 /// bounds what an agent that dies meanwhile leaves behind.
 pub const CUT_FOR: Duration = Duration::from_secs(5);
+/// A VIP refused this recently is not refused again (its element has most of [`REFUSE_FOR`] left).
+const RECENT: Duration = Duration::from_secs(1);
 /// Packet mark of a redirected packet, the input hook's reason to reset it ("mmm" + 1).
 const MARK: u32 = 0x6d6d_6d01;
 /// Longest one `nft` run may take.
@@ -138,18 +140,34 @@ impl Firewall {
         }
     }
 
-    /// Starts refusing VIP `ip` (called before the address is removed, so there is no gap).
-    pub async fn refuse(&self, ip: Ipv4Addr) {
-        if !self.ready.load(Ordering::Relaxed) {
-            return;
+    /// The table is installed.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Starts refusing VIP `ip` (before the address is removed, so there is no gap); false when it
+    /// could not (no table, or `nft` failed).
+    pub async fn refuse(&self, ip: Ipv4Addr) -> bool {
+        if !self.ready() {
+            return false;
+        }
+        // Refused a moment ago (the demotion refuses first, the removal after it): one `nft` run,
+        // not two, on a failover's path.
+        if lock(&self.refused)
+            .get(&ip)
+            .is_some_and(|t| t.elapsed() < RECENT)
+        {
+            return true;
         }
         match nft(&add_commands("refused", &ip.to_string(), REFUSE_FOR)).await {
             Ok(()) => {
                 lock(&self.refused).insert(ip, Instant::now());
                 tracing::info!(vip = %ip, refuse_for = ?REFUSE_FOR, "given-up VIP refused with a TCP reset");
+                true
             }
             Err(e) => {
-                tracing::warn!(vip = %ip, error = %format!("{e:#}"), "cannot refuse a given-up VIP")
+                tracing::warn!(vip = %ip, error = %format!("{e:#}"), "cannot refuse a given-up VIP");
+                false
             }
         }
     }
@@ -180,7 +198,7 @@ impl Firewall {
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let element = format!("{ip} . {port}");
-        let cut = self.ready.load(Ordering::Relaxed)
+        let cut = self.ready()
             && match nft(&add_commands("cut", &element, CUT_FOR)).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -190,9 +208,12 @@ impl Firewall {
             };
         let out = work.await;
         if cut {
-            if let Err(e) = nft(&remove_commands("cut", &element)).await {
-                tracing::warn!(source = %element, error = %format!("{e:#}"), "cannot take back a cut (it expires by itself)");
-            }
+            // Taken back off the caller's path (the candidate is catching up).
+            tokio::spawn(async move {
+                if let Err(e) = nft(&remove_commands("cut", &element)).await {
+                    tracing::warn!(source = %element, error = %format!("{e:#}"), "cannot take back a cut (it expires by itself)");
+                }
+            });
         }
         out
     }

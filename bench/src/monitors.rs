@@ -129,3 +129,64 @@ pub async fn mysql_checks_done(ip: Ipv4Addr, metrics_port: u16) -> anyhow::Resul
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }
+
+/// One monitor cluster of stand-in hosts, as the benchmarks without a lab configure it.
+pub struct ClusterFiles<'a> {
+    /// Distinguishes this cluster's files in a directory shared with others ("" for one cluster).
+    pub tag: &'a str,
+    /// The monitors' addresses (`mon1`, `mon2`, … in this order).
+    pub monitors: &'a [Ipv4Addr],
+    /// The monitors' gRPC and metrics ports.
+    pub port: u16,
+    pub metrics_port: u16,
+    /// The hosts (name, address): the first two are masters and peers, the rest replicas.
+    pub hosts: &'a [(String, Ipv4Addr)],
+    /// The writer role's IP.
+    pub writer_vip: Ipv4Addr,
+}
+
+/// Writes `mmm_common<tag>.conf` (check_period 1 s, MMM's trap_period and timeout) and one monitor
+/// configuration per monitor into `dir`; returns the latter, `mon1` first.
+pub fn write_cluster(dir: &Path, c: &ClusterFiles<'_>) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let tag = c.tag;
+    let mut s = String::from("active_master_role writer\n");
+    s += &format!(
+        "<monitor_node default>\n port {}\n metrics_port {}\n</monitor_node>\n",
+        c.port, c.metrics_port
+    );
+    for (k, ip) in c.monitors.iter().enumerate() {
+        s += &format!("<monitor_node mon{}>\n ip {ip}\n</monitor_node>\n", k + 1);
+    }
+    s += "<host default>\n cluster_interface lo\n monitor_user mon\n monitor_password x\n agent_user a\n \
+          agent_password x\n replication_user r\n replication_password x\n</host>\n";
+    let name = |i: usize| c.hosts.get(i).map_or("", |h| h.0.as_str());
+    for (i, (host, ip)) in c.hosts.iter().enumerate() {
+        let mode = match i {
+            0 => format!("mode master\n peer {}", name(1)),
+            1 => format!("mode master\n peer {}", name(0)),
+            _ => "mode slave".into(),
+        };
+        s += &format!("<host {host}>\n ip {ip}\n {mode}\n</host>\n");
+    }
+    s += &format!(
+        "<role writer>\n hosts {}, {}\n ips {}\n mode exclusive\n</role>\n",
+        name(0),
+        name(1),
+        c.writer_vip
+    );
+    s += "<check default>\n check_period 1\n trap_period 2\n timeout 1\n</check>\n";
+    let common = dir.join(format!("mmm_common{tag}.conf"));
+    write_private(&common, &s)?;
+    let mut out = Vec::new();
+    for k in 1..=c.monitors.len() {
+        let p = dir.join(format!("mmm_mon{tag}_mon{k}.conf"));
+        let text = format!(
+            "include {}\nthis mon{k}\n<monitor>\n data_dir {}\n ping_ips 127.0.0.1\n</monitor>\n",
+            common.display(),
+            dir.join(format!("data{tag}-mon{k}")).display()
+        );
+        write_private(&p, &text)?;
+        out.push(p);
+    }
+    Ok(out)
+}

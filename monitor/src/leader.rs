@@ -79,6 +79,9 @@ struct AgentTrack {
     writable: bool,
     /// The agent's last reply said it holds client writes for a planned hand-over, since when.
     writes_held_since: Option<Instant>,
+    /// The agent's last reply said it refuses the VIPs it gives up (TCP reset): its hold may end
+    /// without waiting for the new writer.
+    refuses_given_up_vips: bool,
     /// Failover epoch at which the candidate was found caught up.
     caught_up_for: Option<Epoch>,
     /// What that candidate fetched from peers to catch up ("" when nothing).
@@ -152,6 +155,9 @@ struct Leadership {
     /// The engine's log lines of the last round: a condition that lasts (e.g. waiting for evidence)
     /// is logged when it starts, not once per round.
     logged: std::collections::BTreeSet<(Option<String>, String)>,
+    /// When the lease of the writer being replaced is certainly over (from the last round): the loop
+    /// wakes then rather than at its next tick, so the failover goes on the moment it may.
+    lease_wake: Option<Instant>,
 }
 
 impl Drop for Leadership {
@@ -176,8 +182,10 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
     let mut leadership: Option<Leadership> = None;
     loop {
         let pushed = leadership.as_ref().map(|l| Arc::clone(&l.pusher.pushed));
+        let lease_wake = leadership.as_ref().and_then(|l| l.lease_wake);
         tokio::select! {
             _ = tick.tick() => {}
+            _ = async { match lease_wake { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => {}
             _ = async { match &pushed { Some(n) => n.notified().await, None => std::future::pending().await } } => {}
             r = agents.changed() => if r.is_err() { return },
             r = reports.changed() => if r.is_err() { return },
@@ -216,6 +224,7 @@ pub async fn run(ctx: Arc<MonitorContext>, mut stop: watch::Receiver<bool>) {
                 writable_seen: BTreeMap::new(),
                 active_seen: None,
                 logged: Default::default(),
+                lease_wake: None,
             }
         });
         let started = Instant::now();
@@ -402,6 +411,7 @@ fn gather_input(
         .collect();
     let tracks = lock(&l.pusher.tracks).clone();
     let mono_now = Instant::now();
+    l.lease_wake = None;
     let agents = ctx
         .config
         .hosts
@@ -439,6 +449,9 @@ fn gather_input(
             // clock and handed to the engine as a time of this round's clock.
             let lease_expires_ms = (holds_writer || old_writer).then(|| {
                 let over = lease_over_at(&l.pusher.bounds, l.since, t.lease_counted_from);
+                if old_writer {
+                    l.lease_wake = (over > mono_now).then_some(over);
+                }
                 now + over.saturating_duration_since(mono_now).as_millis() as u64
             });
             (
@@ -679,7 +692,10 @@ fn passive_renewal(state: &ClusterState, track: Option<&AgentTrack>) -> Option<D
 
 /// True while the status that ends `host`'s hold on writes (the old writer of a planned switchover)
 /// should wait: the held client sessions are killed on release, and reconnect at once, so they must
-/// find the writer VIP already on the new writer. The wait is bounded by [`HOLD_RELEASE_WAIT`].
+/// find the writer VIP already on the new writer — unless the old writer's agent refuses the VIP it
+/// gives up (`mmm_agent::firewall`): then a reconnect is reset at once and retried until the new
+/// writer's announcement arrives, and waiting would only lengthen the hold. The wait is bounded by
+/// [`HOLD_RELEASE_WAIT`].
 fn releases_hold_too_early(
     p: &Pusher,
     state: &ClusterState,
@@ -690,7 +706,11 @@ fn releases_hold_too_early(
         return false;
     }
     let tracks = lock(&p.tracks);
-    let Some(since) = tracks.get(host).and_then(|t| t.writes_held_since) else {
+    let Some(since) = tracks
+        .get(host)
+        .filter(|t| !t.refuses_given_up_vips)
+        .and_then(|t| t.writes_held_since)
+    else {
         return false;
     };
     let Some(writer) = desired.active_master.as_deref().filter(|w| *w != host) else {
@@ -908,6 +928,7 @@ fn record_push(
             }
             t.rejoined = rejoined;
             t.writable = desired.writer && !status.lease_expired;
+            t.refuses_given_up_vips = status.refuses_given_up_vips;
             t.writes_held_since = match (status.writes_held, t.writes_held_since) {
                 (true, since) => since.or_else(|| Some(Instant::now())),
                 (false, _) => None,

@@ -382,16 +382,14 @@ async fn wait_semi_sync_clients(lab: &Lab, master: &str, n: u32) -> anyhow::Resu
 /// `slave_net_timeout`) while db3 keeps receiving and acknowledging: the writer acknowledges writes,
 /// synchronously, that db2 lacks. Then the writer's mysqld dies, so nobody can tell db2 the old
 /// writer's last position, and db2 is the only master left to promote.
-async fn candidate_behind_a_replica(
-    fetch: bool,
-) -> anyhow::Result<(mmm_lab::scenario::Judged, String)> {
-    mmm_lab::init_logging();
-    let lab = Lab::start(LabSpec::cluster()).await?;
-    let mut env = if fetch {
-        Scenario::start(&lab, KEYS).await?
-    } else {
-        Scenario::start_with_agent_setting(&lab, KEYS, "db2", "catch_up_from_peers 0").await?
-    };
+/// db3 acknowledges semi-sync commits too; under load, db2 stops receiving from db1 (a one-way drop)
+/// for `writes` more acknowledged writes, then db1's mysqld is killed and db2's link healed: db3 has
+/// writes db2 lacks.
+async fn db2_behind_db3_when_db1_dies(
+    lab: &Lab,
+    env: &mut Scenario<'_>,
+    writes: u64,
+) -> anyhow::Result<()> {
     let mut db3 = lab.mysql("db3").await?;
     for q in [
         "SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1",
@@ -402,12 +400,25 @@ async fn candidate_behind_a_replica(
         db3.query_drop(q).await?;
     }
     drop(db3);
-    wait_semi_sync_clients(&lab, "db1", 2).await?;
+    wait_semi_sync_clients(lab, "db1", 2).await?;
     env.load().await?;
     lab.block_one_way("db1", "db2").await?;
-    env.wait_more_acks(100, FAILOVER).await?;
+    env.wait_more_acks(writes, FAILOVER).await?;
     lab.kill_mysqld("db1").await?;
-    lab.unblock_one_way("db1", "db2").await?;
+    lab.unblock_one_way("db1", "db2").await
+}
+
+async fn candidate_behind_a_replica(
+    fetch: bool,
+) -> anyhow::Result<(mmm_lab::scenario::Judged, String)> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let mut env = if fetch {
+        Scenario::start(&lab, KEYS).await?
+    } else {
+        Scenario::start_with_agent_setting(&lab, KEYS, "db2", "catch_up_from_peers 0").await?
+    };
+    db2_behind_db3_when_db1_dies(&lab, &mut env, 100).await?;
     assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
     env.wait_more_acks(50, FAILOVER).await?;
     let history = env.cluster.mmmctl(&["history"])?;
@@ -482,22 +493,8 @@ async fn durability_the_most_advanced_writer_eligible_host_is_chosen() -> anyhow
     mmm_lab::init_logging();
     let lab = Lab::start(LabSpec::cluster()).await?;
     let mut env = Scenario::start_with_writer_hosts(&lab, KEYS, &["db1", "db2", "db3"]).await?;
-    let mut db3 = lab.mysql("db3").await?;
-    for q in [
-        "SET GLOBAL rpl_semi_sync_slave_enabled = 1",
-        "STOP SLAVE IO_THREAD",
-        "START SLAVE IO_THREAD",
-    ] {
-        db3.query_drop(q).await?;
-    }
-    drop(db3);
-    wait_semi_sync_clients(&lab, "db1", 2).await?;
-    env.load().await?;
-    lab.block_one_way("db1", "db2").await?;
-    // Long enough for db2's position to stand still past the engine's settling time.
-    env.wait_more_acks(300, FAILOVER).await?;
-    lab.kill_mysqld("db1").await?;
-    lab.unblock_one_way("db1", "db2").await?;
+    // 300 writes: long enough for db2's position to stand still past the engine's settling time.
+    db2_behind_db3_when_db1_dies(&lab, &mut env, 300).await?;
     assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db3");
     env.wait_more_acks(50, FAILOVER).await?;
     let history = env.cluster.mmmctl(&["history"])?;

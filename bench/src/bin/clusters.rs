@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use mmm_bench::monitors::{
-    hard_offline_at, mysql_checks_done, online_hosts, write_private, Monitors,
+    hard_offline_at, mysql_checks_done, online_hosts, write_cluster, ClusterFiles, Monitors,
 };
 use mmm_bench::procstat::{cpu_percent, sample, ProcSample};
 use mmm_bench::standin::StandIn;
@@ -82,55 +82,23 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Writes cluster `j`'s `mmm_common_c<j>.conf` and one monitor config per machine; returns the latter.
-fn write_cluster(dir: &Path, j: usize, hosts: usize) -> anyhow::Result<Vec<PathBuf>> {
-    let mut s = String::from("active_master_role writer\n");
-    s += &format!(
-        "<monitor_node default>\n port {}\n metrics_port {}\n</monitor_node>\n",
-        port(j),
-        metrics_port(j)
-    );
-    for k in 1..=MACHINES {
-        s += &format!(
-            "<monitor_node mon{k}>\n ip {}\n</monitor_node>\n",
-            machine_ip(k)
-        );
-    }
-    s += "<host default>\n cluster_interface lo\n monitor_user mon\n monitor_password x\n agent_user a\n \
-          agent_password x\n replication_user r\n replication_password x\n</host>\n";
-    for i in 0..hosts {
-        let mode = match i {
-            0 => format!("mode master\n peer {}", host_name(1)),
-            1 => format!("mode master\n peer {}", host_name(0)),
-            _ => "mode slave".into(),
-        };
-        s += &format!(
-            "<host {}>\n ip {}\n {mode}\n</host>\n",
-            host_name(i),
-            host_ip(j, i, hosts)
-        );
-    }
-    s += &format!(
-        "<role writer>\n hosts {}, {}\n ips 127.0.2.{}\n mode exclusive\n</role>\n",
-        host_name(0),
-        host_name(1),
-        j + 1
-    );
-    s += "<check default>\n check_period 1\n trap_period 2\n timeout 1\n</check>\n";
-    let common = dir.join(format!("mmm_common_c{j}.conf"));
-    write_private(&common, &s)?;
-    let mut out = Vec::new();
-    for k in 1..=MACHINES {
-        let p = dir.join(format!("mmm_mon_c{j}_mon{k}.conf"));
-        let text = format!(
-            "include {}\nthis mon{k}\n<monitor>\n data_dir {}\n ping_ips 127.0.0.1\n</monitor>\n",
-            common.display(),
-            dir.join(format!("c{j}-mon{k}")).display()
-        );
-        write_private(&p, &text)?;
-        out.push(p);
-    }
-    Ok(out)
+/// Writes cluster `j`'s configuration (files tagged `_c<j>`); returns its monitors' files.
+fn write_configs(dir: &Path, j: usize, hosts: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let monitors: Vec<Ipv4Addr> = (1..=MACHINES).map(machine_ip).collect();
+    let hosts: Vec<(String, Ipv4Addr)> = (0..hosts)
+        .map(|i| (host_name(i), host_ip(j, i, hosts)))
+        .collect();
+    write_cluster(
+        dir,
+        &ClusterFiles {
+            tag: &format!("_c{j}"),
+            monitors: &monitors,
+            port: port(j),
+            metrics_port: metrics_port(j),
+            hosts: &hosts,
+            writer_vip: Ipv4Addr::new(127, 0, 2, (j + 1) as u8),
+        },
+    )
 }
 
 /// Result of one number of clusters.
@@ -163,7 +131,7 @@ async fn measure(
         for i in 0..hosts {
             standins.push(StandIn::start(SocketAddr::from((host_ip(j, i, hosts), 3306))).await?);
         }
-        for (k, cfg) in write_cluster(dir.path(), j, hosts)?.iter().enumerate() {
+        for (k, cfg) in write_configs(dir.path(), j, hosts)?.iter().enumerate() {
             let pid = monitors.spawn(cfg, &dir.path().join(format!("c{j}-mon{}.log", k + 1)))?;
             pids[k].push(pid);
         }
@@ -200,17 +168,19 @@ async fn measure(
             .collect()
     };
     let checks = |j: usize| mysql_checks_done(machine_ip(1), metrics_port(j));
+    // Each cluster's counter is read at a time of its own (reading 50 takes a while): the rate is
+    // counted between its own two reads.
     let mut c0 = Vec::with_capacity(c);
     for j in 0..c {
-        c0.push(checks(j).await.ok());
+        c0.push(checks(j).await.ok().map(|n| (n, Instant::now())));
     }
-    let (s0, t0) = (read_all(&pids)?, Instant::now());
+    let s0 = read_all(&pids)?;
     tokio::time::sleep(window).await;
     let s1 = read_all(&pids)?;
-    let elapsed = t0.elapsed().as_secs_f64();
     let mut cycles = Samples::new();
     for (j, before) in c0.into_iter().enumerate() {
-        if let (Some(a), Ok(b)) = (before, checks(j).await) {
+        if let (Some((a, ta)), Ok(b)) = (before, checks(j).await) {
+            let elapsed = ta.elapsed().as_secs_f64();
             if b > a {
                 let per_sec = (b - a) / elapsed;
                 cycles.push(Duration::from_secs_f64(hosts as f64 / per_sec));

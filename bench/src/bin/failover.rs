@@ -528,6 +528,18 @@ async fn switchover_series(
                 if !errors.is_empty() {
                     eprintln!("    client errors: {}", errors.join("; "));
                 }
+                if outage_in(&history, t0, first) > Duration::from_millis(150) {
+                    if let Ok(out) = cluster.mmmctl(&["history", "--timing", "40"]) {
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        let lines: Vec<&str> = text.lines().collect();
+                        // The last move only.
+                        let from = lines
+                            .iter()
+                            .rposition(|l| !l.starts_with(' ') && !l.trim().is_empty())
+                            .unwrap_or(0);
+                        eprintln!("    {}", lines[from..].join("\n    "));
+                    }
+                }
             }
             (p, first) => failures.push(format!(
                 "run {run}: move_role {:?}, first write on {other}: {:?}",

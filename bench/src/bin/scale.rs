@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use mmm_bench::monitors::{
-    control, hard_offline_at, mysql_checks_done, online_hosts, write_private, Monitors,
+    control, hard_offline_at, mysql_checks_done, online_hosts, write_cluster, ClusterFiles,
+    Monitors,
 };
 use mmm_bench::procstat::{cpu_percent, sample};
 use mmm_bench::standin::StandIn;
@@ -69,52 +70,21 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Writes `mmm_common.conf` for `n` hosts and one monitor config per monitor; returns the latter.
+/// Writes the configuration of one cluster of `n` hosts; returns the monitors' files.
 fn write_configs(dir: &Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
-    let mut s = String::from("active_master_role writer\n");
-    s += &format!(
-        "<monitor_node default>\n port {PORT}\n metrics_port {METRICS_PORT}\n</monitor_node>\n"
-    );
-    for k in 1..=3 {
-        s += &format!(
-            "<monitor_node mon{k}>\n ip {}\n</monitor_node>\n",
-            monitor_ip(k)
-        );
-    }
-    s += "<host default>\n cluster_interface lo\n monitor_user mon\n monitor_password x\n agent_user a\n \
-          agent_password x\n replication_user r\n replication_password x\n</host>\n";
-    for i in 0..n {
-        let mode = match i {
-            0 => format!("mode master\n peer {}", host_name(1)),
-            1 => format!("mode master\n peer {}", host_name(0)),
-            _ => "mode slave".into(),
-        };
-        s += &format!(
-            "<host {}>\n ip {}\n {mode}\n</host>\n",
-            host_name(i),
-            host_ip(i)
-        );
-    }
-    s += &format!(
-        "<role writer>\n hosts {}, {}\n ips 127.0.2.50\n mode exclusive\n</role>\n",
-        host_name(0),
-        host_name(1)
-    );
-    s += "<check default>\n check_period 1\n trap_period 2\n timeout 1\n</check>\n";
-    let common = dir.join("mmm_common.conf");
-    write_private(&common, &s)?;
-    let mut out = Vec::new();
-    for k in 1..=3 {
-        let p = dir.join(format!("mmm_mon_mon{k}.conf"));
-        let text = format!(
-            "include {}\nthis mon{k}\n<monitor>\n data_dir {}\n ping_ips 127.0.0.1\n</monitor>\n",
-            common.display(),
-            dir.join(format!("mon{k}")).display()
-        );
-        write_private(&p, &text)?;
-        out.push(p);
-    }
-    Ok(out)
+    let monitors: Vec<Ipv4Addr> = (1..=3).map(monitor_ip).collect();
+    let hosts: Vec<(String, Ipv4Addr)> = (0..n).map(|i| (host_name(i), host_ip(i))).collect();
+    write_cluster(
+        dir,
+        &ClusterFiles {
+            tag: "",
+            monitors: &monitors,
+            port: PORT,
+            metrics_port: METRICS_PORT,
+            hosts: &hosts,
+            writer_vip: Ipv4Addr::new(127, 0, 2, 50),
+        },
+    )
 }
 
 /// Result of one size.

@@ -2647,6 +2647,14 @@ fn cfg_three_writers() -> EngineConfig {
     c
 }
 
+/// A reported position `gtid`, unchanged for `ms`.
+fn position(gtid: &str, ms: u64) -> ReportedPosition {
+    ReportedPosition {
+        gtid: gtid.to_string(),
+        unchanged_ms: ms,
+    }
+}
+
 #[test]
 fn the_most_advanced_host_is_preferred_once_positions_stood_still() {
     let c = cfg_three_writers();
@@ -2707,10 +2715,7 @@ fn the_most_advanced_host_is_preferred_once_positions_stood_still() {
     for (db2, db3, want, why) in table {
         let mut input = healthy_input(&c, &s, NOW);
         for (h, p) in [("db2", db2), ("db3", db3)] {
-            facts(&mut input, h).position = p.map(|(g, ms)| ReportedPosition {
-                gtid: g.to_string(),
-                unchanged_ms: ms,
-            });
+            facts(&mut input, h).position = p.map(|(g, ms)| position(g, ms));
         }
         let got = choose_candidate(&s, &c, &input, Some("db1")).expect("a candidate");
         assert_eq!(got.host, *want, "{why}");
@@ -2718,14 +2723,8 @@ fn the_most_advanced_host_is_preferred_once_positions_stood_still() {
     }
     // A new cluster (no previous writer) keeps the configured order whatever the positions.
     let mut input = healthy_input(&c, &s, NOW);
-    facts(&mut input, "db1").position = Some(ReportedPosition {
-        gtid: "0-1-1".into(),
-        unchanged_ms: settled,
-    });
-    facts(&mut input, "db2").position = Some(ReportedPosition {
-        gtid: "0-1-9".into(),
-        unchanged_ms: settled,
-    });
+    facts(&mut input, "db1").position = Some(position("0-1-1", settled));
+    facts(&mut input, "db2").position = Some(position("0-1-9", settled));
     let got = choose_candidate(&s, &c, &input, None).expect("a candidate");
     assert_eq!(got.host, "db1");
 }
@@ -2737,14 +2736,8 @@ fn a_failover_to_a_more_advanced_host_says_whom_it_passed_over() {
     set_state(&mut s, "db1", HostState::HardOffline, NOW);
     let mut input = healthy_input(&c, &s, NOW + 10);
     fail(&mut input, "db1", "mysql");
-    facts(&mut input, "db2").position = Some(ReportedPosition {
-        gtid: "0-1-100".into(),
-        unchanged_ms: 2_000,
-    });
-    facts(&mut input, "db3").position = Some(ReportedPosition {
-        gtid: "0-1-130".into(),
-        unchanged_ms: 2_000,
-    });
+    facts(&mut input, "db2").position = Some(position("0-1-100", 2_000));
+    facts(&mut input, "db3").position = Some(position("0-1-130", 2_000));
     let out = decide(&s, &input, &c);
     let s2 = commit(&s, &out);
     assert_eq!(s2.failover.as_ref().map(|f| f.to.as_str()), Some("db3"));
