@@ -63,9 +63,11 @@ pub fn timelines(r: &HistoryReply) -> Vec<Timeline> {
             continue;
         };
         let start = d.time_millis;
-        // The detection: the last state change of the old writer before the start.
+        // The detection: the last state change of the old writer before the start (a planned
+        // switchover has none: it is counted from its start).
         let detection = ds[..i].iter().rev().find(|e| {
-            e.host == d.from
+            !planned
+                && e.host == d.from
                 && e.role.is_empty()
                 && start - e.time_millis <= DETECTION_WINDOW_MS
                 && !e.from.is_empty()
@@ -223,6 +225,8 @@ mod tests {
     #[test]
     fn a_switchover_without_detection_and_one_not_ended() {
         let r = reply(vec![
+            // The old writer's last state change just before a switchover is not its detection.
+            d(-500, "db1", "", "UNKNOWN", "ONLINE"),
             d(0, "db2", "writer", "db1", "db2 (switchover started)"),
             d(30, "db2", "writer", "demote-old", "catch-up"),
             d(40, "db2", "writer", "promote", "completed"),
