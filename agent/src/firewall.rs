@@ -12,13 +12,19 @@
 //! reaches the new owner as soon as it announced the address. The mark is set in the same rule as the
 //! DNAT, so a packet is either refused or not redirected at all: none ever reaches a local socket
 //! (mysqld) through a given-up VIP. An IP leaves the set before the host adds the address again.
+//! While a VIP is refused the host also sends no ARP packet naming it as the sender (a table of the
+//! `arp` family, same name): its resets and the errors of the sessions it kills would otherwise make it
+//! resolve a client's address with the VIP as sender, and the client would take that for the VIP's
+//! owner and come back to it.
 //!
 //! **Cutting off an isolated source.** When a replica stops its IO thread from a source that is
 //! isolated (`crate::isolation`), MariaDB's semi-sync replica first connects to that source to kill
 //! its dump thread and waits up to `rpl_semi_sync_slave_kill_conn_timeout` when the source is
 //! unreachable (a host whose link is down): a second of a failover's outage. While it stops the
-//! thread, the agent rejects its own server's connections to that source's address and port with a
-//! TCP reset ([`CUT_FOR`] at most), so the attempt fails at once; the thread stops all the same.
+//! thread from a source that does not answer, the agent rejects its own server's connections to that
+//! source's address and port with a TCP reset ([`CUT_FOR`] at most), so the attempt fails at once; the
+//! thread stops all the same. A source that answers is never cut off: its dump thread must be killed,
+//! or it stays there as a semi-sync replica that never acknowledges.
 //!
 //! Every element has a timeout, so the kernel forgets it by itself, even if the agent dies; the
 //! table is replaced whole at agent start. Safety: nothing here accepts a connection, holds an
@@ -73,27 +79,48 @@ pub fn ruleset(host_ip: Ipv4Addr) -> String {
          \t\ttype filter hook output priority -300; policy accept;\n\
          \t\tip daddr . tcp dport @cut reject with tcp reset\n\
          \t}}\n\
+         }}\n\
+         table arp {TABLE} {{}}\n\
+         delete table arp {TABLE}\n\
+         table arp {TABLE} {{\n\
+         \tset refused {{\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t}}\n\
+         \tchain quiet_refused {{\n\
+         \t\ttype filter hook output priority 0; policy accept;\n\
+         \t\tarp saddr ip @refused drop\n\
+         \t}}\n\
          }}\n"
     )
 }
 
-/// The commands that put `element` in `set` for `for_` from now (an element still there is replaced,
-/// so its timeout starts again).
-pub fn add_commands(set: &str, element: &str, for_: Duration) -> String {
+/// The commands that put `element` in `set` of the table of `family` for `for_` from now (an element
+/// still there is replaced, so its timeout starts again).
+pub fn add_commands(family: &str, set: &str, element: &str, for_: Duration) -> String {
     format!(
-        "{}add element ip {TABLE} {set} {{ {element} timeout {}ms }}\n",
-        remove_commands(set, element),
+        "{}add element {family} {TABLE} {set} {{ {element} timeout {}ms }}\n",
+        remove_commands(family, set, element),
         for_.as_millis().max(1)
     )
 }
 
-/// The commands that take `element` out of `set` whether or not it is there (adding an element that
-/// is there is no error, deleting one that is not would be).
-pub fn remove_commands(set: &str, element: &str) -> String {
+/// The commands that take `element` out of `set` of the table of `family` whether or not it is there
+/// (adding an element that is there is no error, deleting one that is not would be).
+pub fn remove_commands(family: &str, set: &str, element: &str) -> String {
     format!(
-        "add element ip {TABLE} {set} {{ {element} timeout 1ms }}\n\
-         delete element ip {TABLE} {set} {{ {element} }}\n"
+        "add element {family} {TABLE} {set} {{ {element} timeout 1ms }}\n\
+         delete element {family} {TABLE} {set} {{ {element} }}\n"
     )
+}
+
+/// Both sets of refused VIPs (redirected and reset; never an ARP sender) gain `ip` for `for_`.
+fn refuse_commands(ip: Ipv4Addr, for_: Duration) -> String {
+    let e = ip.to_string();
+    add_commands("ip", "refused", &e, for_) + &add_commands("arp", "refused", &e, for_)
+}
+
+/// Both sets of refused VIPs lose `ip`.
+fn stop_commands(ip: Ipv4Addr) -> String {
+    let e = ip.to_string();
+    remove_commands("ip", "refused", &e) + &remove_commands("arp", "refused", &e)
 }
 
 /// The agent's firewall (see the module docs).
@@ -159,7 +186,7 @@ impl Firewall {
         {
             return true;
         }
-        match nft(&add_commands("refused", &ip.to_string(), REFUSE_FOR)).await {
+        match nft(&refuse_commands(ip, REFUSE_FOR)).await {
             Ok(()) => {
                 lock(&self.refused).insert(ip, Instant::now());
                 tracing::info!(vip = %ip, refuse_for = ?REFUSE_FOR, "given-up VIP refused with a TCP reset");
@@ -181,7 +208,7 @@ impl Firewall {
         if !recent {
             return Ok(());
         }
-        nft(&remove_commands("refused", &ip.to_string()))
+        nft(&stop_commands(ip))
             .await
             .with_context(|| format!("cannot stop refusing {ip}"))?;
         lock(&self.refused).remove(&ip);
@@ -199,7 +226,7 @@ impl Firewall {
     ) -> T {
         let element = format!("{ip} . {port}");
         let cut = self.ready()
-            && match nft(&add_commands("cut", &element, CUT_FOR)).await {
+            && match nft(&add_commands("ip", "cut", &element, CUT_FOR)).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(source = %element, error = %format!("{e:#}"), "cannot cut off a source");
@@ -210,7 +237,7 @@ impl Firewall {
         if cut {
             // Taken back off the caller's path (the candidate is catching up).
             tokio::spawn(async move {
-                if let Err(e) = nft(&remove_commands("cut", &element)).await {
+                if let Err(e) = nft(&remove_commands("ip", "cut", &element)).await {
                     tracing::warn!(source = %element, error = %format!("{e:#}"), "cannot take back a cut (it expires by itself)");
                 }
             });
@@ -265,9 +292,10 @@ mod tests {
         ));
         assert!(r.contains("meta mark 0x6d6d6d01 meta l4proto tcp reject with tcp reset"));
         assert!(r.contains("ip daddr . tcp dport @cut reject with tcp reset"));
+        assert!(r.contains("arp saddr ip @refused drop"));
         assert_eq!(
             r.matches("flags timeout").count(),
-            2,
+            3,
             "every element expires"
         );
     }
@@ -275,18 +303,27 @@ mod tests {
     #[test]
     fn elements_expire_and_are_taken_back_without_error() {
         assert_eq!(
-            remove_commands("refused", "10.0.0.100"),
+            remove_commands("ip", "refused", "10.0.0.100"),
             format!(
                 "add element ip {TABLE} refused {{ 10.0.0.100 timeout 1ms }}\n\
                  delete element ip {TABLE} refused {{ 10.0.0.100 }}\n"
             )
         );
         assert_eq!(
-            add_commands("cut", "10.0.0.11 . 3306", Duration::from_secs(5)),
+            add_commands("ip", "cut", "10.0.0.11 . 3306", Duration::from_secs(5)),
             format!(
                 "{}add element ip {TABLE} cut {{ 10.0.0.11 . 3306 timeout 5000ms }}\n",
-                remove_commands("cut", "10.0.0.11 . 3306")
+                remove_commands("ip", "cut", "10.0.0.11 . 3306")
             )
         );
+        // A refused VIP is in both tables: redirected and reset, and never an ARP sender.
+        let ip = "10.0.0.100".parse().unwrap();
+        let r = refuse_commands(ip, Duration::from_secs(10));
+        for family in ["ip", "arp"] {
+            assert!(r.contains(&format!(
+                "add element {family} {TABLE} refused {{ 10.0.0.100 timeout 10000ms }}"
+            )));
+            assert!(stop_commands(ip).contains(&format!("delete element {family} {TABLE} refused")));
+        }
     }
 }

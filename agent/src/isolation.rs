@@ -15,9 +15,10 @@
 //!   writer reported read-only at and so is acknowledged or acknowledgeable);
 //! - a thread `Connecting` to an unreachable source counts as running: it would fetch the tail the moment
 //!   the source answers;
-//! - while it stops the thread, the host's own connections to the source are reset ([`crate::firewall`]):
-//!   a semi-sync replica would otherwise wait up to `rpl_semi_sync_slave_kill_conn_timeout` for an
-//!   unreachable source before the thread stops;
+//! - while it stops the thread from a source that does not answer a TCP connection within 100 ms, the
+//!   host's own connections to that source are reset ([`crate::firewall`]): a semi-sync replica would
+//!   otherwise wait up to `rpl_semi_sync_slave_kill_conn_timeout` for it before the thread stops (a
+//!   source that answers is not cut off, so its dump thread is killed as usual);
 //! - it starts it again once the source is no longer listed, and only with the SQL thread running and
 //!   everything received applied (MariaDB may discard the relay log when the IO thread starts, and the
 //!   source may be gone since: received transactions would be lost);
@@ -202,10 +203,12 @@ impl Isolation {
                 rec.floor = crate::sql::gtid_merge(&rec.floor, &received(&rep));
                 self.save(rec.clone())?;
                 // A semi-sync replica first connects to the source to kill its dump thread, and
-                // waits for it when the source is unreachable: refused at once instead.
+                // waits for it when the source is unreachable: refused at once instead. A source
+                // that answers is not cut off: its dump thread must be killed (a dump thread left
+                // behind still counts as a semi-sync replica there).
+                let port = u16::try_from(rep.source_port).unwrap_or(3306);
                 match topo.hosts.get(&source) {
-                    Some(IpAddr::V4(ip)) => {
-                        let port = u16::try_from(rep.source_port).unwrap_or(3306);
+                    Some(IpAddr::V4(ip)) if !answers(*ip, port).await => {
                         firewall
                             .while_cut_off(*ip, port, db.stop_replica_io())
                             .await?
@@ -248,6 +251,19 @@ impl Isolation {
             }
             (false, None) => Ok(Enforced::Unchanged),
         }
+    }
+}
+
+/// How long a source may take to answer a TCP connection before it counts as unreachable.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// True when `ip:port` accepts or refuses a TCP connection within [`ANSWER_TIMEOUT`] (the host is
+/// reachable, whether or not its server runs).
+async fn answers(ip: std::net::Ipv4Addr, port: u16) -> bool {
+    match tokio::time::timeout(ANSWER_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        Err(_) => false,
     }
 }
 
