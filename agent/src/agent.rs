@@ -1191,6 +1191,13 @@ impl Agent {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
+        // A wanted VIP still present but refused (its demotion began and a renewal came back before
+        // the address went) is taken out of the refusal, or its clients would be reset.
+        for ip in want.intersection(&now_present) {
+            if let Err(e) = self.vips.firewall().stop_refusing(*ip).await {
+                errors.push(format!("{e:#}"));
+            }
+        }
         if !acquired.is_empty() {
             self.vips.announce_acquired(acquired).await;
         }
