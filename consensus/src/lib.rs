@@ -10,9 +10,11 @@
 //! - [`local_cluster`]: [`LocalCluster`], several nodes in one process on loopback (tests, benchmarks).
 #![allow(clippy::result_large_err)]
 
+mod ack_clock;
 pub mod config;
 pub mod error;
 pub mod faults;
+mod leader_watch;
 pub mod local_cluster;
 pub mod network;
 pub mod node;

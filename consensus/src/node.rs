@@ -12,6 +12,7 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
+use crate::ack_clock::AckClock;
 use crate::config::ConsensusConfig;
 use crate::error::{ReadError, WriteError};
 use crate::network::{CallError, Network, Rpc, TransportOptions, MAX_MESSAGE_BYTES};
@@ -47,6 +48,13 @@ pub struct ConsensusNode {
     log: LogStore,
     /// Deadline of writes and reads.
     client_timeout: Duration,
+    /// When a quorum last acknowledged this node as leader, kept current by a task that reads every
+    /// metrics update (see [`crate::ack_clock`]: the metrics' own number stops growing when the core
+    /// stalls).
+    ack_clock: Arc<std::sync::Mutex<(AckClock, watch::Receiver<Metrics>)>>,
+    /// When this node last accepted a leader's entries or heartbeat (shared with the Raft service and
+    /// the leader watch).
+    heard: crate::leader_watch::Heard,
 }
 
 impl ConsensusNode {
@@ -85,6 +93,15 @@ impl ConsensusNode {
             .await
             .context("cannot start Raft")?;
 
+        let ack_clock = Arc::new(std::sync::Mutex::new((AckClock::default(), raft.metrics())));
+        tokio::spawn(follow_acks(raft.metrics(), Arc::clone(&ack_clock)));
+        let heard = crate::leader_watch::Heard::default();
+        tokio::spawn(crate::leader_watch::run(
+            raft.clone(),
+            id,
+            Duration::from_millis(cfg.election_max_ms),
+            heard.clone(),
+        ));
         let node = Arc::new(ConsensusNode {
             id,
             name: cfg.name.clone(),
@@ -95,6 +112,8 @@ impl ConsensusNode {
             epoch_rx,
             log,
             client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            ack_clock,
+            heard,
         });
 
         if node.raft.is_initialized().await? {
@@ -132,6 +151,7 @@ impl ConsensusNode {
             self.raft.clone(),
             self.opts.faults.clone(),
             self.client_timeout,
+            self.heard.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -186,14 +206,23 @@ impl ConsensusNode {
         ClusterView::from_metrics(&self.raft.metrics().borrow())
     }
 
-    /// On the leader: time since a quorum last acknowledged it. `None` when not the leader.
+    /// On the leader: time since a quorum last acknowledged it, growing while the Raft core reports
+    /// nothing. `None` when not the leader.
     pub fn leadership_confirmed_within(&self) -> Option<Duration> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        if m.state != ServerState::Leader {
+        if !self.is_leader() {
             return None;
         }
-        m.millis_since_quorum_ack.map(Duration::from_millis)
+        let mut clock = self.ack_clock.lock().unwrap_or_else(|p| p.into_inner());
+        // An update the following task has not taken yet was sent just now.
+        if clock.1.has_changed().unwrap_or(false) {
+            let m = clock.1.borrow_and_update().clone();
+            clock.0.observe(
+                m.state == ServerState::Leader,
+                m.millis_since_quorum_ack,
+                Instant::now(),
+            );
+        }
+        clock.0.age(Instant::now())
     }
 
     /// Entries currently kept in the local log (bounded by snapshots and purges).
@@ -391,4 +420,26 @@ enum Attempt {
     Transport(String),
     /// The leader's answer was unreadable.
     Failed(String),
+}
+
+/// Turns every metrics update into the instant of the quorum acknowledgement it describes, until Raft
+/// shuts down.
+async fn follow_acks(
+    mut metrics: watch::Receiver<Metrics>,
+    clock: Arc<std::sync::Mutex<(AckClock, watch::Receiver<Metrics>)>>,
+) {
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let leading = m.state == ServerState::Leader;
+            clock.lock().unwrap_or_else(|p| p.into_inner()).0.observe(
+                leading,
+                m.millis_since_quorum_ack,
+                Instant::now(),
+            );
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }

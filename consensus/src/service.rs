@@ -25,16 +25,26 @@ pub struct RaftService {
     faults: NetworkFaults,
     /// Deadline of a forwarded write or read-index request handled here.
     forward_timeout: Duration,
+    /// When this node last accepted entries or a heartbeat from a leader (the start of its lease on
+    /// that leader, for [`crate::leader_watch`]).
+    heard: crate::leader_watch::Heard,
 }
 
 impl RaftService {
     /// The service of node `id`.
-    pub fn new(id: NodeId, raft: Raft, faults: NetworkFaults, forward_timeout: Duration) -> Self {
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        faults: NetworkFaults,
+        forward_timeout: Duration,
+        heard: crate::leader_watch::Heard,
+    ) -> Self {
         RaftService {
             id,
             raft,
             faults,
             forward_timeout,
+            heard,
         }
     }
 
@@ -95,7 +105,11 @@ impl RaftRpc for RaftService {
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let req: AppendEntriesRequest<TypeConfig> = self.decode(request.get_ref())?;
-        encode(&self.raft.append_entries(req).await)
+        let reply = self.raft.append_entries(req).await;
+        if matches!(&reply, Ok(r) if r.is_success()) {
+            self.heard.now();
+        }
+        encode(&reply)
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
