@@ -36,9 +36,12 @@ use crate::topology::Topology;
 use crate::validate::DesiredStatus;
 use crate::vip::VipManager;
 
-/// Longest the SQL part of a demotion (kill, flip, verify) tries in one apply; the fence in mysqld stops
-/// writes within its own bound whatever happens here, and the next re-assertion tries again.
-pub const DEMOTE_DEADLINE: Duration = Duration::from_millis(1500);
+/// Longest the SQL part of a demotion (kill, flip, verify) tries in one apply: below the fence bound
+/// (`mmm_proto::FENCE_BOUND_MILLIS`, 750 ms), so a demotion begun when the lease ends is over before
+/// the leader's wait is. The fence in mysqld stops writes within its own bound whatever happens here,
+/// and the next re-assertion tries again.
+pub const DEMOTE_DEADLINE: Duration = Duration::from_millis(700);
+const _: () = assert!(DEMOTE_DEADLINE.as_millis() < mmm_proto::FENCE_BOUND_MILLIS as u128);
 /// Longest a lease that ran out waits for a running apply before demoting on a connection of its own.
 const LAPSE_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// Health heartbeat interval while this host holds (or may hold) the writer role: the stamp a lease
@@ -81,6 +84,18 @@ pub struct LocalHost {
     pub catch_up_from_peers: bool,
     /// `<agent> state_dir`: where a rejoin saves the transactions it undoes.
     pub state_dir: std::path::PathBuf,
+    /// `lock_privileged_accounts`: accounts that write through `read_only` may log in only where writes
+    /// are open ([`crate::privileged`]).
+    pub lock_privileged_accounts: bool,
+}
+
+/// What the agent knows of the privileged accounts it keeps locked ([`crate::privileged`]).
+#[derive(Debug, Default)]
+struct PrivilegedLocks {
+    /// The accounts, learned once per agent run (empty with the setting off); `None` until learned.
+    accounts: Option<Vec<String>>,
+    /// Whether they are locked now on this server, as this run last set them; `None` until set.
+    locked: Option<bool>,
 }
 
 /// What the agent was told and what it did about it.
@@ -149,6 +164,8 @@ pub struct Agent {
     stamps: Mutex<StampBook>,
     /// The fence is installed in mysqld (checked once per agent run, again after a failure).
     fence_installed: std::sync::atomic::AtomicBool,
+    /// The privileged accounts kept locked where writes are not open.
+    privileged: Mutex<PrivilegedLocks>,
     /// Until when mysqld may accept writes without a verified denial (the last resort's clock).
     exposure: Mutex<crate::last_resort::Exposure>,
     /// The local mysqld's process as its pid file names it, learned with the fence (the last resort
@@ -221,6 +238,7 @@ impl Agent {
             isolation,
             stamps: Mutex::new(StampBook::new(rand::random())),
             fence_installed: std::sync::atomic::AtomicBool::new(false),
+            privileged: Mutex::new(PrivilegedLocks::default()),
             exposure: Mutex::new(crate::last_resort::Exposure::default()),
             mysqld_process: Mutex::new(None),
             state: Mutex::new(AgentState::default()),
@@ -762,6 +780,89 @@ impl Agent {
         }
     }
 
+    /// Learns the privileged accounts once per run and tells the fence in mysqld which to lock. With
+    /// the setting off, unlocks what an earlier run with it on recorded.
+    async fn learn_privileged(&self, db: &mut crate::db::Db) {
+        if self
+            .privileged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .accounts
+            .is_some()
+        {
+            return;
+        }
+        let learned = async {
+            if self.local.lock_privileged_accounts {
+                let users: Vec<&str> = self.local.mmm_users.iter().map(String::as_str).collect();
+                let mut accounts: Vec<String> = db
+                    .privileged_app_accounts(&users)
+                    .await?
+                    .into_iter()
+                    .map(|(g, _)| g)
+                    .filter(|g| crate::privileged::lockable(g))
+                    .collect();
+                accounts.dedup();
+                db.record_privileged(&accounts).await?;
+                tracing::info!(accounts = ?accounts, "privileged accounts: locked wherever this host's writes are not open (lock_privileged_accounts)");
+                anyhow::Ok(accounts)
+            } else {
+                let recorded = db.recorded_privileged().await?;
+                if !recorded.is_empty() {
+                    db.set_accounts_locked(&recorded, false).await?;
+                    db.record_privileged(&[]).await?;
+                    tracing::warn!(accounts = ?recorded, "lock_privileged_accounts is off: accounts an earlier run kept locked are unlocked");
+                }
+                anyhow::Ok(Vec::new())
+            }
+        }
+        .await;
+        match learned {
+            Ok(accounts) => {
+                self.privileged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .accounts = Some(accounts);
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot learn the privileged accounts (tried again at the next apply)");
+            }
+        }
+    }
+
+    /// Locks (`locked`) or unlocks the privileged accounts on this server unless this run already did.
+    async fn lock_privileged(
+        &self,
+        db: &mut crate::db::Db,
+        locked: bool,
+        errors: &mut Vec<String>,
+    ) {
+        let accounts = {
+            let p = self.privileged.lock().unwrap_or_else(|p| p.into_inner());
+            match &p.accounts {
+                Some(a) if !a.is_empty() && p.locked != Some(locked) => a.clone(),
+                _ => return,
+            }
+        };
+        match db.set_accounts_locked(&accounts, locked).await {
+            Ok(()) => {
+                self.privileged
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .locked = Some(locked);
+                if locked {
+                    tracing::warn!(host = %self.local.name, accounts = ?accounts, "privileged accounts locked (writes are not open here)");
+                } else {
+                    tracing::info!(host = %self.local.name, accounts = ?accounts, "privileged accounts unlocked (this host's writes are open)");
+                }
+            }
+            Err(e) => errors.push(format!(
+                "{} the privileged accounts: {e:#}",
+                if locked { "locking" } else { "unlocking" }
+            )),
+        }
+    }
+
     /// Learns which process the last resort would kill. With `kill_stalled_mysqld` on, a mysqld whose
     /// process cannot be found is not allowed to write (a stalled writer could not be stopped).
     async fn learn_mysqld_process(&self, db: &mut crate::db::Db) -> anyhow::Result<()> {
@@ -957,7 +1058,9 @@ impl Agent {
             }
         };
         if let Some(db) = db.as_mut() {
-            self.ensure_fence(db).await;
+            if self.ensure_fence(db).await {
+                self.learn_privileged(db).await;
+            }
             self.check_settings(db).await;
         }
 
@@ -974,6 +1077,8 @@ impl Agent {
         if !writer {
             self.set_writable(false);
             if let Some(db) = db.as_mut() {
+                // Before any session is killed, so a privileged one cannot come back.
+                self.lock_privileged(db, true, &mut errors).await;
                 let holding = self.writes_held()
                     || (hold_wanted
                         && matches!(db.read_only().await, Ok(false))
@@ -1257,6 +1362,7 @@ impl Agent {
                     Ok(()) => match db.allow_writes_fenced().await {
                         Ok(()) => {
                             tracing::info!(host = %self.local.name, epoch = %d.epoch, catchup = ?started.elapsed(), "writes allowed (read_only=0)");
+                            self.lock_privileged(db, false, errors).await;
                             true
                         }
                         Err(e) => {

@@ -55,23 +55,19 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// True when the failure proves mysqld is not serving: connection refused or reset, socket absent.
+    /// True when the failure proves no mysqld serves here: the connection refused (nothing listens on
+    /// the port) or the socket file absent. Nothing else is proof: a timeout, an authentication error,
+    /// `Too many connections`, and also a connection reset or closed during the handshake (a live server
+    /// under a kill loop — the fence event's or a demotion's — closes sessions still logging in).
     pub fn is_definite(&self) -> bool {
         match self {
             ConnectError::Timeout(..) => false,
             ConnectError::Failed(_, mysql_async::Error::Io(mysql_async::IoError::Io(e))) => {
                 matches!(
                     e.kind(),
-                    std::io::ErrorKind::ConnectionRefused
-                        | std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::NotFound
-                        | std::io::ErrorKind::UnexpectedEof
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
                 )
             }
-            ConnectError::Failed(
-                _,
-                mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed),
-            ) => true,
             ConnectError::Failed(..) => false,
         }
     }
@@ -417,6 +413,8 @@ impl Db {
     /// the sessions again (those that connected meanwhile, and privileged accounts that write through
     /// `read_only`) when it flipped or `kill_anyway` (a lease that ran out). Verifies `read_only` at the
     /// end: `Ok` means the server was seen read-only.
+    /// Nothing in it runs past `deadline`: each statement's timeout is cut to what is left, and the whole
+    /// is abandoned at the deadline (the fence in mysqld does not depend on it).
     pub async fn deny_writes(
         &mut self,
         agent_user: &str,
@@ -425,17 +423,55 @@ impl Db {
         kill_anyway: bool,
     ) -> anyhow::Result<Denied> {
         let until = std::time::Instant::now() + deadline;
+        let cap = self.stmt_timeout;
+        let r = tokio::time::timeout(
+            deadline,
+            self.deny_writes_until(agent_user, max_kill_rounds, until, cap, kill_anyway),
+        )
+        .await;
+        self.stmt_timeout = cap;
+        match r {
+            Ok(r) => r,
+            Err(_) => bail!("denying writes did not finish within {deadline:?}"),
+        }
+    }
+
+    /// Cuts the statement timeout to what is left before `until` (at most `cap`); fails when nothing is.
+    fn bound_to(&mut self, until: std::time::Instant, cap: Duration) -> anyhow::Result<()> {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            bail!("out of time");
+        }
+        self.stmt_timeout = cap.min(left);
+        Ok(())
+    }
+
+    /// [`Db::deny_writes`]'s steps, each statement bounded by what is left before `until`.
+    async fn deny_writes_until(
+        &mut self,
+        agent_user: &str,
+        max_kill_rounds: u32,
+        until: std::time::Instant,
+        cap: Duration,
+        kill_anyway: bool,
+    ) -> anyhow::Result<Denied> {
         let mut out = Denied::default();
         let mut last_err = None;
+        self.bound_to(until, cap)?;
         self.exec("SET SESSION lock_wait_timeout = 0").await?;
-        while !self.read_only().await? {
+        loop {
+            self.bound_to(until, cap)?;
+            if self.read_only().await? {
+                break;
+            }
             if std::time::Instant::now() >= until {
                 let why = last_err
                     .map(|e: anyhow::Error| format!(": {e:#}"))
                     .unwrap_or_default();
-                bail!("the server is still writable after {deadline:?} of killing sessions and setting read_only{why}");
+                bail!("the server is still writable after killing sessions and setting read_only until the deadline{why}");
             }
             out.killed += self.kill_round(agent_user).await?;
+            self.bound_to(until, cap)?;
             match self.set_writable(false).await {
                 Ok(()) => out.flipped = true,
                 Err(e) => {
@@ -445,6 +481,7 @@ impl Db {
                 }
             }
         }
+        self.bound_to(until, cap)?;
         self.exec("SET SESSION lock_wait_timeout = DEFAULT").await?;
         if out.flipped || kill_anyway {
             out.killed += self.kill_sessions(agent_user, max_kill_rounds).await?;
@@ -732,7 +769,7 @@ impl Db {
             .await?;
         Ok(rows
             .into_iter()
-            .filter(|(g, _)| !sql::is_operational_account(sql::grantee_user(g), mmm_users))
+            .filter(|(g, _)| !sql::is_operational_account(g, mmm_users))
             .collect())
     }
 
@@ -759,6 +796,53 @@ fn redact(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    fn io(kind: std::io::ErrorKind) -> ConnectError {
+        ConnectError::Failed(
+            "db1:3306".into(),
+            mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(kind))),
+        )
+    }
+
+    fn server(code: u16, message: &str) -> ConnectError {
+        ConnectError::Failed(
+            "db1:3306".into(),
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: message.into(),
+                state: "HY000".into(),
+            }),
+        )
+    }
+
+    /// Only a refused connection or an absent socket proves mysqld down (a demotion is then acknowledged
+    /// without `read_only=1` read back); every other failure leaves the leader waiting for the lease.
+    #[test]
+    fn only_a_refusal_or_an_absent_socket_proves_mysqld_down() {
+        use std::io::ErrorKind::*;
+        assert!(io(ConnectionRefused).is_definite());
+        assert!(io(NotFound).is_definite());
+        for (what, e) in [
+            ("reset", io(ConnectionReset)),
+            ("closed while logging in", io(UnexpectedEof)),
+            (
+                "closed by the server",
+                ConnectError::Failed(
+                    "db1:3306".into(),
+                    mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed),
+                ),
+            ),
+            ("too many connections", server(1040, "Too many connections")),
+            ("password refused", server(1045, "Access denied for user")),
+            (
+                "timeout",
+                ConnectError::Timeout("db1:3306".into(), std::time::Duration::from_secs(2)),
+            ),
+        ] {
+            assert!(!e.is_definite(), "{what} must not count as mysqld down");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -8,7 +8,10 @@
 //!   restart writes a `DELETE` to the binary log, whatever the session says, which would be a transaction
 //!   only this server has. A restarted mysqld starts read-only (`read_only=1` in its configuration, a
 //!   required setting), and only the agent opens it, so a leftover row opens nothing.
-//! - `deny_writes()`: kills every client session (the rule of [`crate::sql::should_kill`]: not the server's
+//! - `privileged`: the accounts `lock_privileged_accounts` keeps locked where writes are not open
+//!   ([`crate::privileged`]); empty without that setting.
+//! - `deny_writes()`: locks the accounts listed in `privileged` (they write through `read_only`), kills
+//!   every client session (the rule of [`crate::sql::should_kill`]: not the server's
 //!   or replication threads, not the agent's sessions), sets `read_only=1` without waiting for locks
 //!   (`lock_wait_timeout=0`: a lock holder was just killed; a new one is killed on the next try), repeats
 //!   until `read_only=1` holds, kills again (sessions that connected meanwhile), then turns the event
@@ -51,7 +54,7 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// before it trusts the lease to be over.
 pub const FENCE_BOUND: Duration = Duration::from_millis(mmm_proto::FENCE_EVENT_BOUND_MILLIS);
 /// Version of the installed objects, kept in the event's comment: a newer agent reinstalls.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 /// The statements that (re)install the fence for `agent_user` (whose sessions are spared).
 pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
@@ -80,10 +83,15 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {SCHEMA}.fired (at_us BIGINT NOT NULL, killed INT NOT NULL) \
              ENGINE=InnoDB"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {SCHEMA}.privileged (grantee VARCHAR(400) NOT NULL PRIMARY KEY) \
+             ENGINE=InnoDB"
+        ),
         format!("DROP EVENT IF EXISTS {SCHEMA}.lease_fence"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.kill_clients"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.deny_writes"),
         format!("DROP PROCEDURE IF EXISTS {SCHEMA}.allow_writes"),
+        format!("DROP PROCEDURE IF EXISTS {SCHEMA}.lock_privileged"),
         format!(
             "CREATE PROCEDURE {SCHEMA}.allow_writes() \
              BEGIN \
@@ -116,6 +124,26 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
             commands = spared_commands.join(", "),
         ),
         format!(
+            "CREATE PROCEDURE {SCHEMA}.lock_privileged() \
+             BEGIN \
+               DECLARE done INT DEFAULT 0; \
+               DECLARE g VARCHAR(400); \
+               DECLARE cur CURSOR FOR SELECT grantee FROM {SCHEMA}.privileged; \
+               DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1; \
+               DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END; \
+               OPEN cur; \
+               l: LOOP \
+                 FETCH cur INTO g; \
+                 IF done THEN LEAVE l; END IF; \
+                 SET @mmm_fence_lock = CONCAT('ALTER USER ', g, ' ACCOUNT LOCK'); \
+                 PREPARE s FROM @mmm_fence_lock; \
+                 EXECUTE s; \
+                 DEALLOCATE PREPARE s; \
+               END LOOP; \
+               CLOSE cur; \
+             END"
+        ),
+        format!(
             "CREATE PROCEDURE {SCHEMA}.deny_writes() \
              BEGIN \
                DECLARE n INT DEFAULT 0; \
@@ -124,6 +152,7 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
                DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END; \
                SET SESSION sql_log_bin = 0; \
                SET SESSION lock_wait_timeout = 0; \
+               CALL {SCHEMA}.lock_privileged(); \
                WHILE @@global.read_only = 0 AND n < 50 DO \
                  CALL {SCHEMA}.kill_clients(k); \
                  SET total = total + k; \

@@ -23,6 +23,7 @@ pub mod last_resort;
 pub mod lease;
 pub mod metrics;
 pub mod peer_catch_up;
+pub mod privileged;
 pub mod rejoin;
 pub mod service;
 pub mod sql;
@@ -294,6 +295,7 @@ pub fn build_agent(
         kill_stalled_mysqld: config.agent.kill_stalled_mysqld,
         catch_up_from_peers: config.agent.catch_up_from_peers,
         state_dir: config.agent_state_dir(),
+        lock_privileged_accounts: config.agent.lock_privileged_accounts,
     };
     let isolation = isolation::Isolation::open(&config.agent_state_dir())?;
     Ok(Agent::new(topo, local, db, vips, epochs, isolation, health))

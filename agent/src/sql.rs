@@ -247,13 +247,25 @@ pub fn grantee_user(grantee: &str) -> &str {
     g.split_once("'@").map(|(u, _)| u).unwrap_or(g)
 }
 
-/// True for accounts that are not application accounts: administrators, the MMM accounts, and the
-/// server's own system accounts.
-pub fn is_operational_account(user: &str, mmm_users: &[&str]) -> bool {
+/// The host part of a grantee such as `'app'@'%'`.
+pub fn grantee_host(grantee: &str) -> &str {
+    grantee
+        .split_once("'@'")
+        .map(|(_, h)| h.trim_end_matches('\''))
+        .unwrap_or("")
+}
+
+/// True for accounts that are not application accounts: the server's own system accounts, the MMM
+/// accounts, and `root` when it can only log in locally (a `root` reachable from the network is what
+/// an application may well use, so it is warned about like any other).
+pub fn is_operational_account(grantee: &str, mmm_users: &[&str]) -> bool {
+    let user = grantee_user(grantee);
+    let local = matches!(grantee_host(grantee), "localhost" | "127.0.0.1" | "::1");
     matches!(
         user,
-        "root" | "mariadb.sys" | "mysql.sys" | "mysql.session" | "mysql.infoschema" | ""
-    ) || mmm_users.contains(&user)
+        "mariadb.sys" | "mysql.sys" | "mysql.session" | "mysql.infoschema" | ""
+    ) || (user == "root" && local)
+        || mmm_users.contains(&user)
 }
 
 /// One row of `SHOW PROCESSLIST` as far as session killing cares.
@@ -443,8 +455,14 @@ mod tests {
     fn privileged_account_filter() {
         assert_eq!(grantee_user("'app'@'%'"), "app");
         assert_eq!(grantee_user("'mmm_agent'@'10.%'"), "mmm_agent");
-        assert!(is_operational_account("root", &["mmm_agent"]));
-        assert!(is_operational_account("mmm_agent", &["mmm_agent"]));
-        assert!(!is_operational_account("app", &["mmm_agent"]));
+        assert_eq!(grantee_host("'app'@'10.%'"), "10.%");
+        assert!(is_operational_account("'root'@'localhost'", &["mmm_agent"]));
+        assert!(is_operational_account("'root'@'::1'", &["mmm_agent"]));
+        assert!(
+            !is_operational_account("'root'@'%'", &["mmm_agent"]),
+            "a root reachable from the network is warned about"
+        );
+        assert!(is_operational_account("'mmm_agent'@'%'", &["mmm_agent"]));
+        assert!(!is_operational_account("'app'@'%'", &["mmm_agent"]));
     }
 }

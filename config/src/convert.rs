@@ -648,5 +648,14 @@ fn build_agent(raw: &RawConfig, ctx: &mut Ctx<'_>) -> AgentConfig {
             parse_bool,
         ),
     );
+    set(
+        &mut a.lock_privileged_accounts,
+        ctx.val(
+            g("lock_privileged_accounts"),
+            "lock_privileged_accounts",
+            "<agent>",
+            parse_bool,
+        ),
+    );
     a
 }

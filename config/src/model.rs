@@ -345,6 +345,12 @@ pub struct AgentConfig {
     /// opens. On by default: without it, writes acknowledged by another replica's semi-sync ack can
     /// be lost by a failover to a candidate that had not received them.
     pub catch_up_from_peers: bool,
+    /// `lock_privileged_accounts`: application accounts that write through `read_only` (`READ_ONLY
+    /// ADMIN`, `SUPER` before MariaDB 10.11: the accounts the agent warns about) may log in only where
+    /// writes are open: they are `ACCOUNT LOCK`ed on this server (not replicated) whenever it is not the
+    /// open writer, and the fence in mysqld locks them too when a lease runs out without the agent. Off by
+    /// default: it also locks administrators who log in with such an account from the network.
+    pub lock_privileged_accounts: bool,
 }
 
 impl Default for AgentConfig {
@@ -356,6 +362,7 @@ impl Default for AgentConfig {
             role_change_hook_timeout: defaults::HOOK_TIMEOUT,
             kill_stalled_mysqld: true,
             catch_up_from_peers: true,
+            lock_privileged_accounts: false,
         }
     }
 }

@@ -130,6 +130,16 @@ pub(crate) fn render(c: &Config) -> String {
             "0"
         },
     );
+    kv(
+        w,
+        1,
+        "lock_privileged_accounts",
+        if c.agent.lock_privileged_accounts {
+            "1"
+        } else {
+            "0"
+        },
+    );
     let _ = writeln!(w, "</agent>");
 
     let _ = writeln!(w, "\n<socket>");

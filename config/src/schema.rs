@@ -116,6 +116,7 @@ impl SectionKind {
                 "role_change_hook_timeout",
                 "kill_stalled_mysqld",
                 "catch_up_from_peers",
+                "lock_privileged_accounts",
             ],
             SectionKind::MonitorNode => &["ip", "port", "metrics_port"],
             SectionKind::Host => &[

@@ -573,3 +573,25 @@ fn monitor_auto_rejoin_errant_is_off_unless_turned_on() {
         "{errs}"
     );
 }
+
+#[test]
+fn agent_lock_privileged_accounts_is_off_unless_turned_on() {
+    let c = load(&format!("{BASE}this db1\n"), Program::Agent).unwrap();
+    assert!(!c.agent.lock_privileged_accounts, "off by default");
+    let on = format!("{BASE}this db1\n<agent>\nlock_privileged_accounts 1\n</agent>\n");
+    assert!(
+        load(&on, Program::Agent)
+            .unwrap()
+            .agent
+            .lock_privileged_accounts
+    );
+    let bad = format!("{BASE}this db1\n<agent>\nlock_privileged_accounts sometimes\n</agent>\n");
+    let errs = errors(&bad, Program::Agent);
+    let line = line_of(&bad, "lock_privileged_accounts sometimes");
+    assert!(
+        errs.contains(&format!(
+            "mmm_common.conf:{line}: bad value for 'lock_privileged_accounts' in <agent>"
+        )),
+        "{errs}"
+    );
+}

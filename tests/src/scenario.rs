@@ -129,6 +129,22 @@ impl<'a> Scenario<'a> {
         .await
     }
 
+    /// Like [`Scenario::start`], with `line` added to the `<agent>` section of every agent's
+    /// configuration.
+    pub async fn start_with_every_agent_setting(
+        lab: &'a Lab,
+        extra_keys: &str,
+        line: &str,
+    ) -> anyhow::Result<Scenario<'a>> {
+        Self::start_edited(lab, extra_keys, |configs| {
+            for conf in configs.agents.values() {
+                edit_file(conf, "<agent>\n", &format!("<agent>\n    {line}\n"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Like [`Scenario::start`], with the writer role on `hosts` (e.g. a replica made
     /// writer-eligible too) instead of the two masters.
     pub async fn start_with_writer_hosts(
