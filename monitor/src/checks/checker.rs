@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::mysql::{self, MysqlProbe};
 use super::ping::{Icmp, PING_TIMEOUT};
-use super::status::{CheckOutcome, CheckStatus, CheckTrack, Run};
+use super::status::{CheckOutcome, CheckStatus, CheckTrack};
 
 /// Index of each check in [`Checks::NAMES`].
 const PING: usize = 0;
@@ -192,57 +192,40 @@ impl Checker {
         self.changes.subscribe()
     }
 
-    /// Takes the result of a run of `check` (an index in [`Checks::NAMES`]) on `host`, begun at
-    /// `began`, into account. Returns when to begin the next run if a failure is running that the
-    /// next run could make count before the check's period is over (see
-    /// [`CheckTrack::decisive_probe_ms`]).
-    pub fn record(
-        &self,
-        host: &str,
-        check: usize,
-        began: Instant,
-        outcome: CheckOutcome,
-    ) -> Option<Instant> {
-        let name = Checks::NAMES.get(check)?;
+    /// Takes a result of `check` (an index in [`Checks::NAMES`]) on `host` into account.
+    pub fn record(&self, host: &str, check: usize, outcome: CheckOutcome) {
+        let Some(name) = Checks::NAMES.get(check) else {
+            return;
+        };
         let trap = self
             .checks
             .get(name)
             .map_or(Duration::ZERO, |c| c.trap_period);
-        let run = Run {
-            began_ms: self.ms_at(began),
-            ended_ms: self.now_ms(),
-            ended_unix: unix_now(),
-        };
+        let now_ms = self.now_ms();
+        let now_unix = unix_now();
         let mut tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
-        let (changed, decisive_ms) = match tracks.get_mut(&(host.to_string(), check)) {
+        let changed = match tracks.get_mut(&(host.to_string(), check)) {
             Some(t) => {
                 let was_ok = t.counted_ok;
-                let c = t.record(&outcome, run, trap);
+                let c = t.record(&outcome, now_ms, now_unix, trap);
                 if c.any() {
                     tracing::info!(host, check = *name, status = outcome.status.as_str(), counted_ok = t.counted_ok,
-                        was_ok, lasted_ms = run.ended_ms.saturating_sub(t.since_ms), message = %outcome.message,
-                        "check changed");
+                        was_ok, message = %outcome.message, "check changed");
                 }
-                (c.any(), t.decisive_probe_ms(trap, run.took_ms()))
+                c.any()
             }
             None => {
-                let t = CheckTrack::new(&outcome, run, trap);
+                let t = CheckTrack::new(&outcome, now_ms, now_unix, trap);
                 tracing::info!(host, check = *name, status = outcome.status.as_str(), counted_ok = t.counted_ok,
                     message = %outcome.message, "first check result");
                 tracks.insert((host.to_string(), check), t);
-                (true, None)
+                true
             }
         };
         drop(tracks);
         if changed {
             self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
-        decisive_ms.map(|ms| self.started + Duration::from_millis(ms))
-    }
-
-    /// Milliseconds since the checker started at monotonic `at`.
-    fn ms_at(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Milliseconds since the checker started (monotonic).
@@ -274,8 +257,7 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
 }
 
-/// Pings one host every `ping.check_period`, and once more in between when a ping then can make a
-/// running failure count (its result lands as the failure has lasted `trap_period`).
+/// Pings one host every `ping.check_period`.
 async fn ping_loop(
     checker: Arc<Checker>,
     icmp: Arc<Icmp>,
@@ -283,32 +265,24 @@ async fn ping_loop(
     ping: CheckConfig,
     mut stop: watch::Receiver<bool>,
 ) {
-    let period = ping.check_period.max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval_at(
+        first_due(ping.check_period),
+        ping.check_period.max(Duration::from_millis(10)),
+    );
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let timeout = ping.timeout.min(PING_TIMEOUT);
-    let mut due = first_due(ping.check_period);
-    let mut next_regular = due;
     while !stopping(&stop) {
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
+            _ = tick.tick() => {}
             _ = stop.changed() => continue,
         }
         let began = Instant::now();
-        if began >= next_regular {
-            // The regular schedule keeps its phase (a decisive ping does not shift it).
-            while next_regular <= began {
-                next_regular += period;
-            }
-        }
         let r = tokio::select! {
             r = icmp.ping(host.ip, timeout) => r,
             _ = stop.changed() => continue,
         };
         checker.took(&host.name, PING, began.elapsed());
-        let decisive = checker.record(&host.name, PING, began, r);
-        due = match decisive {
-            Some(d) if d < next_regular => d.max(Instant::now()),
-            _ => next_regular,
-        };
+        checker.record(&host.name, PING, r);
     }
 }
 
@@ -334,15 +308,14 @@ async fn mysql_loop(
         let round = Instant::now();
         let is_due = due.map(|d| d <= round);
         let mut conn_failure = None;
-        let mut decisive = None;
         if is_due[0] {
             let began = Instant::now();
             let r = probe.check_mysql(cfgs[0].timeout).await;
             checker.took(&host.name, MYSQL, began.elapsed());
             if r.status != CheckStatus::Ok && !probe.connected() {
-                conn_failure = Some((began, r.clone()));
+                conn_failure = Some(r.clone());
             }
-            decisive = checker.record(&host.name, MYSQL, began, r);
+            checker.record(&host.name, MYSQL, r);
         }
         if is_due[1] || is_due[2] {
             let timeout = (1..3)
@@ -350,8 +323,8 @@ async fn mysql_loop(
                 .map(|i| cfgs[i].timeout)
                 .max()
                 .unwrap_or(cfgs[1].timeout);
-            let (began, st) = match conn_failure {
-                Some((began, f)) => (began, Err(f)),
+            let st = match conn_failure {
+                Some(f) => Err(f),
                 None => {
                     // One query serves both replication checks: each ran as long as it did.
                     let began = Instant::now();
@@ -363,17 +336,16 @@ async fn mysql_loop(
                     if is_due[2] {
                         checker.took(&host.name, REP_BACKLOG, took);
                     }
-                    (began, st)
+                    st
                 }
             };
             if is_due[1] {
-                checker.record(&host.name, REP_THREADS, began, mysql::rep_threads(&st));
+                checker.record(&host.name, REP_THREADS, mysql::rep_threads(&st));
             }
             if is_due[2] {
                 checker.record(
                     &host.name,
                     REP_BACKLOG,
-                    began,
                     mysql::rep_backlog(&st, cfgs[2].max_backlog),
                 );
             }
@@ -382,11 +354,6 @@ async fn mysql_loop(
             if is_due[i] {
                 due[i] = round + cfgs[i].check_period.max(Duration::from_millis(10));
             }
-        }
-        // The mysql check, like the ping, runs once more in between when that run can make a
-        // running failure count.
-        if let Some(d) = decisive {
-            due[0] = due[0].min(d.max(Instant::now()));
         }
     }
 }
@@ -444,9 +411,9 @@ mod tests {
         let mut c = checker();
         c.checks.mysql.trap_period = Duration::from_secs(2);
         let mut changes = c.changes();
-        c.record("db2", PING, Instant::now(), CheckOutcome::ok("p"));
-        c.record("db1", MYSQL, Instant::now(), CheckOutcome::ok("m"));
-        c.record("db1", PING, Instant::now(), CheckOutcome::ok("p"));
+        c.record("db2", PING, CheckOutcome::ok("p"));
+        c.record("db1", MYSQL, CheckOutcome::ok("m"));
+        c.record("db1", PING, CheckOutcome::ok("p"));
         assert!(changes.has_changed().unwrap());
         changes.borrow_and_update();
         let s = c.snapshot();
@@ -456,14 +423,14 @@ mod tests {
             .collect();
         assert_eq!(keys, [("db1", "ping"), ("db1", "mysql"), ("db2", "ping")]);
 
-        c.record("db1", MYSQL, Instant::now(), CheckOutcome::fail("refused"));
+        c.record("db1", MYSQL, CheckOutcome::fail("refused"));
         assert!(
             changes.has_changed().unwrap(),
             "a new failure is a change (followers report it)"
         );
         changes.borrow_and_update();
         tokio::time::advance(Duration::from_millis(1500)).await;
-        c.record("db1", MYSQL, Instant::now(), CheckOutcome::fail("refused"));
+        c.record("db1", MYSQL, CheckOutcome::fail("refused"));
         assert!(
             !changes.has_changed().unwrap(),
             "same status within trap_period: no change"
@@ -477,7 +444,7 @@ mod tests {
         assert_eq!(m.status, CheckStatus::Fail);
         assert_eq!(m.lasted, Duration::from_millis(1500));
         tokio::time::advance(Duration::from_millis(600)).await;
-        c.record("db1", MYSQL, Instant::now(), CheckOutcome::fail("refused"));
+        c.record("db1", MYSQL, CheckOutcome::fail("refused"));
         assert!(changes.has_changed().unwrap());
         let m = c
             .snapshot()

@@ -16,4 +16,4 @@ pub mod wire;
 
 pub use checker::{CheckSnapshot, Checker, HostTarget};
 pub use ping::network_ok;
-pub use status::{CheckOutcome, CheckStatus, CheckTrack, Run};
+pub use status::{CheckOutcome, CheckStatus, CheckTrack};
