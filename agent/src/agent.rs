@@ -94,8 +94,6 @@ pub struct LocalHost {
 struct PrivilegedLocks {
     /// The accounts, learned once per agent run (empty with the setting off); `None` until learned.
     accounts: Option<Vec<String>>,
-    /// Whether they are locked now on this server, as this run last set them; `None` until set.
-    locked: Option<bool>,
 }
 
 /// What the agent was told and what it did about it.
@@ -830,31 +828,53 @@ impl Agent {
         }
     }
 
-    /// Locks (`locked`) or unlocks the privileged accounts on this server unless this run already did.
+    /// Makes the privileged accounts locked (`locked`) or unlocked on this server, as the server says
+    /// they are now (a fence that fired, an operator, or an earlier run may have changed them). After
+    /// locking, their sessions are killed (a session outlives the lock).
     async fn lock_privileged(
         &self,
         db: &mut crate::db::Db,
         locked: bool,
         errors: &mut Vec<String>,
     ) {
-        let accounts = {
-            let p = self.privileged.lock().unwrap_or_else(|p| p.into_inner());
-            match &p.accounts {
-                Some(a) if !a.is_empty() && p.locked != Some(locked) => a.clone(),
-                _ => return,
-            }
+        if !self.local.lock_privileged_accounts {
+            return;
+        }
+        let accounts = self
+            .privileged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .accounts
+            .clone();
+        let Some(accounts) = accounts else {
+            errors.push(
+                "the privileged accounts are not known yet (lock_privileged_accounts): not locked"
+                    .into(),
+            );
+            return;
         };
-        match db.set_accounts_locked(&accounts, locked).await {
-            Ok(()) => {
-                self.privileged
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .locked = Some(locked);
-                if locked {
-                    tracing::warn!(host = %self.local.name, accounts = ?accounts, "privileged accounts locked (writes are not open here)");
-                } else {
-                    tracing::info!(host = %self.local.name, accounts = ?accounts, "privileged accounts unlocked (this host's writes are open)");
-                }
+        if accounts.is_empty() {
+            return;
+        }
+        let r = async {
+            let change = db.accounts_to_change(&accounts, locked).await?;
+            if change.is_empty() {
+                return anyhow::Ok(0);
+            }
+            db.set_accounts_locked(&change, locked).await?;
+            if locked {
+                tracing::warn!(host = %self.local.name, accounts = ?change, "privileged accounts locked (writes are not open here)");
+                db.kill_sessions_of(&change).await
+            } else {
+                tracing::info!(host = %self.local.name, accounts = ?change, "privileged accounts unlocked (this host's writes are open)");
+                Ok(0)
+            }
+        }
+        .await;
+        match r {
+            Ok(0) => {}
+            Ok(killed) => {
+                tracing::warn!(host = %self.local.name, killed, "sessions of the locked privileged accounts killed");
             }
             Err(e) => errors.push(format!(
                 "{} the privileged accounts: {e:#}",
@@ -1259,6 +1279,9 @@ impl Agent {
                 writable = self
                     .open_writes(db, desired.as_ref(), end, &mut errors)
                     .await;
+                if writable {
+                    self.lock_privileged(db, false, &mut errors).await;
+                }
             }
             // Whether what it acknowledges now waits for a semi-sync replica (the leader weighs a
             // failover away from a writer that ran asynchronously).
@@ -1362,7 +1385,6 @@ impl Agent {
                     Ok(()) => match db.allow_writes_fenced().await {
                         Ok(()) => {
                             tracing::info!(host = %self.local.name, epoch = %d.epoch, catchup = ?started.elapsed(), "writes allowed (read_only=0)");
-                            self.lock_privileged(db, false, errors).await;
                             true
                         }
                         Err(e) => {

@@ -103,6 +103,7 @@ impl DbTarget {
             version,
             conn,
             stmt_timeout: self.stmt_timeout,
+            abandoned: None,
         })
     }
 }
@@ -195,6 +196,9 @@ pub struct Db {
     pub version: String,
     /// Timeout of one ordinary statement.
     stmt_timeout: Duration,
+    /// Set when a statement was abandoned at its timeout: its answer may still arrive and would be
+    /// read as the next statement's, so the connection takes no further statement.
+    abandoned: Option<String>,
 }
 
 fn col_str(row: &Row, name: &str) -> String {
@@ -215,10 +219,11 @@ impl Db {
         sql: &str,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        tokio::time::timeout(timeout, self.conn.query_drop(sql))
-            .await
-            .map_err(|_| anyhow!("`{}` timed out after {timeout:?}", redact(sql)))?
-            .with_context(|| format!("`{}` failed", redact(sql)))
+        self.usable()?;
+        match tokio::time::timeout(timeout, self.conn.query_drop(sql)).await {
+            Ok(r) => r.with_context(|| format!("`{}` failed", redact(sql))),
+            Err(_) => Err(self.abandon(&redact(sql), timeout)),
+        }
     }
 
     pub(crate) async fn query<T: FromRow + Send + 'static>(
@@ -226,10 +231,27 @@ impl Db {
         sql: &str,
         timeout: Duration,
     ) -> anyhow::Result<Vec<T>> {
-        tokio::time::timeout(timeout, self.conn.query(sql))
-            .await
-            .map_err(|_| anyhow!("`{sql}` timed out after {timeout:?}"))?
-            .with_context(|| format!("`{sql}` failed"))
+        self.usable()?;
+        match tokio::time::timeout(timeout, self.conn.query(sql)).await {
+            Ok(r) => r.with_context(|| format!("`{sql}` failed")),
+            Err(_) => Err(self.abandon(sql, timeout)),
+        }
+    }
+
+    /// Fails when an earlier statement on this connection was abandoned at its timeout.
+    fn usable(&self) -> anyhow::Result<()> {
+        match &self.abandoned {
+            Some(what) => {
+                bail!("the connection is unusable: `{what}` was abandoned at its timeout")
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the connection unusable after `sql` was abandoned at `timeout`; the error to return.
+    fn abandon(&mut self, sql: &str, timeout: Duration) -> anyhow::Error {
+        self.abandoned = Some(sql.to_string());
+        anyhow!("`{sql}` timed out after {timeout:?}")
     }
 
     pub(crate) async fn query_first<T: FromRow + Send + 'static>(
@@ -257,7 +279,10 @@ impl Db {
     /// `@@read_only`.
     pub async fn read_only(&mut self) -> anyhow::Result<bool> {
         let v: Option<u8> = self.query_first("SELECT @@global.read_only").await?;
-        Ok(v.unwrap_or(1) != 0)
+        match v {
+            Some(v) => Ok(v != 0),
+            None => bail!("SELECT @@global.read_only returned no row"),
+        }
     }
 
     /// Allows or denies writes.
@@ -330,6 +355,25 @@ impl Db {
         let victims = victims.into_iter().map(|v| (v.id, v)).collect();
         self.kill_threads(victims, |id, v: &Session| {
             tracing::info!(id, user = %v.user, command = %v.command, "killed client session");
+        })
+        .await
+    }
+
+    /// Kills the client sessions (as [`sql::should_kill`] would, without sparing any account) whose user
+    /// `pick` chooses. Returns how many kills were issued.
+    pub async fn kill_sessions_where(
+        &mut self,
+        pick: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<usize> {
+        let victims = self
+            .client_sessions("")
+            .await?
+            .into_iter()
+            .filter(|s| pick(&s.user))
+            .map(|v| (v.id, v))
+            .collect();
+        self.kill_threads(victims, |id, v: &Session| {
+            tracing::info!(id, user = %v.user, command = %v.command, "killed a session of a locked account");
         })
         .await
     }

@@ -10,8 +10,9 @@
 //!   required setting), and only the agent opens it, so a leftover row opens nothing.
 //! - `privileged`: the accounts `lock_privileged_accounts` keeps locked where writes are not open
 //!   ([`crate::privileged`]); empty without that setting.
-//! - `deny_writes()`: locks the accounts listed in `privileged` (they write through `read_only`), kills
-//!   every client session (the rule of [`crate::sql::should_kill`]: not the server's
+//! - `deny_writes()`: locks the accounts listed in `privileged` (they write through `read_only`; without
+//!   lock waits, so tried again after the flip in case another account change held the privilege
+//!   tables), kills every client session (the rule of [`crate::sql::should_kill`]: not the server's
 //!   or replication threads, not the agent's sessions), sets `read_only=1` without waiting for locks
 //!   (`lock_wait_timeout=0`: a lock holder was just killed; a new one is killed on the next try), repeats
 //!   until `read_only=1` holds, kills again (sessions that connected meanwhile), then turns the event
@@ -159,6 +160,7 @@ pub fn install_sql(flavor: Flavor, agent_user: &str) -> Vec<String> {
                  {deny} \
                  SET n = n + 1; \
                END WHILE; \
+               CALL {SCHEMA}.lock_privileged(); \
                CALL {SCHEMA}.kill_clients(k); \
                SET total = total + k; \
                INSERT INTO {SCHEMA}.fired VALUES (CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED), total); \

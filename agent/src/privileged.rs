@@ -46,6 +46,11 @@ pub fn well_formed(grantee: &str) -> bool {
     }
 }
 
+/// True when a `SHOW CREATE USER` text says the account is locked.
+pub fn shows_locked(create_user: &str) -> bool {
+    create_user.contains(" ACCOUNT LOCK")
+}
+
 /// True for an account this module may lock: well formed, and not `root`.
 pub fn lockable(grantee: &str) -> bool {
     well_formed(grantee) && crate::sql::grantee_user(grantee) != "root"
@@ -71,6 +76,38 @@ impl Db {
         }
         self.exec("SET SESSION sql_log_bin = 1").await?;
         result
+    }
+
+    /// Those of `grantees` whose lock state on this server differs from `locked` (`SHOW CREATE USER`
+    /// says `ACCOUNT LOCK` for a locked account, on MariaDB and MySQL alike).
+    pub async fn accounts_to_change(
+        &mut self,
+        grantees: &[String],
+        locked: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut change = Vec::new();
+        for g in grantees.iter().filter(|g| well_formed(g)) {
+            let rows: Vec<String> = self
+                .query(
+                    &format!("SHOW CREATE USER {g}"),
+                    std::time::Duration::from_secs(2),
+                )
+                .await?;
+            let is_locked = rows.iter().any(|r| shows_locked(r));
+            if is_locked != locked {
+                change.push(g.clone());
+            }
+        }
+        Ok(change)
+    }
+
+    /// Kills the sessions of the users of `grantees` (a lock keeps new sessions out, not old ones).
+    pub async fn kill_sessions_of(&mut self, grantees: &[String]) -> anyhow::Result<usize> {
+        let users: Vec<&str> = grantees
+            .iter()
+            .map(|g| crate::sql::grantee_user(g))
+            .collect();
+        self.kill_sessions_where(|user| users.contains(&user)).await
     }
 
     /// Keeps the list the fence locks when a lease runs out without the agent (binary log off).
@@ -118,6 +155,12 @@ mod tests {
             lock_sql("'superapp'@'10.0.%'", false),
             "ALTER USER 'superapp'@'10.0.%' ACCOUNT UNLOCK"
         );
+        assert!(shows_locked(
+            "CREATE USER `superapp`@`%` IDENTIFIED BY PASSWORD '*AB' ACCOUNT LOCK"
+        ));
+        assert!(!shows_locked(
+            "CREATE USER `superapp`@`%` IDENTIFIED BY PASSWORD '*AB'"
+        ));
         assert!(well_formed("'superapp'@'%'"));
         assert!(lockable("'superapp'@'%'"));
         assert!(

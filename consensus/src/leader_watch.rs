@@ -13,11 +13,15 @@
 //! torn down its memory, which takes tens of milliseconds on a loaded machine: counting from the last
 //! heartbeat rather than from the death seen does not add that time.
 //!
+//! Before it asks, the follower looks again: no heartbeat accepted since the death was seen and the
+//! port still refusing (a leader restarted within the wait is back and is left alone).
+//!
 //! What it relies on: a refused connection means no process listens on the leader's port. A leader
 //! cut off by the network, or a host that died with its kernel, refuses nothing (connections time out),
 //! and the election then comes from openraft's timers as before. An election is only ever asked for,
 //! never forced: voters still refuse while their lease on a leader holds and still compare logs, so
-//! Raft's safety does not depend on any of this; a wrong guess costs one election.
+//! Raft's safety does not depend on any of this; a wrong guess costs one election. (If the successor's
+//! log is behind the other voter's, that voter refuses it and its own timer elects it a little later.)
 
 use std::time::Duration;
 
@@ -123,7 +127,10 @@ pub(crate) async fn run(raft: Raft, me: NodeId, leader_lease: Duration, heard: H
             let m = metrics.borrow();
             m.current_leader == Some(leader) && m.current_term == term
         };
-        if still {
+        // Looked at again before asking: a leader that came back at once (a quick restart) sends
+        // heartbeats again, or at least listens again; either means it is not gone.
+        let heard_since = heard.last().is_some_and(|h| h > seen);
+        if still && !heard_since && refuses(&addr).await {
             tracing::info!(
                 leader,
                 term,
@@ -166,9 +173,17 @@ async fn watch_one(addr: &str) -> bool {
         }
     };
     drop(stream);
-    let again = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
-    tracing::debug!(addr, ended, again = ?again.as_ref().map(|r| r.as_ref().map(|_| ())), "leader watch: connection ended");
-    matches!(again, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+    let gone = refuses(addr).await;
+    tracing::debug!(addr, ended, gone, "leader watch: connection ended");
+    gone
+}
+
+/// True when a new connection to `addr` is refused (nothing listens there).
+async fn refuses(addr: &str) -> bool {
+    matches!(
+        timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// Returns once the leader or term differs from (`leader`, `term`): true, or false when Raft shut

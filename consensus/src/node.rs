@@ -51,7 +51,7 @@ pub struct ConsensusNode {
     /// When a quorum last acknowledged this node as leader, kept current by a task that reads every
     /// metrics update (see [`crate::ack_clock`]: the metrics' own number stops growing when the core
     /// stalls).
-    ack_clock: Arc<std::sync::Mutex<(AckClock, watch::Receiver<Metrics>)>>,
+    ack_clock: Arc<std::sync::Mutex<AckClock>>,
     /// When this node last accepted a leader's entries or heartbeat (shared with the Raft service and
     /// the leader watch).
     heard: crate::leader_watch::Heard,
@@ -93,7 +93,7 @@ impl ConsensusNode {
             .await
             .context("cannot start Raft")?;
 
-        let ack_clock = Arc::new(std::sync::Mutex::new((AckClock::default(), raft.metrics())));
+        let ack_clock = Arc::new(std::sync::Mutex::new(AckClock::default()));
         tokio::spawn(follow_acks(raft.metrics(), Arc::clone(&ack_clock)));
         let heard = crate::leader_watch::Heard::default();
         tokio::spawn(crate::leader_watch::run(
@@ -212,17 +212,10 @@ impl ConsensusNode {
         if !self.is_leader() {
             return None;
         }
-        let mut clock = self.ack_clock.lock().unwrap_or_else(|p| p.into_inner());
-        // An update the following task has not taken yet was sent just now.
-        if clock.1.has_changed().unwrap_or(false) {
-            let m = clock.1.borrow_and_update().clone();
-            clock.0.observe(
-                m.state == ServerState::Leader,
-                m.millis_since_quorum_ack,
-                Instant::now(),
-            );
-        }
-        clock.0.age(Instant::now())
+        self.ack_clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .age(Instant::now())
     }
 
     /// Entries currently kept in the local log (bounded by snapshots and purges).
@@ -426,18 +419,19 @@ enum Attempt {
 /// shuts down.
 async fn follow_acks(
     mut metrics: watch::Receiver<Metrics>,
-    clock: Arc<std::sync::Mutex<(AckClock, watch::Receiver<Metrics>)>>,
+    clock: Arc<std::sync::Mutex<AckClock>>,
 ) {
     loop {
-        {
+        // Copied out first: the metrics' lock is never held while the clock's is taken.
+        let (leading, since_ack_ms) = {
             let m = metrics.borrow_and_update();
-            let leading = m.state == ServerState::Leader;
-            clock.lock().unwrap_or_else(|p| p.into_inner()).0.observe(
-                leading,
-                m.millis_since_quorum_ack,
-                Instant::now(),
-            );
-        }
+            (m.state == ServerState::Leader, m.millis_since_quorum_ack)
+        };
+        clock.lock().unwrap_or_else(|p| p.into_inner()).observe(
+            leading,
+            since_ack_ms,
+            Instant::now(),
+        );
         if metrics.changed().await.is_err() {
             return;
         }

@@ -106,7 +106,10 @@ impl RaftRpc for RaftService {
     ) -> Result<Response<RaftReply>, Status> {
         let req: AppendEntriesRequest<TypeConfig> = self.decode(request.get_ref())?;
         let reply = self.raft.append_entries(req).await;
-        if matches!(&reply, Ok(r) if r.is_success()) {
+        // Every answer but a higher vote means this node accepted the sender as its leader (openraft
+        // renews the voter's lease on those too).
+        if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+        {
             self.heard.now();
         }
         encode(&reply)

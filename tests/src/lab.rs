@@ -791,24 +791,8 @@ impl Lab {
         host: &str,
         timeout: Duration,
     ) -> anyhow::Result<mysql_async::Conn> {
-        let h = self
-            .try_host(host)
-            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
-        mariadb::connect(h.ip, users::ROOT_USER, users::ROOT_PASSWORD, None, timeout).await
-    }
-
-    /// A connection to `host`'s own address as any account (one a test created, say).
-    pub async fn mysql_as(
-        &self,
-        host: &str,
-        user: &str,
-        password: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<mysql_async::Conn> {
-        let h = self
-            .try_host(host)
-            .ok_or_else(|| anyhow!("the lab has no DB host {host}"))?;
-        mariadb::connect(h.ip, user, password, None, timeout).await
+        self.connect_as(host, users::ROOT_USER, users::ROOT_PASSWORD, timeout)
+            .await
     }
 
     /// A connection as the application user (database `app`) to any address, e.g. a VIP.

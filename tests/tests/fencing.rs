@@ -538,7 +538,7 @@ async fn create_privileged_app_account(lab: &Lab) -> anyhow::Result<()> {
 /// does. The error says why it could not.
 async fn privileged_write(lab: &Lab, host: &str) -> anyhow::Result<()> {
     let mut c = lab
-        .mysql_as(host, SUPERAPP, SUPERAPP_PASSWORD, Duration::from_secs(3))
+        .connect_as(host, SUPERAPP, SUPERAPP_PASSWORD, Duration::from_secs(3))
         .await?;
     c.query_drop("SET SESSION sql_log_bin = 0").await?;
     c.query_drop("CREATE DATABASE IF NOT EXISTS privileged_probe")

@@ -76,7 +76,9 @@ pub fn incoming(
                         tracing::info!(%peer, error = %e, "TLS connection refused");
                     }
                     Err(_) => {
-                        tracing::info!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
+                        // Debug only: every follower's leader watch holds an idle connection to the
+                        // leader's port, which ends here each time (`mmm_consensus::leader_watch`).
+                        tracing::debug!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
                     }
                 }
             });

@@ -45,6 +45,10 @@ struct Args {
     /// Monitor leader kills (default settings).
     #[arg(long, default_value_t = 5)]
     leader_runs: usize,
+    /// Pause of the measuring client between two writes, in ms; 0 writes as fast as it can (each write
+    /// waits for its semi-sync acknowledgement, so that is one write at a time, back to back).
+    #[arg(long, default_value_t = 5)]
+    client_interval_ms: u64,
     /// Run only these scenarios (default: all of them, in this order).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -209,11 +213,19 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The measuring client's pause between writes (`--client-interval-ms`), set once by `main`.
+static CLIENT_INTERVAL: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// The measuring client's pause between writes.
+fn client_interval() -> Duration {
+    *CLIENT_INTERVAL.get_or_init(|| Duration::from_millis(5))
+}
+
 fn workload_spec(lab: &Lab) -> WorkloadSpec {
     WorkloadSpec {
         target: lab.writer_vip(),
         readers: vec![],
-        interval: Duration::from_millis(5),
+        interval: client_interval(),
         op_timeout: Duration::from_millis(250),
     }
 }
@@ -686,6 +698,15 @@ async fn main() -> anyhow::Result<()> {
         a.leader_runs = a.leader_runs.min(2);
     }
     println!("Machine: {}", mmm_bench::machine::describe());
+    let interval = Duration::from_millis(a.client_interval_ms);
+    let _ = CLIENT_INTERVAL.set(interval);
+    if interval.is_zero() {
+        println!(
+            "Client: one writer through the writer VIP, writing as fast as it can (back to back)"
+        );
+    } else {
+        println!("Client: one writer through the writer VIP, a write every {interval:?}");
+    }
     let runs = |s: Scenario| a.only.is_empty() || a.only.contains(&s);
 
     if runs(Scenario::Kill) {
