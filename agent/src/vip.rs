@@ -1,5 +1,8 @@
 //! VIPs on the cluster interface through netlink (rtnetlink): list, add and remove /32 addresses, and
 //! announce acquisitions with gratuitous ARP (5 rounds at once, then refreshed by the agent's loop).
+//! A VIP is never announced from the moment its removal starts until it is added again: the rounds
+//! of an acquisition run on after the call returns, and one sent after a quick hand-over would point
+//! the clients back at this host (gratuitous ARP overrides a neighbour entry at once).
 //! Only configured role IPs are ever touched; the host's own address is never changed. A VIP given up
 //! is refused for a while ([`crate::firewall`]) so clients retry at once.
 
@@ -37,6 +40,9 @@ pub struct VipManager {
     request_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Refuses the VIPs this host gives up, so clients still sending to it retry at once.
     firewall: std::sync::Arc<Firewall>,
+    /// VIPs whose removal started and that were not added since: never announced. Checked and sent
+    /// under this lock, so no round already past the check can follow a removal.
+    withdrawn: std::sync::Arc<std::sync::Mutex<BTreeSet<Ipv4Addr>>>,
 }
 
 impl std::fmt::Debug for VipManager {
@@ -74,6 +80,7 @@ impl VipManager {
             managed,
             request_lock: Default::default(),
             firewall,
+            withdrawn: Default::default(),
         })
     }
 
@@ -168,7 +175,13 @@ impl VipManager {
                 Err(e) => Err(anyhow!("adding {ip}/32 to {}: {e}", self.iface)),
             }
         })
-        .await
+        .await?;
+        self.withdrawn().remove(&ip);
+        Ok(())
+    }
+
+    fn withdrawn(&self) -> std::sync::MutexGuard<'_, BTreeSet<Ipv4Addr>> {
+        self.withdrawn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes every address `ip` from the interface (no-op if absent), refusing it from then on
@@ -177,6 +190,8 @@ impl VipManager {
         if !self.managed.contains(&ip) {
             bail!("{ip} is not a configured role IP");
         }
+        // No gratuitous ARP for it from here on, also not a round of its acquisition still to come.
+        self.withdrawn().insert(ip);
         if self.present().await?.contains(&ip) {
             // Refused before it goes: no moment when attempts are dropped in silence.
             self.firewall.refuse(ip).await;
@@ -207,13 +222,15 @@ impl VipManager {
         .await
     }
 
-    /// Sends gratuitous ARP for `ips` once (one round: a request and a reply each).
+    /// Sends gratuitous ARP for `ips` once (one round: a request and a reply each), leaving out those
+    /// withdrawn since.
     pub async fn announce_once(&self, ips: &BTreeSet<Ipv4Addr>) -> anyhow::Result<()> {
         if ips.is_empty() {
             return Ok(());
         }
         let (index, mac) = self.link().await?;
-        for ip in ips {
+        let withdrawn = self.withdrawn();
+        for ip in ips.difference(&withdrawn) {
             garp::send(index, mac, *ip)
                 .with_context(|| format!("gratuitous ARP for {ip} on {}", self.iface))?;
         }

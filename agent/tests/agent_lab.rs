@@ -103,7 +103,6 @@ async fn stamped(c: &mut Client, mut r: SetStatusRequest) -> SetStatusRequest {
     r
 }
 
-/// `@@server_id` of whatever server answers on `ip` (app user), or None.
 /// Sends a status and returns the agent's status after applying it.
 async fn applied(c: &mut Client, r: SetStatusRequest) -> mmm_proto::AgentStatus {
     let r = stamped(c, r).await;
@@ -115,6 +114,7 @@ async fn applied(c: &mut Client, r: SetStatusRequest) -> mmm_proto::AgentStatus 
         .expect("SetStatus replies with the status")
 }
 
+/// `@@server_id` of whatever server answers on `ip` (app user), or None.
 async fn server_id_via(lab: &Lab, ip: Ipv4Addr) -> Option<u32> {
     let mut c = lab.connect_ip(ip, Duration::from_millis(300)).await.ok()?;
     let id = tokio::time::timeout(
@@ -482,6 +482,161 @@ async fn agent_lab_writer_move_repoint_and_fencing() {
         Some(2),
         "the stale request moved nothing"
     );
+}
+
+/// `host`'s interface index and MAC address (as `ip` prints it).
+fn link_of(lab: &Lab, host: &str) -> (u32, String) {
+    let h = lab.host(host);
+    let out = std::process::Command::new("ip")
+        .args(["-n", &h.ns, "-o", "link", "show", &h.iface])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let index = text.split(':').next().unwrap().trim().parse().unwrap();
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC address in {text:?}"))
+        .to_string();
+    (index, mac)
+}
+
+/// The MAC address the test's (root) namespace holds for `ip`, if any.
+fn neighbour_mac(ip: Ipv4Addr) -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["neigh", "show", &ip.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .map(str::to_string)
+}
+
+/// Watches the root namespace's neighbour entry for `vip` until `until`: the first time it names
+/// `wrong_mac`, as an error.
+async fn neighbour_never_names(
+    vip: Ipv4Addr,
+    wrong_mac: &str,
+    until: Instant,
+) -> Result<(), String> {
+    let started = Instant::now();
+    while Instant::now() < until {
+        if neighbour_mac(vip).as_deref() == Some(wrong_mac) {
+            return Err(format!(
+                "{vip} resolved to {wrong_mac} {:?} into the watch",
+                started.elapsed()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Sends one gratuitous ARP for `ip` from `host`'s interface, as its agent would.
+fn announce_from(lab: &Lab, host: &str, ip: Ipv4Addr) {
+    use std::os::fd::AsRawFd;
+    let (index, mac) = link_of(lab, host);
+    let mac: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let mac: [u8; 6] = mac.try_into().unwrap();
+    let ns = std::fs::File::open(format!("/run/netns/{}", lab.host(host).ns)).unwrap();
+    // A thread of its own enters the namespace, so the test's threads stay where they are.
+    std::thread::spawn(move || {
+        // SAFETY: setns(2) on an open namespace file; the thread ends right after.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        mmm_agent::garp::send(index, mac, ip).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// The writer VIP goes to db1, and before db1's acquisition announcements are over it moves to db2.
+/// Returns when a client reached db2 through it (the test's neighbour entry names db2), with the
+/// time db1's announcements end and db1's MAC address.
+async fn quick_hand_over(lab: &Lab) -> (Instant, String) {
+    let (ip1, ip2) = (lab.host("db1").ip, lab.host("db2").ip);
+    let (mut a1, mut a2) = (connect(ip1).await, connect(ip2).await);
+    let wvip = lab.writer_vip();
+    let st = applied(&mut a2, req("db2", (1, 1), &[], "db1", 0)).await;
+    assert_eq!(st.last_error, "", "{st:?}");
+    let acquired1 = Instant::now();
+    let st = applied(
+        &mut a1,
+        req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000),
+    )
+    .await;
+    assert_eq!(st.last_error, "", "{st:?}");
+    let st = applied(&mut a1, req("db1", (1, 2), &[], "db2", 0)).await;
+    assert_eq!(st.last_error, "", "{st:?}");
+    let st = applied(
+        &mut a2,
+        req("db2", (1, 2), &[("writer", wvip)], "db2", 30_000),
+    )
+    .await;
+    assert_eq!(st.last_error, "", "{st:?}");
+    wait_server_via(lab, wvip, 2, Duration::from_secs(2)).await;
+    let (_, mac2) = link_of(lab, "db2");
+    assert_eq!(neighbour_mac(wvip), Some(mac2), "the client reached db2");
+    // Every round of db1's acquisition, with room for a slow machine.
+    let rounds_over = acquired1
+        + Duration::from_millis(200) * mmm_agent::vip::GARP_ROUNDS
+        + Duration::from_millis(500);
+    assert!(
+        Instant::now() + Duration::from_millis(200) < rounds_over,
+        "the hand-over ended after db1's announcements: nothing would be seen"
+    );
+    (rounds_over, link_of(lab, "db1").1)
+}
+
+fn two_hosts() -> LabSpec {
+    LabSpec {
+        db_hosts: 2,
+        monitors: 0,
+        semi_sync: false,
+        vips: 1,
+        clients: 0,
+    }
+}
+
+/// A VIP given up right after its acquisition is not announced again by the rounds of that
+/// acquisition (gratuitous ARP overrides a client's neighbour entry at once: the clients would go
+/// back to the old writer and get its resets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_a_given_up_vip_is_not_announced_again() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(two_hosts()).await.unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let _agents: Vec<LabProcess> = ["db1", "db2"]
+        .iter()
+        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
+        .collect();
+    let (until, mac1) = quick_hand_over(&lab).await;
+    let wvip = lab.writer_vip();
+    neighbour_never_names(wvip, &mac1, until).await.unwrap();
+    assert_eq!(server_id_via(&lab, wvip).await, Some(2));
+}
+
+/// Negative control of the watch above: one gratuitous ARP from db1 after the hand-over is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_a_given_up_vip_announced_again_is_seen() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(two_hosts()).await.unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let _agents: Vec<LabProcess> = ["db1", "db2"]
+        .iter()
+        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
+        .collect();
+    let (until, mac1) = quick_hand_over(&lab).await;
+    let wvip = lab.writer_vip();
+    announce_from(&lab, "db1", wvip);
+    let seen = neighbour_never_names(wvip, &mac1, until).await;
+    assert!(seen.is_err(), "db1's announcement was not seen");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

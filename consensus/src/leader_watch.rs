@@ -142,10 +142,11 @@ pub(crate) async fn run(raft: Raft, me: NodeId, leader_lease: Duration, heard: H
                 tracing::warn!(error = %e, "cannot call an election");
                 return;
             }
+            if !wait_for_change(&mut metrics, leader, term).await {
+                return;
+            }
         }
-        if !wait_for_change(&mut metrics, leader, term).await {
-            return;
-        }
+        // Not called (the leader is back, or another took over): watch again.
     }
 }
 
