@@ -563,23 +563,9 @@ async fn quick_hand_over(lab: &Lab) -> (Instant, String) {
     let (ip1, ip2) = (lab.host("db1").ip, lab.host("db2").ip);
     let (mut a1, mut a2) = (connect(ip1).await, connect(ip2).await);
     let wvip = lab.writer_vip();
-    let st = applied(&mut a2, req("db2", (1, 1), &[], "db1", 0)).await;
-    assert_eq!(st.last_error, "", "{st:?}");
     let acquired1 = Instant::now();
-    let st = applied(
-        &mut a1,
-        req("db1", (1, 1), &[("writer", wvip)], "db1", 30_000),
-    )
-    .await;
-    assert_eq!(st.last_error, "", "{st:?}");
-    let st = applied(&mut a1, req("db1", (1, 2), &[], "db2", 0)).await;
-    assert_eq!(st.last_error, "", "{st:?}");
-    let st = applied(
-        &mut a2,
-        req("db2", (1, 2), &[("writer", wvip)], "db2", 30_000),
-    )
-    .await;
-    assert_eq!(st.last_error, "", "{st:?}");
+    move_writer(lab, (&mut a2, "db2"), (&mut a1, "db1"), 1).await;
+    move_writer(lab, (&mut a1, "db1"), (&mut a2, "db2"), 2).await;
     wait_server_via(lab, wvip, 2, Duration::from_secs(2)).await;
     let (_, mac2) = link_of(lab, "db2");
     assert_eq!(neighbour_mac(wvip), Some(mac2), "the client reached db2");
@@ -592,6 +578,29 @@ async fn quick_hand_over(lab: &Lab) -> (Instant, String) {
         "the hand-over ended after db1's announcements: nothing would be seen"
     );
     (rounds_over, link_of(lab, "db1").1)
+}
+
+/// Makes `to` the writer at epoch `1-index`: `from` is demoted first (no roles), then `to` gets the
+/// writer VIP with a 30 s lease; both must apply without an error.
+async fn move_writer(lab: &Lab, from: (&mut Client, &str), to: (&mut Client, &str), index: u64) {
+    let (wvip, (old, old_name), (new, new_name)) = (lab.writer_vip(), from, to);
+    let st = applied(old, req(old_name, (1, index), &[], new_name, 0)).await;
+    assert_eq!(st.last_error, "", "{st:?}");
+    let writer = req(new_name, (1, index), &[("writer", wvip)], new_name, 30_000);
+    let st = applied(new, writer).await;
+    assert_eq!(st.last_error, "", "{st:?}");
+}
+
+/// A lab of two hosts with an agent on each.
+async fn two_hosts_with_agents() -> (Lab, Vec<LabProcess>) {
+    mmm_lab::init_logging();
+    let lab = Lab::start(two_hosts()).await.unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let agents = ["db1", "db2"]
+        .iter()
+        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
+        .collect();
+    (lab, agents)
 }
 
 fn two_hosts() -> LabSpec {
@@ -609,13 +618,7 @@ fn two_hosts() -> LabSpec {
 /// back to the old writer and get its resets).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_lab_a_given_up_vip_is_not_announced_again() {
-    mmm_lab::init_logging();
-    let lab = Lab::start(two_hosts()).await.unwrap();
-    let configs = lab.write_mmm_configs("").unwrap();
-    let _agents: Vec<LabProcess> = ["db1", "db2"]
-        .iter()
-        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
-        .collect();
+    let (lab, _agents) = two_hosts_with_agents().await;
     let (until, mac1) = quick_hand_over(&lab).await;
     let wvip = lab.writer_vip();
     neighbour_never_names(wvip, &mac1, until).await.unwrap();
@@ -625,13 +628,7 @@ async fn agent_lab_a_given_up_vip_is_not_announced_again() {
 /// Negative control of the watch above: one gratuitous ARP from db1 after the hand-over is seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_lab_a_given_up_vip_announced_again_is_seen() {
-    mmm_lab::init_logging();
-    let lab = Lab::start(two_hosts()).await.unwrap();
-    let configs = lab.write_mmm_configs("").unwrap();
-    let _agents: Vec<LabProcess> = ["db1", "db2"]
-        .iter()
-        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
-        .collect();
+    let (lab, _agents) = two_hosts_with_agents().await;
     let (until, mac1) = quick_hand_over(&lab).await;
     let wvip = lab.writer_vip();
     announce_from(&lab, "db1", wvip);
@@ -991,4 +988,88 @@ async fn agent_lab_planned_hand_over_holds_writes_then_kills_the_waiting_session
     println!("an unreleased hold ended by itself after {released:?}");
     assert!(read_only(&lab, "db1").await, "still refusing writes");
     let _ = c.disconnect().await;
+}
+
+/// With `lock_privileged_accounts`, the live agent locks the privileged application accounts when it
+/// demotes its server (and kills their sessions), and unlocks them when its server becomes the
+/// writer. db2's agent runs without the setting: demoted, the account still writes there through
+/// `read_only` (the negative control, in the same lab).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_lab_privileged_accounts_locked_at_demotion_and_unlocked_at_promotion() {
+    mmm_lab::init_logging();
+    let lab = Lab::start(two_hosts()).await.unwrap();
+    lab.create_privileged_app_account().await.unwrap();
+    let configs = lab.write_mmm_configs("").unwrap();
+    let conf1 = configs.agent("db1").unwrap();
+    let text = std::fs::read_to_string(conf1).unwrap();
+    assert!(text.contains("<agent>\n"), "{text}");
+    std::fs::write(
+        conf1,
+        text.replacen("<agent>\n", "<agent>\n    lock_privileged_accounts 1\n", 1),
+    )
+    .unwrap();
+    let _agents: Vec<LabProcess> = ["db1", "db2"]
+        .iter()
+        .map(|h| spawn_agent(&lab, h, &configs, &format!("agent-{h}")))
+        .collect();
+    let (mut a1, mut a2) = (
+        connect(lab.host("db1").ip).await,
+        connect(lab.host("db2").ip).await,
+    );
+    let log1 = lab.dir().join("logs").join("agent-db1.log");
+    let log = || std::fs::read_to_string(&log1).unwrap_or_default();
+    wait_until(
+        "db1's agent to learn the privileged accounts",
+        Duration::from_secs(10),
+        || async { log().contains("privileged accounts: locked wherever") },
+    )
+    .await;
+
+    // db1 the writer: the account is unlocked there.
+    move_writer(&lab, (&mut a2, "db2"), (&mut a1, "db1"), 1).await;
+    lab.privileged_write("db1")
+        .await
+        .expect("the privileged account writes on the writer");
+    let mut held = lab
+        .connect_as(
+            "db1",
+            mmm_lab::users::SUPERAPP_USER,
+            mmm_lab::users::SUPERAPP_PASSWORD,
+            Duration::from_secs(3),
+        )
+        .await
+        .unwrap();
+    held.query_drop("SELECT 1").await.unwrap();
+
+    // db1 demoted, db2 the writer: locked on db1, its session killed.
+    move_writer(&lab, (&mut a1, "db1"), (&mut a2, "db2"), 2).await;
+    assert!(read_only(&lab, "db1").await);
+    let e = lab
+        .privileged_write("db1")
+        .await
+        .expect_err("the privileged account is locked on the demoted server");
+    assert!(
+        format!("{e:#}").contains("locked"),
+        "refused as locked: {e:#}"
+    );
+    assert!(
+        held.query_drop("SELECT 1").await.is_err(),
+        "the privileged session on the demoted server was killed"
+    );
+    assert!(
+        log().contains("privileged accounts locked (writes are not open here)"),
+        "the agent locked them: {}",
+        log()
+    );
+
+    // Control: db2 (no setting) demoted, db1 the writer again: db2's account writes through
+    // read_only; db1's is unlocked.
+    move_writer(&lab, (&mut a2, "db2"), (&mut a1, "db1"), 3).await;
+    assert!(read_only(&lab, "db2").await);
+    lab.privileged_write("db2")
+        .await
+        .expect("without the setting, the account writes through read_only on the demoted server");
+    lab.privileged_write("db1")
+        .await
+        .expect("unlocked again on the new writer");
 }

@@ -607,6 +607,47 @@ impl Lab {
         mariadb::connect(ip, user, password, None, timeout).await
     }
 
+    /// Creates [`users::SUPERAPP_USER`] on every server, binary log off (no transaction of its own
+    /// anywhere).
+    pub async fn create_privileged_app_account(&self) -> anyhow::Result<()> {
+        use users::{SUPERAPP_PASSWORD as PW, SUPERAPP_USER as U};
+        for h in self.hosts() {
+            let mut c = self.mysql(&h.name).await?;
+            mariadb::exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
+            mariadb::exec(
+                &mut c,
+                &format!("CREATE USER '{U}'@'%' IDENTIFIED BY '{PW}'"),
+            )
+            .await?;
+            mariadb::exec(&mut c, &format!("GRANT ALL ON *.* TO '{U}'@'%'")).await?;
+            let _ = c.disconnect().await;
+        }
+        Ok(())
+    }
+
+    /// Logs in as [`users::SUPERAPP_USER`] on `host`'s own address and writes there (a schema, binary
+    /// log off so the write leaves no transaction to replicate): what a privileged client that still
+    /// reaches an old writer does. The error says why it could not.
+    pub async fn privileged_write(&self, host: &str) -> anyhow::Result<()> {
+        let mut c = self
+            .connect_as(
+                host,
+                users::SUPERAPP_USER,
+                users::SUPERAPP_PASSWORD,
+                Duration::from_secs(3),
+            )
+            .await?;
+        for sql in [
+            "SET SESSION sql_log_bin = 0",
+            "CREATE DATABASE IF NOT EXISTS privileged_probe",
+            "DROP DATABASE privileged_probe",
+        ] {
+            mariadb::exec(&mut c, sql).await?;
+        }
+        let _ = c.disconnect().await;
+        Ok(())
+    }
+
     /// Mounts a tmpfs of `size_mib` MiB at `path` (created if needed): a small disk that
     /// [`SmallDisk::fill`] makes full (a slow disk cannot be modelled here: no `dm-delay`). Processes started afterwards in any namespace see it (each
     /// `ip netns exec` copies the mounts of the moment), so mount it before starting the process that

@@ -22,6 +22,11 @@ pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "lab-app-pw";
 /// The application's database.
 pub const APP_DB: &str = "app";
+/// An application account holding `ALL PRIVILEGES` (`READ_ONLY ADMIN` included: `read_only` does not
+/// stop it); not in the template, made by [`crate::Lab::create_privileged_app_account`].
+pub const SUPERAPP_USER: &str = "superapp";
+/// Password of [`SUPERAPP_USER`].
+pub const SUPERAPP_PASSWORD: &str = "lab-superapp-pw";
 
 /// The standard password of a lab account, `None` for a name that is not one.
 pub fn password_of(user: &str) -> Option<&'static str> {

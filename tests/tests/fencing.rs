@@ -513,40 +513,6 @@ async fn stalled_writer(last_resort: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An application account holding `ALL PRIVILEGES` (`READ_ONLY ADMIN` included: `read_only` does not stop
-/// it), created on every server with the binary log off (no transaction of its own anywhere).
-const SUPERAPP: &str = "superapp";
-/// Password of [`SUPERAPP`].
-const SUPERAPP_PASSWORD: &str = "lab-superapp-pw";
-
-async fn create_privileged_app_account(lab: &Lab) -> anyhow::Result<()> {
-    for h in lab.hosts() {
-        let mut c = lab.mysql(&h.name).await?;
-        c.query_drop("SET SESSION sql_log_bin = 0").await?;
-        c.query_drop(format!(
-            "CREATE USER '{SUPERAPP}'@'%' IDENTIFIED BY '{SUPERAPP_PASSWORD}'"
-        ))
-        .await?;
-        c.query_drop(format!("GRANT ALL ON *.* TO '{SUPERAPP}'@'%'"))
-            .await?;
-    }
-    Ok(())
-}
-
-/// Logs in as [`SUPERAPP`] on `host`'s own address and writes there (a schema, binary log off so the
-/// write leaves no transaction to replicate): what a privileged client that still reaches an old writer
-/// does. The error says why it could not.
-async fn privileged_write(lab: &Lab, host: &str) -> anyhow::Result<()> {
-    let mut c = lab
-        .connect_as(host, SUPERAPP, SUPERAPP_PASSWORD, Duration::from_secs(3))
-        .await?;
-    c.query_drop("SET SESSION sql_log_bin = 0").await?;
-    c.query_drop("CREATE DATABASE IF NOT EXISTS privileged_probe")
-        .await?;
-    c.query_drop("DROP DATABASE privileged_probe").await?;
-    Ok(())
-}
-
 /// The writer's agent dies, the writer is cut off, the fence in mysqld denies writes when the lease runs
 /// out and the writer moves; with `lock_privileged_accounts` the fence also locked the privileged
 /// application account on the old writer, so it cannot log in there (it could write through
@@ -556,12 +522,13 @@ async fn fence_privileged_account_locked_on_the_old_writer_whose_agent_died() ->
 {
     let lab = lab_env().await?;
     let env = privileged_account_scenario(&lab, true).await?;
-    let e = privileged_write(&lab, "db1")
+    let e = lab
+        .privileged_write("db1")
         .await
         .expect_err("the privileged account must be locked on the old writer");
     let text = format!("{e:#}");
     assert!(text.contains("locked"), "refused as locked: {text}");
-    privileged_write(&lab, "db2")
+    lab.privileged_write("db2")
         .await
         .context("the privileged account on the new writer")?;
     env.finish(
@@ -580,7 +547,7 @@ async fn fence_privileged_account_without_the_lock_writes_on_the_old_writer() ->
     let lab = lab_env().await?;
     let env = privileged_account_scenario(&lab, false).await?;
     assert!(read_only(&lab, "db1").await?, "db1 denies writes");
-    privileged_write(&lab, "db1")
+    lab.privileged_write("db1")
         .await
         .context("without the lock, the privileged account writes through read_only")?;
     env.finish(
@@ -607,11 +574,11 @@ fn agent_logs(lab: &Lab, host: &str) -> String {
     text
 }
 
-/// A cluster whose servers have [`SUPERAPP`], with `lock_privileged_accounts` in every agent's
+/// A cluster whose servers have the privileged application account (`mmm_lab::users::SUPERAPP_USER`), with `lock_privileged_accounts` in every agent's
 /// configuration when `lock`; db1's agent is killed once it learned the accounts, then db1 is cut off
 /// from the monitors and the writer moves to db2.
 async fn privileged_account_scenario(lab: &Lab, lock: bool) -> anyhow::Result<Scenario<'_>> {
-    create_privileged_app_account(lab).await?;
+    lab.create_privileged_app_account().await?;
     let setting = format!("lock_privileged_accounts {}", u8::from(lock));
     let mut env = Scenario::start_with_every_agent_setting(lab, KEYS, &setting).await?;
     env.load().await?;
