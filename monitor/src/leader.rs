@@ -427,7 +427,14 @@ fn gather_input(
             if health.reachable && health.writable {
                 l.writable_seen.insert(host.clone(), mono_now);
             }
-            let not_writable_ms = if holds_writer {
+            // The rule's time runs only while the active master holds the writer IPs: without them
+            // its agent keeps it read-only by design (the role was taken away, e.g. when its mysqld
+            // died with no one to take over), and the time starts again when it gets them back.
+            let owns_writer_ips = holds_writer
+                && state.role_ips.values().any(|r| {
+                    ecfg.is_writer_role(&r.role) && r.owner.as_deref() == Some(host.as_str())
+                });
+            let not_writable_ms = if owns_writer_ips {
                 let active_since = match &l.active_seen {
                     Some((h, t)) if h == host => *t,
                     _ => {
@@ -442,6 +449,9 @@ fn gather_input(
                     .map_or(active_since, |w| w.max(active_since));
                 mono_now.saturating_duration_since(seen).as_millis() as u64
             } else {
+                if l.active_seen.as_ref().is_some_and(|(h, _)| h == host) {
+                    l.active_seen = None;
+                }
                 0
             };
             // The writer's lease may have been renewed by the previous leader up to the moment this

@@ -60,6 +60,71 @@ async fn fault_kill_master_mysqld() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The writer's mysqld dies while its peer is ADMIN_OFFLINE, so no one can take the role: the writer
+/// VIP is removed. When the server runs again and its host is ONLINE, it gets the role back, however
+/// long it was read-only meanwhile (without the role its agent keeps it read-only by design; counted
+/// as "a writer its agent cannot keep", that left a cluster without a writer for good in a random
+/// nemesis run, `random_nemesis.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_the_writer_without_a_successor_gets_the_role_back_when_its_mysqld_returns(
+) -> anyhow::Result<()> {
+    let lab = lab_env().await?;
+    let mut env = Scenario::start(&lab, KEYS).await?;
+    env.load().await?;
+    set_host(&env, "set_offline", "db2").await?;
+    lab.kill_mysqld("db1").await?;
+    env.cluster
+        .wait_show(FAILOVER, "db1 HARD_OFFLINE, the writer role removed", |s| {
+            s.hosts.iter().any(|h| {
+                h.name == "db1" && h.state == HostState::HardOffline as i32 && h.roles.is_empty()
+            })
+        })
+        .await?;
+    // Longer than the rule's time for a writer its agent cannot keep (lease 2 s with its fence,
+    // 2.83 s, plus 1 s), so the rule would apply when db1 returns.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    lab.start_mysqld("db1").await?;
+    set_host(&env, "set_online", "db1").await?;
+    env.cluster
+        .wait_show(FAILOVER, "db1 the writer again", |s| {
+            s.hosts.iter().any(|h| {
+                h.name == "db1"
+                    && h.state == HostState::Online as i32
+                    && h.roles.iter().any(|r| r.role == "writer")
+            })
+        })
+        .await?;
+    env.wait_more_acks(20, FAILOVER).await?;
+    assert_eq!(env.writer().await?, "db1");
+    set_host(&env, "set_online", "db2").await?;
+    env.finish(
+        "the writer's mysqld dies with no successor, then returns",
+        Expect::outage(Duration::from_secs(30)).with_repairs(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `mmmctl <command> <host>` (`set_online` or `set_offline`) until it answers OK or the host is in
+/// that state already (`auto_set_online` may have been first), at most 20 s: a host just back waits
+/// in AWAITING_RECOVERY for its checks to pass.
+async fn set_host(env: &Scenario<'_>, command: &str, host: &str) -> anyhow::Result<()> {
+    let there = match command {
+        "set_online" => "is 'ONLINE' at the moment",
+        _ => "is 'ADMIN_OFFLINE' at the moment",
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = env.cluster.mmmctl(&[command, host])?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.starts_with("OK") || text.contains(there) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{command} {host}: {text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_kill_master_mysqld_and_agent() -> anyhow::Result<()> {
     let lab = lab_env().await?;

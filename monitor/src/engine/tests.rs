@@ -2594,6 +2594,42 @@ fn a_writer_its_agent_has_not_kept_writable_for_a_lease_and_the_fence_is_failed_
     }
 }
 
+/// The active master's mysqld died with no one to take over: the writer IPs were taken from it. Back
+/// ONLINE, its agent keeps it read-only (it holds no writer role), which is not a writer its agent
+/// cannot keep: it gets the role back, whether or not another host could take it.
+#[test]
+fn an_online_active_master_without_its_writer_ips_gets_them_back_however_long_it_was_read_only() {
+    let c = cfg();
+    let mut s = base_state(&c);
+    s.role_ips.get_mut(WIP).unwrap().owner = None;
+    let after = c.writer_unwritable_after_ms;
+    // (ms the active master was not seen writable, peer's agent reachable)
+    for (i, (ms, peer_ok)) in [(0, true), (after * 10, false), (after * 10, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut input = healthy_input(&c, &s, NOW);
+        facts(&mut input, "db1").not_writable_ms = ms;
+        facts(&mut input, "db2").reachable = peer_ok;
+        let out = decide(&s, &input, &c);
+        assert!(
+            commands(&out).iter().any(|cmd| matches!(
+                cmd,
+                Command::SetRoleOwner { ip, owner: Some(o) } if ip == WIP && o == "db1"
+            )),
+            "row {i}: db1 gets the writer IP back: {}",
+            reasons(&out)
+        );
+        assert!(
+            !commands(&out)
+                .iter()
+                .any(|cmd| matches!(cmd, Command::BeginFailover { .. })),
+            "row {i}: no failover: {}",
+            reasons(&out)
+        );
+    }
+}
+
 #[test]
 fn the_candidate_must_reach_the_old_writers_last_position() {
     let c = cfg();

@@ -332,8 +332,18 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
         return;
     };
     let unwritable = round.input.agent(&am).not_writable_ms;
+    // Only an active master that holds the writer IPs is expected writable: one whose role was taken
+    // away (its mysqld died and no one could take over) is given it back below once it is ONLINE.
+    let holds_role = writer_ips(cfg).iter().all(|ip| {
+        round
+            .sim
+            .role_ips
+            .get(ip)
+            .is_some_and(|r| r.owner.as_deref() == Some(am.as_str()))
+    });
     let stuck = mode == Mode::Active
         && rec.state != HostState::Unknown
+        && holds_role
         && unwritable >= cfg.writer_unwritable_after_ms;
     if stuck && keeps_writer(rec.state) && rec.errant_gtids.is_none() {
         // The writer's agent has not kept it writable for longer than a lease and the fence: writes
