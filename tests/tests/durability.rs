@@ -197,6 +197,8 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     let lab = Lab::start(LabSpec::cluster()).await?;
     let mut env = Scenario::start(&lab, KEYS).await?;
     env.load().await?;
+    const ASYNC_SEEN: &str = "the writer runs without semi-synchronous acknowledgements";
+    let seen_before = monitor_logs(&lab).matches(ASYNC_SEEN).count();
     let mut db2 = lab.mysql("db2").await?;
     db2.query_drop("SET GLOBAL rpl_semi_sync_slave_enabled = 0")
         .await?;
@@ -221,9 +223,17 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     }
     drop(db1);
     env.wait_more_acks(50, FAILOVER).await?;
-    // The leader learns it from the writer's lease renewal replies (every writer_lease / 3 = 667 ms):
-    // two periods.
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    // The leader learns it from the writer's lease renewal replies (every writer_lease / 3 = 667 ms)
+    // and says so in its log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while monitor_logs(&lab).matches(ASYNC_SEEN).count() <= seen_before {
+        if Instant::now() > deadline {
+            bail!(
+                "no monitor logged within 20 s that db1 writes without semi-sync acknowledgements"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     lab.kill_mysqld("db1").await?;
     assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
     let history = env.cluster.mmmctl(&["history"])?;
@@ -664,4 +674,19 @@ async fn durability_a_diverged_old_master_with_a_short_semi_sync_timeout_is_left
     );
     assert!(j.problems.is_empty(), "{}", j.problems.join("\n"));
     Ok(())
+}
+
+/// Everything the monitors logged so far (`logs/monitor-*.log`).
+fn monitor_logs(lab: &Lab) -> String {
+    let mut text = String::new();
+    for e in std::fs::read_dir(lab.dir().join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with("monitor-") {
+            text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    text
 }

@@ -467,7 +467,16 @@ async fn stalled_writer(last_resort: bool) -> anyhow::Result<()> {
     };
     env.load().await?;
     // A session that sends its statement while the server is stalled: it runs first thing at wake-up.
-    let mut witness = lab.mysql("db1").await?;
+    // It logs in as the agent's account, whose sessions a demotion never kills: woken up, the agent's
+    // demotion (sent during the stall) would otherwise race it and leave nothing to judge.
+    let mut witness = lab
+        .connect_as(
+            "db1",
+            mmm_lab::users::AGENT_USER,
+            mmm_lab::users::AGENT_PASSWORD,
+            Duration::from_secs(3),
+        )
+        .await?;
     lab.pause_mysqld("db1")?;
     let at_wake = tokio::spawn(async move {
         let r: Result<Option<u8>, _> = witness.query_first("SELECT @@global.read_only").await;
