@@ -45,8 +45,9 @@ const _: () = assert!(DEMOTE_DEADLINE.as_millis() < mmm_proto::FENCE_BOUND_MILLI
 /// Longest a lease that ran out waits for a running apply before demoting on a connection of its own.
 const LAPSE_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// Health heartbeat interval while this host holds (or may hold) the writer role: the stamp a lease
-/// renewal echoes is at most this old, which is what the lease loses to it.
-pub const WRITER_HEARTBEAT: Duration = Duration::from_millis(200);
+/// renewal echoes is at most this old, which is what the lease loses to it; and a leader renews only
+/// while it heard such a stamp recently (`mmm_monitor::lease::RENEW_MAX_STAMP_AGE`).
+pub const WRITER_HEARTBEAT: Duration = Duration::from_millis(mmm_proto::WRITER_HEARTBEAT_MILLIS);
 
 /// Longest the agent waits to take the hold on writes of a planned hand-over (a long-running statement
 /// can delay it); past this it refuses writes instead.
@@ -1176,14 +1177,7 @@ impl Agent {
             let keep_io = !writer && d.catch_up.as_deref().is_some_and(|t| !t.is_empty());
             if let Err(e) = self
                 .isolation
-                .enforce(
-                    db,
-                    &self.topo,
-                    &d.isolate_from,
-                    keep_io,
-                    replica,
-                    self.vips.firewall(),
-                )
+                .enforce(db, &self.topo, d, keep_io, replica, self.vips.firewall())
                 .await
             {
                 errors.push(format!("replication isolation: {e:#}"));

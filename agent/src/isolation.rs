@@ -15,10 +15,12 @@
 //!   writer reported read-only at and so is acknowledged or acknowledgeable);
 //! - a thread `Connecting` to an unreachable source counts as running: it would fetch the tail the moment
 //!   the source answers;
-//! - while it stops the thread from a source that does not answer a TCP connection within 100 ms, the
-//!   host's own connections to that source are reset ([`crate::firewall`]): a semi-sync replica would
-//!   otherwise wait up to `rpl_semi_sync_slave_kill_conn_timeout` for it before the thread stops (a
-//!   source that answers is not cut off, so its dump thread is killed as usual);
+//! - while it stops the thread from a source that does not answer a TCP connection within 100 ms (20 ms
+//!   for a source the monitors found HARD_OFFLINE: their evidence stands for the rest, and a failover's
+//!   candidate waits for this on its critical path), the host's own connections to that source are
+//!   reset ([`crate::firewall`]): a semi-sync replica would otherwise wait up to
+//!   `rpl_semi_sync_slave_kill_conn_timeout` for it before the thread stops (a source that answers is
+//!   not cut off, so its dump thread is killed as usual);
 //! - it starts it again once the source is no longer listed, and only with the SQL thread running and
 //!   everything received applied (MariaDB may discard the relay log when the IO thread starts, and the
 //!   source may be gone since: received transactions would be lost);
@@ -32,7 +34,6 @@
 //! Guaranteed: between a status listing the source and the next status not listing it, the writer
 //! fetches nothing from that source, except a candidate catching up to a target position.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
@@ -150,20 +151,21 @@ impl Isolation {
         Ok(())
     }
 
-    /// Stops the IO thread when the local server's source is in `isolate_from` (unless `keep_io`: a
-    /// candidate still catching up to a target position), starts it again when this agent stopped it
-    /// and the source is no longer listed; forgets the floor once the server has applied it.
+    /// Stops the IO thread when the local server's source is in the status's `isolate_from` (unless
+    /// `keep_io`: a candidate still catching up to a target position), starts it again when this agent
+    /// stopped it and the source is no longer listed; forgets the floor once the server has applied it.
     /// `replica`: the replica status when the caller read it and changed nothing since (`None`: read
     /// here).
     pub async fn enforce(
         &self,
         db: &mut Db,
         topo: &Topology,
-        isolate_from: &BTreeSet<String>,
+        status: &crate::validate::DesiredStatus,
         keep_io: bool,
         replica: Option<Option<ReplicaInfo>>,
         firewall: &Firewall,
     ) -> anyhow::Result<Enforced> {
+        let (isolate_from, hard_offline) = (&status.isolate_from, &status.hard_offline);
         let mut rec = self.record();
         if isolate_from.is_empty() && rec == Record::default() {
             return Ok(Enforced::Unchanged);
@@ -207,8 +209,9 @@ impl Isolation {
                 // that answers is not cut off: its dump thread must be killed (a dump thread left
                 // behind still counts as a semi-sync replica there).
                 let port = u16::try_from(rep.source_port).unwrap_or(3306);
+                let wait = answer_timeout(hard_offline.contains(&source));
                 match topo.hosts.get(&source) {
-                    Some(IpAddr::V4(ip)) if !answers(*ip, port).await => {
+                    Some(IpAddr::V4(ip)) if !answers(*ip, port, wait).await => {
                         firewall
                             .while_cut_off(*ip, port, db.stop_replica_io())
                             .await?
@@ -254,13 +257,28 @@ impl Isolation {
     }
 }
 
-/// How long a source may take to answer a TCP connection before it counts as unreachable.
+/// How long a source may take to answer a TCP connection before it counts as unreachable: far above a
+/// round trip within one site, where a kernel answers a SYN in well under a millisecond.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+/// The same for a source the monitors found HARD_OFFLINE (a majority could not reach it for
+/// `trap_period`, or its mysqld is down, which refuses at once): their evidence stands for the rest,
+/// and a failover's candidate waits for this on its critical path.
+const HARD_OFFLINE_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// True when `ip:port` accepts or refuses a TCP connection within [`ANSWER_TIMEOUT`] (the host is
-/// reachable, whether or not its server runs).
-async fn answers(ip: std::net::Ipv4Addr, port: u16) -> bool {
-    match tokio::time::timeout(ANSWER_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await {
+/// How long a source may take to answer before it is cut off, by whether the monitors found it
+/// HARD_OFFLINE.
+fn answer_timeout(hard_offline: bool) -> std::time::Duration {
+    if hard_offline {
+        HARD_OFFLINE_ANSWER_TIMEOUT
+    } else {
+        ANSWER_TIMEOUT
+    }
+}
+
+/// True when `ip:port` accepts or refuses a TCP connection within `wait` (the host is reachable,
+/// whether or not its server runs).
+async fn answers(ip: std::net::Ipv4Addr, port: u16, wait: std::time::Duration) -> bool {
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect((ip, port))).await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
         Err(_) => false,
@@ -270,6 +288,20 @@ async fn answers(ip: std::net::Ipv4Addr, port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_hard_offline_source_gets_less_time_to_answer() {
+        assert_eq!(answer_timeout(false), ANSWER_TIMEOUT);
+        assert_eq!(answer_timeout(true), HARD_OFFLINE_ANSWER_TIMEOUT);
+        assert!(HARD_OFFLINE_ANSWER_TIMEOUT < ANSWER_TIMEOUT);
+        // A listening port answers, and so does a refusing one (the host is there).
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let lo = std::net::Ipv4Addr::LOCALHOST;
+        assert!(answers(lo, port, answer_timeout(true)).await);
+        drop(l);
+        assert!(answers(lo, port, answer_timeout(true)).await, "refused");
+    }
 
     #[test]
     fn the_record_survives_a_restart_and_is_cleared() {

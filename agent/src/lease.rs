@@ -20,10 +20,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Stamps remembered, newest last. A writer's agent makes about 50 stamps a second (heartbeats and
-/// position changes on three monitors' streams, plus replies), so this covers some 20 s: well over the
-/// longest lease a renewal may name.
-const STAMPS_KEPT: usize = 1024;
+/// Stamps remembered, newest last. A writer's agent makes about 100 stamps a second (heartbeats every
+/// 50 ms and position changes on three monitors' streams, plus replies), so this covers some 20 s: well
+/// over the longest lease a renewal may name.
+const STAMPS_KEPT: usize = 2048;
 /// A stamp older than this grants nothing even if remembered (a lease counted from it would be over).
 pub const STAMP_MAX_AGE: Duration = Duration::from_secs(60);
 

@@ -48,6 +48,9 @@ pub struct DesiredStatus {
     pub cluster_id: String,
     /// Hosts this host must not replicate from now (see [`crate::isolation`]).
     pub isolate_from: BTreeSet<String>,
+    /// The hosts of `isolate_from` that are HARD_OFFLINE: a source among them is given less time to
+    /// answer before it is cut off (see [`crate::isolation`]).
+    pub hard_offline: BTreeSet<String>,
     /// Errant transactions to save, undo and rejoin from (see [`crate::rejoin`]); `None`: none asked.
     pub rejoin: Option<String>,
 }
@@ -170,16 +173,8 @@ pub fn validate_set_status(
         }
         ms => Duration::from_millis(ms),
     };
-    let mut isolate_from = BTreeSet::new();
-    for (i, h) in req.isolate_from.iter().enumerate() {
-        if !topo.hosts.contains_key(h) {
-            return Err(Status::invalid_argument(format!(
-                "isolate_from[{i}]: unknown host '{}'",
-                h.chars().take(80).collect::<String>()
-            )));
-        }
-        isolate_from.insert(h.clone());
-    }
+    let isolate_from = known_hosts("isolate_from", &req.isolate_from, topo)?;
+    let hard_offline = known_hosts("hard_offline", &req.hard_offline, topo)?;
     let rejoin = req.rejoin_errant.trim();
     if !rejoin.is_empty() && crate::rejoin::parse_position(rejoin).is_none() {
         return Err(Status::invalid_argument(format!(
@@ -210,8 +205,25 @@ pub fn validate_set_status(
         cluster_id: req.cluster_id.clone(),
         catch_up: req.catch_up.then(|| req.catch_up_gtid.trim().to_string()),
         isolate_from,
+        hard_offline,
         rejoin: (!rejoin.is_empty()).then(|| rejoin.to_string()),
     })
+}
+
+/// The host names of the list `field`, each one of the topology's hosts (an unknown one is refused,
+/// named by its place in the list).
+fn known_hosts(field: &str, names: &[String], topo: &Topology) -> Result<BTreeSet<String>, Status> {
+    let mut set = BTreeSet::new();
+    for (i, h) in names.iter().enumerate() {
+        if !topo.hosts.contains_key(h) {
+            return Err(Status::invalid_argument(format!(
+                "{field}[{i}]: unknown host '{}'",
+                h.chars().take(80).collect::<String>()
+            )));
+        }
+        set.insert(h.clone());
+    }
+    Ok(set)
 }
 
 #[cfg(test)]
@@ -370,6 +382,7 @@ mod tests {
             ("isolate_from[1]", |r| {
                 r.isolate_from = vec!["db2".into(), "db9".into()]
             }),
+            ("hard_offline[0]", |r| r.hard_offline = vec!["db9".into()]),
             ("rejoin_errant", |r| r.rejoin_errant = "0-1".into()),
             ("rejoin_errant", |r| {
                 r.rejoin_errant = "0-1-5; DROP TABLE t".into()

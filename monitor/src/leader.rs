@@ -94,6 +94,9 @@ struct AgentTrack {
     kill_host_ok_at: Option<Epoch>,
     /// Last push error, for logs.
     last_error: Option<String>,
+    /// A renewal of this writer's lease is being held back because its agent sent no recent stamp
+    /// (logged when it starts and ends).
+    renewal_held: bool,
     /// The last push did not reach the agent (transport error or timeout). A writer's lease is not
     /// renewed again until its health stream is back: every renewal sent counts towards the lease
     /// estimate, so sending into a dead link only delays the failover.
@@ -430,10 +433,7 @@ fn gather_input(
             // The rule's time runs only while the active master holds the writer IPs: without them
             // its agent keeps it read-only by design (the role was taken away, e.g. when its mysqld
             // died with no one to take over), and the time starts again when it gets them back.
-            let owns_writer_ips = holds_writer
-                && state.role_ips.values().any(|r| {
-                    ecfg.is_writer_role(&r.role) && r.owner.as_deref() == Some(host.as_str())
-                });
+            let owns_writer_ips = holds_writer && engine::holds_writer_ips(state, ecfg, host);
             let not_writable_ms = if owns_writer_ips {
                 let active_since = match &l.active_seen {
                     Some((h, t)) if h == host => *t,
@@ -591,7 +591,7 @@ fn push_all(
             continue;
         }
         let health = ctx.agents.health(host);
-        let (due, in_flight) = {
+        let (due, in_flight, changed, stamp_age) = {
             let tracks = lock(&p.tracks);
             let t = tracks.get(host);
             if !may_push(state, &desired, &health, t) {
@@ -619,9 +619,38 @@ fn push_all(
                 );
             }
             let stale = stale || reconnected;
-            (changed || stale, t.is_some_and(|t| t.in_flight))
+            let stamp_age = t
+                .and_then(|t| freshest_stamp(health.stamp, t.reply_stamp))
+                .or(health.stamp)
+                .map(|(_, at)| at.elapsed());
+            (
+                changed || stale,
+                t.is_some_and(|t| t.in_flight),
+                changed,
+                stamp_age,
+            )
         };
         if !due || in_flight {
+            continue;
+        }
+        // Not renewed into silence (`crate::lease`): the next stamp, if one comes, renews.
+        let held = p.bounds.holds_renewal(desired.writer, changed, stamp_age);
+        if let Some(t) = lock(&p.tracks)
+            .get_mut(host)
+            .filter(|t| t.renewal_held != held)
+        {
+            t.renewal_held = held;
+            if held {
+                tracing::info!(host, stamp_age_ms = ?stamp_age.map(|a| a.as_millis() as u64),
+                    "writer lease renewal held: no recent stamp from the writer's agent");
+            } else if desired.writer {
+                tracing::info!(
+                    host,
+                    "writer lease renewals resume: the writer's agent is heard again"
+                );
+            }
+        }
+        if held {
             continue;
         }
         if releases_hold_too_early(p, state, host, &desired) {
@@ -825,6 +854,7 @@ fn spawn_push(
                 .unwrap_or_default(),
             cluster_id: desired.cluster_id.clone(),
             isolate_from: desired.isolate_from.clone(),
+            hard_offline: desired.hard_offline.clone(),
             rejoin_errant: desired.rejoin.clone().unwrap_or_default(),
         };
         let started = Instant::now();
@@ -977,6 +1007,7 @@ mod tests {
             cluster_id: String::new(),
             catch_up: None,
             isolate_from: Vec::new(),
+            hard_offline: Vec::new(),
             rejoin: None,
         }
     }

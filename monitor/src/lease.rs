@@ -12,6 +12,16 @@
 //! synchronized wall clocks. A renewal is sent only while a quorum of monitors acknowledged this leader
 //! within `A` ([`RENEW_MAX_QUORUM_ACK_AGE`]).
 //!
+//! Not renewing into silence: a renewal that only extends the lease (the writer's status is unchanged)
+//! is sent only while the freshest stamp of the writer's agent arrived within `S`
+//! ([`RENEW_MAX_STAMP_AGE`]; the agent sends one every `mmm_proto::WRITER_HEARTBEAT_MILLIS`). When the
+//! writer's link dies, renewals stop `S` after its last stamp at the latest, instead of one more being
+//! sent into the dead link a third of a lease later, naming the last stamp and counting the whole lease
+//! from it. This only ever sends fewer renewals, so it is safe whatever `S` is; it makes the lease of a
+//! writer cut off end earlier in most cases (when no renewal was due within `S` of the cut), and a
+//! lease never later. A writer whose stamps stop for a whole lease loses its lease, as it would anyway
+//! once its health stream was found silent.
+//!
 //! Guarantees, in real time:
 //! - own renewal naming a stamp this monitor received at `s` (the agent made the stamp before `s` and
 //!   counts the lease from it; `s` is the send time for a renewal without a stamp): the agent's lease
@@ -36,6 +46,13 @@ pub const SLACK: Duration = Duration::from_millis(50);
 /// 50 ms, so a healthy leader's acknowledgement is at most about that old).
 pub const RENEW_MAX_QUORUM_ACK_AGE: Duration = Duration::from_millis(250);
 
+/// A renewal that only extends the writer's lease is sent only while a stamp of its agent arrived this
+/// recently: three heartbeats, so one lost heartbeat and a late one do not hold renewals back, while a
+/// dead link stops them 150 ms after its last stamp.
+pub const RENEW_MAX_STAMP_AGE: Duration =
+    Duration::from_millis(mmm_proto::WRITER_HEARTBEAT_MILLIS * 3);
+const _: () = assert!(RENEW_MAX_STAMP_AGE.as_millis() > mmm_proto::WRITER_HEARTBEAT_MILLIS as u128);
+
 /// The lease parameters of one cluster.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LeaseBounds {
@@ -45,6 +62,9 @@ pub struct LeaseBounds {
     pub fence: Duration,
     /// Largest quorum-acknowledgement age at which a renewal is still sent.
     pub max_ack_age: Duration,
+    /// Largest age of the writer agent's freshest stamp at which a renewal that only extends the
+    /// lease is still sent.
+    pub max_stamp_age: Duration,
     /// Relative clock-rate difference assumed.
     pub rate: f64,
     /// Timer slack.
@@ -58,6 +78,7 @@ impl LeaseBounds {
             lease,
             fence: Duration::from_millis(mmm_proto::FENCE_BOUND_MILLIS),
             max_ack_age: RENEW_MAX_QUORUM_ACK_AGE,
+            max_stamp_age: RENEW_MAX_STAMP_AGE,
             rate: CLOCK_RATE_BOUND,
             slack: SLACK,
         }
@@ -83,6 +104,20 @@ impl LeaseBounds {
     /// Whether a renewal may be sent with the quorum last acknowledged `ack_age` ago.
     pub fn may_renew(&self, ack_age: Option<Duration>) -> bool {
         ack_age.is_some_and(|a| a <= self.max_ack_age)
+    }
+
+    /// Whether a push to an agent is held back for its silence: it grants the writer lease
+    /// (`grants_writer`), only renews it (`status_changed` false: a promotion or any other change of
+    /// the writer's status is sent at once, naming whatever stamp there is), and the freshest stamp
+    /// of the agent's current run arrived longer than `max_stamp_age` ago (`stamp_age`; `None`: no
+    /// stamp). See the module docs ("not renewing into silence").
+    pub fn holds_renewal(
+        &self,
+        grants_writer: bool,
+        status_changed: bool,
+        stamp_age: Option<Duration>,
+    ) -> bool {
+        grants_writer && !status_changed && stamp_age.is_none_or(|a| a > self.max_stamp_age)
     }
 }
 
@@ -111,6 +146,7 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const ZERO: Duration = Duration::ZERO;
 
     #[test]
     fn margins_table() {
@@ -127,6 +163,7 @@ mod tests {
                 lease: lease * MS,
                 fence: fence * MS,
                 max_ack_age: ack * MS,
+                max_stamp_age: RENEW_MAX_STAMP_AGE,
                 rate,
                 slack: slack * MS,
             };
@@ -154,6 +191,31 @@ mod tests {
             lease_over_at(&b, t0, Some(late)),
             late + b.after_own_renewal()
         );
+    }
+
+    #[test]
+    fn renewals_that_only_extend_need_a_fresh_stamp() {
+        let b = LeaseBounds::new(2000 * MS);
+        assert_eq!(b.max_stamp_age, 150 * MS);
+        // (grants the writer lease, status changed, stamp age) -> held
+        let cases = [
+            ((true, false, Some(ZERO)), false),
+            ((true, false, Some(50 * MS)), false), // one heartbeat old
+            ((true, false, Some(150 * MS)), false), // a heartbeat lost, the next late
+            ((true, false, Some(151 * MS)), true), // silence: the link may be dead
+            ((true, false, None), true),           // no stamp of the agent's current run
+            ((true, true, Some(5000 * MS)), false), // a promotion or change goes out at once
+            ((true, true, None), false),
+            ((false, false, Some(5000 * MS)), false), // no lease granted: nothing to hold
+            ((false, false, None), false),
+        ];
+        for ((writer, changed, age), held) in cases {
+            assert_eq!(
+                b.holds_renewal(writer, changed, age),
+                held,
+                "writer {writer}, changed {changed}, stamp age {age:?}"
+            );
+        }
     }
 
     #[test]

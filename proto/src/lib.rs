@@ -7,6 +7,9 @@
 /// Version of the messages in this crate. Bump on any change a peer must know about.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// How often a writer's agent sends a health message (each carries a stamp) when nothing else is sent:
+/// the monitors renew a writer's lease only while they heard a stamp this recently, and name it.
+pub const WRITER_HEARTBEAT_MILLIS: u64 = 50;
 /// Longest time from the end of a writer lease to writes denied by the fence event an agent keeps
 /// inside mysqld, whether or not the agent is alive (see `mmm_agent::fence`).
 pub const FENCE_EVENT_BOUND_MILLIS: u64 = 400;

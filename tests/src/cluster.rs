@@ -346,6 +346,26 @@ impl<'a> MmmCluster<'a> {
         .await
     }
 
+    /// `mmmctl <command> <host>` (`set_online` or `set_offline`) until it answers OK or the host is in
+    /// that state already (`auto_set_online` may have been first), at most 20 s: a host just back waits
+    /// in AWAITING_RECOVERY for its checks to pass.
+    pub async fn set_host(&self, command: &str, host: &str) -> anyhow::Result<()> {
+        let there = match command {
+            "set_online" => "is 'ONLINE' at the moment",
+            _ => "is 'ADMIN_OFFLINE' at the moment",
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.mmmctl(&[command, host])?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.starts_with("OK") || text.contains(there) {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{command} {host}: {text}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Runs the real `mmmctl` with `--monitor` for every monitor, from the root namespace.
     pub fn mmmctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         let mut cmd = std::process::Command::new(workspace_bin("mmmctl"));

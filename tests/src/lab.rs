@@ -393,6 +393,25 @@ impl Lab {
     pub fn dir(&self) -> &Path {
         &self.dir_path
     }
+    /// The logs in `logs/` whose file names start with `prefix` (`"monitor-"`, `"agent-db1-"`),
+    /// concatenated, without terminal colours: what a test looks for in what the processes said.
+    pub fn logs_of(&self, prefix: &str) -> String {
+        let mut text = String::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir_path.join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files {
+            text.push_str(&strip_colours(
+                &std::fs::read_to_string(f).unwrap_or_default(),
+            ));
+        }
+        text
+    }
     /// First three octets of the lab's /24, e.g. `10.213.7`.
     pub fn subnet_prefix(&self) -> String {
         self.names.subnet_prefix()
@@ -914,4 +933,22 @@ impl Drop for Lab {
         }
         tracing::info!(slot = self.names.slot, "lab torn down");
     }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … letter`).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

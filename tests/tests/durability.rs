@@ -198,7 +198,7 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     let mut env = Scenario::start(&lab, KEYS).await?;
     env.load().await?;
     const ASYNC_SEEN: &str = "the writer runs without semi-synchronous acknowledgements";
-    let seen_before = monitor_logs(&lab).matches(ASYNC_SEEN).count();
+    let seen_before = lab.logs_of("monitor-").matches(ASYNC_SEEN).count();
     let mut db2 = lab.mysql("db2").await?;
     db2.query_drop("SET GLOBAL rpl_semi_sync_slave_enabled = 0")
         .await?;
@@ -226,7 +226,7 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     // The leader learns it from the writer's lease renewal replies (every writer_lease / 3 = 667 ms)
     // and says so in its log.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while monitor_logs(&lab).matches(ASYNC_SEEN).count() <= seen_before {
+    while lab.logs_of("monitor-").matches(ASYNC_SEEN).count() <= seen_before {
         if Instant::now() > deadline {
             bail!(
                 "no monitor logged within 20 s that db1 writes without semi-sync acknowledgements"
@@ -674,19 +674,4 @@ async fn durability_a_diverged_old_master_with_a_short_semi_sync_timeout_is_left
     );
     assert!(j.problems.is_empty(), "{}", j.problems.join("\n"));
     Ok(())
-}
-
-/// Everything the monitors logged so far (`logs/monitor-*.log`).
-fn monitor_logs(lab: &Lab) -> String {
-    let mut text = String::new();
-    for e in std::fs::read_dir(lab.dir().join("logs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().starts_with("monitor-") {
-            text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
-    text
 }

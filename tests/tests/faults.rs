@@ -71,7 +71,7 @@ async fn fault_the_writer_without_a_successor_gets_the_role_back_when_its_mysqld
     let lab = lab_env().await?;
     let mut env = Scenario::start(&lab, KEYS).await?;
     env.load().await?;
-    set_host(&env, "set_offline", "db2").await?;
+    env.cluster.set_host("set_offline", "db2").await?;
     lab.kill_mysqld("db1").await?;
     env.cluster
         .wait_show(FAILOVER, "db1 HARD_OFFLINE, the writer role removed", |s| {
@@ -84,7 +84,7 @@ async fn fault_the_writer_without_a_successor_gets_the_role_back_when_its_mysqld
     // 2.83 s, plus 1 s), so the rule would apply when db1 returns.
     tokio::time::sleep(Duration::from_secs(5)).await;
     lab.start_mysqld("db1").await?;
-    set_host(&env, "set_online", "db1").await?;
+    env.cluster.set_host("set_online", "db1").await?;
     env.cluster
         .wait_show(FAILOVER, "db1 the writer again", |s| {
             s.hosts.iter().any(|h| {
@@ -96,33 +96,13 @@ async fn fault_the_writer_without_a_successor_gets_the_role_back_when_its_mysqld
         .await?;
     env.wait_more_acks(20, FAILOVER).await?;
     assert_eq!(env.writer().await?, "db1");
-    set_host(&env, "set_online", "db2").await?;
+    env.cluster.set_host("set_online", "db2").await?;
     env.finish(
         "the writer's mysqld dies with no successor, then returns",
         Expect::outage(Duration::from_secs(30)).with_repairs(),
     )
     .await?;
     Ok(())
-}
-
-/// `mmmctl <command> <host>` (`set_online` or `set_offline`) until it answers OK or the host is in
-/// that state already (`auto_set_online` may have been first), at most 20 s: a host just back waits
-/// in AWAITING_RECOVERY for its checks to pass.
-async fn set_host(env: &Scenario<'_>, command: &str, host: &str) -> anyhow::Result<()> {
-    let there = match command {
-        "set_online" => "is 'ONLINE' at the moment",
-        _ => "is 'ADMIN_OFFLINE' at the moment",
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = env.cluster.mmmctl(&[command, host])?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if text.starts_with("OK") || text.contains(there) {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{command} {host}: {text}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -234,19 +234,7 @@ async fn fence_slow_pre_failover_hook_keeps_the_writer_renewed() -> anyhow::Resu
         "the hook has not allowed the move yet"
     );
     assert_eq!(env.wait_new_writer("db1", FAILOVER).await?, "db2");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = env.cluster.mmmctl(&["set_online", "db1"])?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if text.contains("OK") {
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "set_online db1: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    env.cluster.set_host("set_online", "db1").await?;
     env.finish(
         "slow pre_failover hook",
         Expect::outage(Duration::from_secs(3)),
@@ -587,22 +575,6 @@ async fn fence_privileged_account_without_the_lock_writes_on_the_old_writer() ->
     Ok(())
 }
 
-/// Everything `host`'s agent runs logged so far (one file per run: `logs/agent-<host>-<run>.log`).
-fn agent_logs(lab: &Lab, host: &str) -> String {
-    let prefix = format!("agent-{host}-");
-    let mut text = String::new();
-    for e in std::fs::read_dir(lab.dir().join("logs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
-    text
-}
-
 /// A cluster whose servers have the privileged application account (`mmm_lab::users::SUPERAPP_USER`), with `lock_privileged_accounts` in every agent's
 /// configuration when `lock`; db1's agent is killed once it learned the accounts, then db1 is cut off
 /// from the monitors and the writer moves to db2.
@@ -613,7 +585,10 @@ async fn privileged_account_scenario(lab: &Lab, lock: bool) -> anyhow::Result<Sc
     env.load().await?;
     if lock {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !agent_logs(lab, "db1").contains("privileged accounts: locked wherever") {
+        while !lab
+            .logs_of("agent-db1-")
+            .contains("privileged accounts: locked wherever")
+        {
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,
                 "db1's agent did not learn the privileged accounts"

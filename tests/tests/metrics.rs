@@ -120,39 +120,65 @@ async fn wait_monitors(
     }
 }
 
-/// A log line without its terminal colour codes (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// Once the monitors agree on one leader: its metrics address, and every monitor's exposition.
+async fn leader_metrics(lab: &Lab) -> anyhow::Result<(SocketAddr, Vec<String>)> {
+    let all = wait_monitors(lab, "one leader", Duration::from_secs(10), |all| {
+        all.iter()
+            .filter_map(|t| sample(t, "mmm_raft_is_leader", &[]))
+            .sum::<f64>()
+            == 1.0
+    })
+    .await?;
+    let leader = lab
+        .monitors()
+        .iter()
+        .zip(&all)
+        .find(|(_, t)| sample(t, "mmm_raft_is_leader", &[]) == Some(1.0))
+        .map(|(m, _)| monitor_addr(lab, &m.name))
+        .context("the leader")?;
+    Ok((leader, all))
 }
 
-/// The lines of every monitor log of the lab, without colour codes.
-fn monitor_log_lines(lab: &Lab) -> anyhow::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(lab.dir().join("logs"))? {
-        let path = e?.path();
-        let is_monitor = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("monitor-"));
-        if is_monitor {
-            let text = std::fs::read_to_string(&path)?;
-            lines.extend(text.lines().map(strip_ansi));
+/// The leader renews a writer's lease only while it hears the writer's agent (`mmm_monitor::lease`,
+/// "not renewing into silence"). Right after a renewal was acknowledged db1's link goes down; the next
+/// renewal falls
+/// due a third of a lease (667 ms) later, when db1 has been silent for longer than 150 ms, so it is
+/// not sent, and a second after the cut the lease the leader last sent has at most a second left
+/// (`mmm_writer_lease_seconds`). Sent into the dead link, it would have about 1.6 s left (seen when
+/// the rule is taken out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_no_lease_renewal_goes_into_a_dead_link() -> anyhow::Result<()> {
+    mmm_lab::init_logging();
+    let lab = Lab::start(LabSpec::cluster()).await?;
+    let cluster = MmmCluster::start(&lab, "auto_set_online 2")?;
+    cluster.wait_all_online("db1", SETTLE).await?;
+    let (leader, _) = leader_metrics(&lab).await?;
+    let left = |t: &str| sample(t, "mmm_writer_lease_seconds", &[]).unwrap_or(0.0);
+    // A renewal shows as the lease left jumping up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = left(&scrape(leader).await?);
+    loop {
+        let now = left(&scrape(leader).await?);
+        if now > last + 0.2 {
+            break;
         }
+        anyhow::ensure!(Instant::now() < deadline, "no renewal of db1's lease seen");
+        last = now;
     }
-    Ok(lines)
+    // Its acknowledgement comes back first (a renewal still in flight would hold the next one back
+    // anyway, until its timeout).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lab.link_down("db1").await?;
+    let cut = Instant::now();
+    tokio::time::sleep_until((cut + Duration::from_secs(1)).into()).await;
+    let after = left(&scrape(leader).await?);
+    assert!(
+        after <= 1.25,
+        "the leader renewed db1's lease after its link went down: {after:.2} s left a second later"
+    );
+    eprintln!("a second after the cut the lease the leader last sent has {after:.2} s left");
+    lab.link_up("db1").await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -225,22 +251,9 @@ async fn metrics_pass_promtool_and_follow_a_failover() -> anyhow::Result<()> {
         lab.hosts().len(),
         t.elapsed()
     );
-    let before = wait_monitors(&lab, "one leader", Duration::from_secs(10), |all| {
-        all.iter()
-            .filter_map(|t| sample(t, "mmm_raft_is_leader", &[]))
-            .sum::<f64>()
-            == 1.0
-    })
-    .await?;
     // A quiet cluster pushes each agent its unchanged status only to renew it (every third of the
     // 2 s writer lease), not every round.
-    let leader = lab
-        .monitors()
-        .iter()
-        .zip(&before)
-        .find(|(_, t)| sample(t, "mmm_raft_is_leader", &[]) == Some(1.0))
-        .map(|(m, _)| monitor_addr(&lab, &m.name))
-        .expect("the leader");
+    let (leader, before) = leader_metrics(&lab).await?;
     let pushes = |t: &str| sample(t, "mmm_agent_push_duration_seconds_count", &[]).unwrap_or(0.0);
     let p0 = pushes(&scrape(leader).await?);
     let window = Duration::from_secs(2);
@@ -336,21 +349,21 @@ async fn metrics_pass_promtool_and_follow_a_failover() -> anyhow::Result<()> {
     promtool_check("db1 after the failover", &old)?;
 
     // Each decision of the failover is logged once in the whole cluster.
-    let lines = monitor_log_lines(&lab)?;
-    let committed: Vec<&String> = lines
-        .iter()
+    let logs = lab.logs_of("monitor-");
+    let committed: Vec<&str> = logs
+        .lines()
         .filter(|l| l.contains("decision committed"))
         .collect();
     // Every monitor applies every decision; only one logs it: no two lines with the same fields.
     let mut seen = std::collections::BTreeSet::new();
     for l in &committed {
-        let fields = l.find("epoch=").map_or(l.as_str(), |i| &l[i..]);
+        let fields = l.find("epoch=").map_or(*l, |i| &l[i..]);
         assert!(
             seen.insert(fields),
             "logged twice: {fields}\n{committed:#?}"
         );
     }
-    let started: Vec<&&String> = committed
+    let started: Vec<&&str> = committed
         .iter()
         .filter(|l| l.contains("(failover started)") && l.contains("from=db1"))
         .collect();

@@ -52,6 +52,18 @@ struct Args {
     /// Run only these scenarios (default: all of them, in this order).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
+    /// Settings profiles of the kill and link-down scenarios (default: both).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    profiles: Vec<ProfileName>,
+}
+
+/// The settings profiles, by name.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ProfileName {
+    /// [`DEFAULTS`].
+    Defaults,
+    /// [`FAST`].
+    Fast,
 }
 
 /// The scenarios of this benchmark.
@@ -67,6 +79,12 @@ enum Scenario {
     Leader,
 }
 
+/// A fault comes at a random moment within this long after the load starts: longer than a check period
+/// (1 s) and a renewal interval (667 ms) of the default settings.
+const FAULT_PHASE_SPREAD: Duration = Duration::from_millis(1_000);
+/// Set (to anything), every failover and switchover run prints its outage and the timeline of its
+/// writer move (a switchover slower than 150 ms prints it anyway).
+const TIMING_ENV: &str = "MMM_BENCH_TIMING";
 /// How long the cluster may take to settle (every host ONLINE) at start and after a fault.
 const SETTLE: Duration = Duration::from_secs(60);
 /// How long a host may take to return to ONLINE after a run.
@@ -387,6 +405,14 @@ async fn failover_run(
     let new_id = lab.host(other).server_id;
     let oracle = start_oracle(lab).await?;
     let load = start_load(lab).await?;
+    // The fault comes at a random moment, as a real one does: its phase against the checks' probes and
+    // the lease renewals (every third of a lease from the last status change, which the run's set-up
+    // made) is then uniform. Without this the fault fell at the same point of the renewal cycle in
+    // every run.
+    tokio::time::sleep(Duration::from_millis(
+        rand::random::<u64>() % FAULT_PHASE_SPREAD.as_millis() as u64,
+    ))
+    .await;
     let (t0, w0) = (Instant::now(), wall_ms());
     match fault {
         Fault::KillMysqld => lab.kill_mysqld(writer).await?,
@@ -424,9 +450,31 @@ async fn failover_run(
         Ok(t) => series.action.push(between_ms(t, first_new_wall)),
         Err(e) => series.failures.push(format!("{e:#}")),
     }
+    if std::env::var_os(TIMING_ENV).is_some() {
+        eprintln!(
+            "  {fault:?} of {writer}: client outage {:?}",
+            outage_in(&history, t0, first_new)
+        );
+        print_last_move_timing(cluster);
+    }
     let run = format!("{fault:?} of {writer}");
     series.oracle.judge(lab, cluster, oracle, &run).await;
     Ok(())
+}
+
+/// Prints, to stderr, the timeline of the cluster's last writer move (`mmmctl history --timing`): where
+/// a slow run's time went.
+fn print_last_move_timing(cluster: &MmmCluster<'_>) {
+    if let Ok(out) = cluster.mmmctl(&["history", "--timing", "40"]) {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        // The last move only.
+        let from = lines
+            .iter()
+            .rposition(|l| !l.starts_with(' ') && !l.trim().is_empty())
+            .unwrap_or(0);
+        eprintln!("    {}", lines[from..].join("\n    "));
+    }
 }
 
 /// With `MMM_LAB_KEEP` set, copies the lab's logs aside (a fresh lab reuses the slot's directory).
@@ -541,17 +589,10 @@ async fn switchover_series(
                 if !errors.is_empty() {
                     eprintln!("    client errors: {}", errors.join("; "));
                 }
-                if outage_in(&history, t0, first) > Duration::from_millis(150) {
-                    if let Ok(out) = cluster.mmmctl(&["history", "--timing", "40"]) {
-                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                        let lines: Vec<&str> = text.lines().collect();
-                        // The last move only.
-                        let from = lines
-                            .iter()
-                            .rposition(|l| !l.starts_with(' ') && !l.trim().is_empty())
-                            .unwrap_or(0);
-                        eprintln!("    {}", lines[from..].join("\n    "));
-                    }
+                if outage_in(&history, t0, first) > Duration::from_millis(150)
+                    || std::env::var_os(TIMING_ENV).is_some()
+                {
+                    print_last_move_timing(&cluster);
                 }
             }
             (p, first) => failures.push(format!(
@@ -709,11 +750,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let runs = |s: Scenario| a.only.is_empty() || a.only.contains(&s);
 
+    let profiles: Vec<Profile> = [(ProfileName::Defaults, DEFAULTS), (ProfileName::Fast, FAST)]
+        .into_iter()
+        .filter(|(n, _)| a.profiles.is_empty() || a.profiles.contains(n))
+        .map(|(_, p)| p)
+        .collect();
     if runs(Scenario::Kill) {
-        fault_tables(Fault::KillMysqld, a.kill_runs).await?;
+        fault_tables(Fault::KillMysqld, &profiles, a.kill_runs).await?;
     }
     if runs(Scenario::Link) {
-        fault_tables(Fault::LinkDown, a.link_runs).await?;
+        fault_tables(Fault::LinkDown, &profiles, a.link_runs).await?;
     }
     if runs(Scenario::Switchover) {
         switchover_table(a.switch_runs).await?;
@@ -724,9 +770,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fault_tables(fault: Fault, runs: usize) -> anyhow::Result<()> {
+async fn fault_tables(fault: Fault, profiles: &[Profile], runs: usize) -> anyhow::Result<()> {
     let mut series = Vec::new();
-    for p in [DEFAULTS, FAST] {
+    for &p in profiles {
         eprintln!("{}, {}: {runs} runs", fault.describe(), p.name);
         series.push((p.name, failover_series(p, fault, runs).await?));
     }

@@ -1,8 +1,10 @@
 //! Runs the checks of every host and keeps their results.
 //!
 //! Two tasks per host: one pings, one runs the MySQL checks over the host's kept connection. Every
-//! check runs every `check_period` with its own `timeout`, so a slow or hung host delays only its
-//! own checks. A third task pings `ping_ips` every `ping_interval` (the network self-check).
+//! MySQL check runs every `check_period` with its own `timeout`, so a slow or hung host delays only its
+//! own checks; the ping probes more often (`ping::probe_interval`: a fortieth of `trap_period`, within
+//! a budget of echoes a second), probes overlapping. A third task pings `ping_ips` every
+//! `ping_interval` (the network self-check).
 //! Every change of a status bumps a `watch` counter so the leader loop and the reporter react at
 //! once rather than on their next period.
 
@@ -17,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::mysql::{self, MysqlProbe};
-use super::ping::{Icmp, PING_TIMEOUT};
+use super::ping::{self, Icmp, PING_TIMEOUT};
 use super::status::{CheckOutcome, CheckStatus, CheckTrack};
 
 /// Index of each check in [`Checks::NAMES`].
@@ -125,11 +127,13 @@ impl Checker {
             ping_ips = ping_ips.len(),
             "checks starting"
         );
+        let hosts = targets.len();
         for t in targets {
             tokio::spawn(ping_loop(
                 Arc::clone(&checker),
                 Arc::clone(&icmp),
                 t.clone(),
+                ping::probe_interval(&checks.ping, hosts),
                 checks.ping,
                 shutdown.clone(),
             ));
@@ -257,32 +261,41 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
 }
 
-/// Pings one host every `ping.check_period`.
+/// Pings one host every [`ping::probe_interval`]. Probes overlap (one sent while the host answers no
+/// more does not wait for the one before to time out), so a probe goes out every interval whatever the
+/// timeout; an answer older than one already recorded (a slow reply overtaken by a later probe's) is
+/// dropped, so the newest evidence counts.
 async fn ping_loop(
     checker: Arc<Checker>,
     icmp: Arc<Icmp>,
     host: HostTarget,
+    every: Duration,
     ping: CheckConfig,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval_at(
-        first_due(ping.check_period),
-        ping.check_period.max(Duration::from_millis(10)),
-    );
+    let mut tick = tokio::time::interval_at(first_due(every), every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let timeout = ping.timeout.min(PING_TIMEOUT);
+    let icmp = &*icmp;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut newest_recorded: Option<Instant> = None;
     while !stopping(&stop) {
         tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => continue,
+            _ = tick.tick() => {
+                let began = Instant::now();
+                let ip = host.ip;
+                in_flight.push(async move { (began, icmp.ping(ip, timeout).await) });
+            }
+            Some((began, r)) = futures::StreamExt::next(&mut in_flight) => {
+                checker.took(&host.name, PING, began.elapsed());
+                if newest_recorded.is_some_and(|n| n > began) {
+                    continue;
+                }
+                newest_recorded = Some(began);
+                checker.record(&host.name, PING, r);
+            }
+            _ = stop.changed() => {}
         }
-        let began = Instant::now();
-        let r = tokio::select! {
-            r = icmp.ping(host.ip, timeout) => r,
-            _ = stop.changed() => continue,
-        };
-        checker.took(&host.name, PING, began.elapsed());
-        checker.record(&host.name, PING, r);
     }
 }
 

@@ -67,7 +67,7 @@ pub use output::{Action, DesiredStatus, LogLevel, Output};
 pub use placement::{eligible, pick_host};
 pub use states::{next_state, peer_of, Transition};
 pub use status::{agent_status_for, push_allowed};
-pub use writer::{choose_candidate, Candidate, POSITION_SETTLED_MS};
+pub use writer::{choose_candidate, holds_writer_ips, Candidate, POSITION_SETTLED_MS};
 
 use round::Round;
 

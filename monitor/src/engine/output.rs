@@ -93,6 +93,9 @@ pub struct DesiredStatus {
     /// old master is ONLINE only once checked, so its unacknowledged tail never flows into the writer or
     /// a future candidate.
     pub isolate_from: Vec<String>,
+    /// The hosts of `isolate_from` that are HARD_OFFLINE (unreachable by a majority of monitors, or
+    /// their mysqld down): an agent stopping replication from one gives it less time to answer.
+    pub hard_offline: Vec<String>,
     /// The errant transactions this host's agent must save, undo, and rejoin from (the automatic
     /// rejoin, [`super::errant`]); `None` when none is asked.
     pub rejoin: Option<String>,

@@ -55,10 +55,17 @@ pub fn agent_status_for(state: &ClusterState, host: &str, cfg: &EngineConfig) ->
         })
         .map(|(h, _)| h.clone())
         .collect();
+    let hard_offline = state
+        .hosts
+        .iter()
+        .filter(|(h, r)| *h != host && r.state == HostState::HardOffline)
+        .map(|(h, _)| h.clone())
+        .collect();
     let rejoin = state.hosts.get(host).and_then(|r| r.rejoin.clone());
     DesiredStatus {
         rejoin,
         isolate_from,
+        hard_offline,
         state: st,
         roles,
         active_master,

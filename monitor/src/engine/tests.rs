@@ -1100,6 +1100,12 @@ fn the_writer_is_told_to_isolate_every_unverified_host() {
         agent_status_for(&s, "db1", &c).isolate_from,
         vec!["db2".to_string(), "db3".to_string(), "db4".to_string()]
     );
+    // Of those, the HARD_OFFLINE ones are named too (a source among them gets less time to answer).
+    assert_eq!(
+        agent_status_for(&s, "db1", &c).hard_offline,
+        vec!["db4".to_string()]
+    );
+    assert!(agent_status_for(&s, "db4", &c).hard_offline.is_empty());
     // Every host is told (a replica may still follow a host that failed).
     assert_eq!(
         agent_status_for(&s, "db3", &c).isolate_from,

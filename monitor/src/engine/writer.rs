@@ -132,6 +132,18 @@ fn writer_ips(cfg: &EngineConfig) -> Vec<String> {
     cfg.writer().map(|(_, r)| r.ips.clone()).unwrap_or_default()
 }
 
+/// Whether `host` owns every writer IP in `state`: only such an active master is expected writable
+/// (its agent keeps one without them read-only by design). The leader asks it too, to know when the
+/// time a writer was not kept writable runs.
+pub fn holds_writer_ips(state: &ClusterState, cfg: &EngineConfig, host: &str) -> bool {
+    writer_ips(cfg).iter().all(|ip| {
+        state
+            .role_ips
+            .get(ip)
+            .is_some_and(|r| r.owner.as_deref() == Some(host))
+    })
+}
+
 /// The commands that start moving the writer role from `from` to `to`.
 pub fn begin_commands(
     state: &ClusterState,
@@ -334,13 +346,7 @@ pub(crate) fn manage_writer(round: &mut Round<'_>, start: &ClusterState) {
     let unwritable = round.input.agent(&am).not_writable_ms;
     // Only an active master that holds the writer IPs is expected writable: one whose role was taken
     // away (its mysqld died and no one could take over) is given it back below once it is ONLINE.
-    let holds_role = writer_ips(cfg).iter().all(|ip| {
-        round
-            .sim
-            .role_ips
-            .get(ip)
-            .is_some_and(|r| r.owner.as_deref() == Some(am.as_str()))
-    });
+    let holds_role = holds_writer_ips(&round.sim, cfg, &am);
     let stuck = mode == Mode::Active
         && rec.state != HostState::Unknown
         && holds_role
