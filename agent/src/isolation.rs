@@ -209,9 +209,12 @@ impl Isolation {
                 // that answers is not cut off: its dump thread must be killed (a dump thread left
                 // behind still counts as a semi-sync replica there).
                 let port = u16::try_from(rep.source_port).unwrap_or(3306);
-                let wait = answer_timeout(hard_offline.contains(&source));
+                let hard = hard_offline.contains(&source);
+                let wait = answer_timeout(hard);
                 match topo.hosts.get(&source) {
                     Some(IpAddr::V4(ip)) if !answers(*ip, port, wait).await => {
+                        tracing::info!(source = %source, hard_offline = hard, answer_timeout_ms = wait.as_millis() as u64,
+                            "the source did not answer a TCP connection: cut off while the IO thread stops");
                         firewall
                             .while_cut_off(*ip, port, db.stop_replica_io())
                             .await?

@@ -591,8 +591,8 @@ fn push_all(
             continue;
         }
         let health = ctx.agents.health(host);
-        let (due, in_flight, changed, stamp_age) = {
-            let tracks = lock(&p.tracks);
+        let held = {
+            let mut tracks = lock(&p.tracks);
             let t = tracks.get(host);
             if !may_push(state, &desired, &health, t) {
                 continue;
@@ -618,38 +618,29 @@ fn push_all(
                     "status due"
                 );
             }
-            let stale = stale || reconnected;
+            if !(changed || stale || reconnected) || t.is_some_and(|t| t.in_flight) {
+                continue;
+            }
             let stamp_age = t
                 .and_then(|t| freshest_stamp(health.stamp, t.reply_stamp))
                 .or(health.stamp)
                 .map(|(_, at)| at.elapsed());
-            (
-                changed || stale,
-                t.is_some_and(|t| t.in_flight),
-                changed,
-                stamp_age,
-            )
-        };
-        if !due || in_flight {
-            continue;
-        }
-        // Not renewed into silence (`crate::lease`): the next stamp, if one comes, renews.
-        let held = p.bounds.holds_renewal(desired.writer, changed, stamp_age);
-        if let Some(t) = lock(&p.tracks)
-            .get_mut(host)
-            .filter(|t| t.renewal_held != held)
-        {
-            t.renewal_held = held;
-            if held {
-                tracing::info!(host, stamp_age_ms = ?stamp_age.map(|a| a.as_millis() as u64),
-                    "writer lease renewal held: no recent stamp from the writer's agent");
-            } else if desired.writer {
-                tracing::info!(
-                    host,
-                    "writer lease renewals resume: the writer's agent is heard again"
-                );
+            // Not renewed into silence (`crate::lease`): the next stamp, if one comes, renews.
+            let held = p.bounds.holds_renewal(desired.writer, changed, stamp_age);
+            if let Some(t) = tracks.get_mut(host).filter(|t| t.renewal_held != held) {
+                t.renewal_held = held;
+                if held {
+                    tracing::info!(host, stamp_age_ms = ?stamp_age.map(|a| a.as_millis() as u64),
+                        "writer lease renewal held: no recent stamp from the writer's agent");
+                } else if desired.writer {
+                    tracing::info!(
+                        host,
+                        "writer lease renewals resume: the writer's agent is heard again"
+                    );
+                }
             }
-        }
+            held
+        };
         if held {
             continue;
         }

@@ -131,6 +131,20 @@ async fn fault_master_link_down() -> anyhow::Result<()> {
     env.link_down("db1").await?;
     let w = env.wait_new_writer("db1", FAILOVER).await?;
     assert_eq!(w, "db2");
+    // The candidate gave its unreachable source, which the monitors found HARD_OFFLINE, the short
+    // time to answer before cutting it off (that wait is on the failover's critical path).
+    let cut_off = lab
+        .logs_of("agent-db2")
+        .lines()
+        .filter(|l| l.contains("the source did not answer a TCP connection"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        cut_off
+            .iter()
+            .any(|l| l.contains("hard_offline=true") && l.contains("answer_timeout_ms=20")),
+        "db2 cut db1 off after the HARD_OFFLINE answer time: {cut_off:?}"
+    );
     env.wait_more_acks(20, FAILOVER).await?;
     env.finish(
         "master link down",

@@ -513,8 +513,9 @@ fn oracle_unit_list_reads_must_be_prefixes_of_the_final_list() {
             Finding::ListNotPrefix {
                 key: 1,
                 count: 1,
+                served_by,
                 ..
-            }
+            } if served_by == &BTreeSet::from(["db2".to_string()])
         ),
         "{found:?}"
     );
@@ -550,6 +551,64 @@ fn oracle_unit_list_reads_must_be_prefixes_of_the_final_list() {
             .any(|f| matches!(f, Finding::ListNotPrefix { key: 1, .. })),
         "{found:?}"
     );
+}
+
+/// Reads of undone writes are allowed only where the scenario says so: from a host rebuilt afterwards
+/// when repairs are allowed, from any host when clients were cut off with the old writer; never
+/// otherwise, and never other findings.
+#[test]
+fn oracle_unit_undone_reads_are_allowed_only_from_repaired_hosts() {
+    use mmm_lab::scenario::{undone_read_tolerated, Expect};
+    let list = |hosts: &[&str]| Finding::ListNotPrefix {
+        key: 2,
+        client: "probe-db1".into(),
+        at: Duration::from_secs(3),
+        count: hosts.len(),
+        served_by: hosts.iter().map(|h| h.to_string()).collect(),
+        detail: String::new(),
+    };
+    let counter = |host: &str| Finding::NonMonotonicRead {
+        host: host.into(),
+        client: "reader-10.213.0.101".into(),
+        at: Duration::from_secs(3),
+        before: 10,
+        after: 9,
+        count: 1,
+    };
+    let lost = Finding::Lost {
+        host: "db2".into(),
+        write: LostWrite::Insert {
+            id: 7,
+            by: "db1".into(),
+        },
+    };
+    let none = Expect::outage(Duration::from_secs(1));
+    let repairs = none.with_repairs();
+    let cut_off = repairs.with_reads_of_undone_writes();
+    let db1 = vec!["db1 (errant transactions)".to_string()];
+    let nobody: Vec<String> = Vec::new();
+    // (finding, expect, repaired, tolerated)
+    let table: Vec<(Finding, Expect, &Vec<String>, bool)> = vec![
+        (list(&["db1"]), repairs, &db1, true),
+        (list(&["db1"]), none, &db1, false),
+        (list(&["db1"]), repairs, &nobody, false),
+        (list(&["db1", "db2"]), repairs, &db1, false),
+        (list(&["?"]), repairs, &db1, false),
+        (list(&[]), repairs, &db1, false),
+        (list(&["db2"]), cut_off, &nobody, true),
+        (counter("db1"), repairs, &db1, true),
+        (counter("db2"), repairs, &db1, false),
+        (counter("db1"), none, &db1, false),
+        (counter("db1"), cut_off, &db1, true),
+        (lost.clone(), cut_off, &db1, false),
+    ];
+    for (i, (f, expect, repaired, want)) in table.iter().enumerate() {
+        assert_eq!(
+            undone_read_tolerated(f, expect, repaired),
+            *want,
+            "row {i}: {f} with {expect:?} and repaired {repaired:?}"
+        );
+    }
 }
 
 #[test]

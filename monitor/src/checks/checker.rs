@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mmm_config::{CheckConfig, Checks, Config};
+use mmm_config::{Checks, Config};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -134,7 +134,7 @@ impl Checker {
                 Arc::clone(&icmp),
                 t.clone(),
                 ping::probe_interval(&checks.ping, hosts),
-                checks.ping,
+                checks.ping.timeout.min(PING_TIMEOUT),
                 shutdown.clone(),
             ));
             tokio::spawn(mysql_loop(
@@ -264,18 +264,17 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
 /// Pings one host every [`ping::probe_interval`]. Probes overlap (one sent while the host answers no
 /// more does not wait for the one before to time out), so a probe goes out every interval whatever the
 /// timeout; an answer older than one already recorded (a slow reply overtaken by a later probe's) is
-/// dropped, so the newest evidence counts.
+/// dropped, so the newest evidence counts. Each probe waits at most `timeout` for its answer.
 async fn ping_loop(
     checker: Arc<Checker>,
     icmp: Arc<Icmp>,
     host: HostTarget,
     every: Duration,
-    ping: CheckConfig,
+    timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval_at(first_due(every), every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let timeout = ping.timeout.min(PING_TIMEOUT);
     let icmp = &*icmp;
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut newest_recorded: Option<Instant> = None;

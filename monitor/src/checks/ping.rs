@@ -88,6 +88,8 @@ impl Icmp {
                 return CheckOutcome::unknown(e.clone());
             }
         };
+        // A pinger is a handle on the shared socket (two reference counts): one per probe lets probes
+        // to one host overlap, which one kept pinger (its `ping` takes `&mut self`) would not.
         let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
         pinger.timeout(timeout);
         let seq = PingSequence(SEQUENCE.fetch_add(1, Ordering::Relaxed));

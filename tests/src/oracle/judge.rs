@@ -141,6 +141,9 @@ pub enum Finding {
         at: Duration,
         /// How many reads of this list offend.
         count: usize,
+        /// The hosts that served the offending reads (`?` where the connection's server is unknown): a
+        /// read of a host later rebuilt from the writer may show that host's own undone tail.
+        served_by: BTreeSet<String>,
         /// The read and the reference, shortened.
         detail: String,
     },
@@ -271,10 +274,12 @@ impl fmt::Display for Finding {
                 client,
                 at: t,
                 count,
+                served_by,
                 detail,
             } => write!(
                 f,
-                "list {key}: read by {client} at {} is not a prefix of the final list ({count} such reads): {detail}",
+                "list {key}: read by {client} at {} is not a prefix of the final list ({count} such reads, \
+                 served by {served_by:?}): {detail}",
                 at(*t)
             ),
             Finding::ListDuplicate { key, elem, seen_in } => {
@@ -847,6 +852,10 @@ pub fn list_findings(ev: &Evidence) -> Vec<Finding> {
                 client: ev.history.client_name(e.client).to_string(),
                 at: e.sent.saturating_duration_since(t0),
                 count: bad.len(),
+                served_by: bad
+                    .iter()
+                    .map(|(e, _)| e.server_id.map_or("?".into(), |id| host_of(ev, id)))
+                    .collect(),
                 detail: format!("read {} vs final {}", short(l), short(&reference)),
             });
         }
