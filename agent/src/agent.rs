@@ -1031,6 +1031,9 @@ impl Agent {
 
     /// Makes the host match the recorded status. The caller holds `apply_lock`.
     async fn apply(&self, kind: ApplyKind) {
+        // Where the time of an apply goes, by step number below (logged at debug level at the end).
+        let t0 = Instant::now();
+        let mut marks: Vec<(&str, u128)> = Vec::new();
         let (desired, writer, lease_end) = {
             let st = self.state();
             let now = Instant::now();
@@ -1053,6 +1056,7 @@ impl Agent {
         let release_hold =
             held_since.is_some_and(|since| !hold_wanted || since.elapsed() >= HOLD_LIMIT);
 
+        marks.push(("1", t0.elapsed().as_micros()));
         // 1. A host that must not write stops taking connections on the writer VIP first: it needs no
         //    SQL, so a hung or unreachable mysqld cannot delay it (refused at once; the address goes
         //    in step 4, once the sessions are killed). Held writes keep it until the hold ends (below).
@@ -1085,6 +1089,7 @@ impl Agent {
             self.check_settings(db).await;
         }
 
+        marks.push(("2", t0.elapsed().as_micros()));
         // 2. Writes held for a planned hand-over stay held while the status asks for it (and not
         //    beyond HOLD_LIMIT); the writer VIP is gone by now, then the waiting sessions are killed
         //    and the hold released.
@@ -1092,6 +1097,7 @@ impl Agent {
             self.release_held_writes(db.as_mut(), &mut errors).await;
         }
 
+        marks.push(("3", t0.elapsed().as_micros()));
         // 3. Not the writer (or lease gone): deny writes — or, in a planned hand-over, hold them so
         //    clients wait rather than fail.
         let mut demoted_gtid = String::new();
@@ -1123,6 +1129,7 @@ impl Agent {
         }
         self.state().demoted_gtid = demoted_gtid;
 
+        marks.push(("4", t0.elapsed().as_micros()));
         // 4. Drop every other configured role IP that is not wanted now.
         let present = match self.vips.present().await {
             Ok(p) => p,
@@ -1155,6 +1162,7 @@ impl Agent {
             }
         }
 
+        marks.push(("5", t0.elapsed().as_micros()));
         // 5. Replication (commands only; not while writes are held: a replication change would wait
         //    for the held lock).
         // A running rejoin owns replication until it is done ([`crate::rejoin`]).
@@ -1170,6 +1178,7 @@ impl Agent {
             }
         }
 
+        marks.push(("5a", t0.elapsed().as_micros()));
         // 5a. Nothing is fetched from an unverified source (on a candidate: before it applies what it
         //     received, and before writes open below); a candidate with a target position keeps
         //     fetching until it reached it.
@@ -1184,6 +1193,7 @@ impl Agent {
             }
         }
 
+        marks.push(("5b", t0.elapsed().as_micros()));
         // 5b. The failover's candidate applies what it received, what its peers have
         //     ([`crate::peer_catch_up`]) and the old writer's last position.
         let mut caught_up = false;
@@ -1239,6 +1249,7 @@ impl Agent {
             st.catch_up_missed = missed && !caught_up;
         }
 
+        marks.push(("5c", t0.elapsed().as_micros()));
         // 5c. A diverged old master asked to rejoin saves and undoes its errant transactions (a task of
         //     its own: an apply the leader gives up on must not stop an undo half-way).
         if let (false, Some(d)) = (writer, desired.as_ref()) {
@@ -1266,6 +1277,7 @@ impl Agent {
             errors.push("the writer role came without a valid lease: writes stay denied".into());
         }
 
+        marks.push(("6", t0.elapsed().as_micros()));
         // 6. The writer: keep the lease in mysqld's fence, wait for catch-up, then allow writes.
         let mut writable = false;
         if writer {
@@ -1293,6 +1305,7 @@ impl Agent {
             self.set_writable(writable && desired.is_some());
         }
 
+        marks.push(("7", t0.elapsed().as_micros()));
         // 7. Add the wanted VIPs (writer IPs only once writes are allowed) and announce them.
         if !writable {
             want.retain(|ip| !writer_ips.contains(ip));
@@ -1330,6 +1343,8 @@ impl Agent {
             db.close().await;
         }
 
+        marks.push(("end", t0.elapsed().as_micros()));
+        tracing::debug!(steps_us = ?marks, "apply timing");
         let text = errors.join("; ");
         let mut st = self.state();
         if text != st.last_error {

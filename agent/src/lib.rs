@@ -364,7 +364,10 @@ pub async fn run(
                 .await
         }
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+            // TCP_NODELAY: a reply's frames written one after another must not wait for the
+            // monitor's delayed ACK (up to 40 ms on Linux); the TLS path sets it too.
+            let incoming = tonic::transport::server::TcpIncoming::from(listeners.grpc)
+                .with_nodelay(Some(true));
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await

@@ -12,7 +12,6 @@ use anyhow::{anyhow, bail, Context};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ConsensusConfig;
 use crate::faults::NetworkFaults;
@@ -71,9 +70,12 @@ async fn serve(node: &Arc<ConsensusNode>, listener: TcpListener) -> Server {
     let task = tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = rx.await;
-            })
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await;
         if let Err(e) = res {
             tracing::warn!(node = %name, error = %e, "raft server ended with an error");
