@@ -364,12 +364,8 @@ pub async fn run(
                 .await
         }
         None => {
-            // TCP_NODELAY: a reply's frames written one after another must not wait for the
-            // monitor's delayed ACK (up to 40 ms on Linux); the TLS path sets it too.
-            let incoming = tonic::transport::server::TcpIncoming::from(listeners.grpc)
-                .with_nodelay(Some(true));
             router
-                .serve_with_incoming_shutdown(incoming, shutdown)
+                .serve_with_incoming_shutdown(mmm_tls::plain_incoming(listeners.grpc), shutdown)
                 .await
         }
     }

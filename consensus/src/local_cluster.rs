@@ -70,12 +70,9 @@ async fn serve(node: &Arc<ConsensusNode>, listener: TcpListener) -> Server {
     let task = tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = rx.await;
-                },
-            )
+            .serve_with_incoming_shutdown(mmm_tls::plain_incoming(listener), async {
+                let _ = rx.await;
+            })
             .await;
         if let Err(e) = res {
             tracing::warn!(node = %name, error = %e, "raft server ended with an error");

@@ -216,11 +216,9 @@ pub async fn run(
                 .await
         }
         None => {
-            // TCP_NODELAY: a reply's frames written one after another must not wait for the
-            // peer's delayed ACK (up to 40 ms on Linux); the TLS path sets it too.
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-            router.serve_with_incoming_shutdown(incoming, stopped).await
+            router
+                .serve_with_incoming_shutdown(mmm_tls::plain_incoming(grpc), stopped)
+                .await
         }
     };
     consensus.shutdown().await;

@@ -133,12 +133,11 @@ async fn fault_master_link_down() -> anyhow::Result<()> {
     assert_eq!(w, "db2");
     // The candidate gave its unreachable source, which the monitors found HARD_OFFLINE, the short
     // time to answer before cutting it off (that wait is on the failover's critical path).
-    let cut_off = lab
-        .logs_of("agent-db2")
+    let logs = lab.logs_of("agent-db2");
+    let cut_off: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("the source did not answer a TCP connection"))
-        .map(str::to_string)
-        .collect::<Vec<_>>();
+        .collect();
     assert!(
         cut_off
             .iter()

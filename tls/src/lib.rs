@@ -27,7 +27,7 @@ pub use authz::{PeerGate, PeerPolicy};
 pub use client::{channel_for, ClientTls, TlsConnector};
 pub use error::TlsError;
 pub use material::{TlsFiles, TlsMaterial};
-pub use server::{incoming, ServerTls};
+pub use server::{incoming, plain_incoming, ServerTls};
 
 /// What every start of `mmm-monitor` and `mmm-agent` logs (WARN) when `<socket> type` is not `ssl`.
 /// Plain text stays possible for MMM compatibility, but it must not go unnoticed.
