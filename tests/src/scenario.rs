@@ -679,11 +679,13 @@ impl<'a> Scenario<'a> {
             killed_by_agents(self.lab)
         );
         let mut problems = Vec::new();
+        let mut findings = Vec::new();
         for f in report.findings() {
             if undone_read_tolerated(f, &expect, &self.repaired) {
                 eprintln!("FAULT-TOLERATED {scenario}: {f}");
             } else {
                 problems.push(format!("oracle: {f}"));
+                findings.push(f.clone());
             }
         }
         let outage = report
@@ -712,6 +714,7 @@ impl<'a> Scenario<'a> {
         let writer_changes = self.writer_changes().await.unwrap_or(0);
         Ok(Judged {
             report,
+            findings,
             problems,
             outage,
             writer_changes,
@@ -774,6 +777,9 @@ pub fn undone_read_tolerated(f: &oracle::Finding, expect: &Expect, repaired: &[S
 pub struct Judged {
     /// The oracle's report.
     pub report: OracleReport,
+    /// The report's findings the scenario does not tolerate ([`undone_read_tolerated`]): what a test
+    /// that judges findings itself must look at.
+    pub findings: Vec<oracle::Finding>,
     /// Everything held against the run (empty: passed).
     pub problems: Vec<String>,
     /// Longest write outage through the writer VIP.

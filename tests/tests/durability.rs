@@ -247,7 +247,8 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
     drop(db2);
     env.wait_more_acks(20, FAILOVER).await?;
     // What async_failover 1 accepts, and says: writes db1 acknowledged without a replica may be lost
-    // (a lost write or a CAS value set again, acknowledged by db1). Anything else fails the test.
+    // (a lost write or a CAS value set again, acknowledged by db1). Anything else the scenario does not
+    // tolerate (`undone_read_tolerated`: reads of db1's undone tail before its repair) fails the test.
     let j = env
         .finish_judged(
             "a failover away from an asynchronous writer",
@@ -264,7 +265,7 @@ async fn durability_a_failover_away_from_an_asynchronous_writer_says_so() -> any
         _ => false,
     };
     let (accepted, unexpected): (Vec<&Finding>, Vec<&Finding>) =
-        j.report.findings().iter().partition(|f| by_async_writer(f));
+        j.findings.iter().partition(|f| by_async_writer(f));
     for f in &accepted {
         eprintln!("accepted (acknowledged by the asynchronous writer): {f}");
     }
